@@ -1,0 +1,1 @@
+"""HTTP: request authentication and the servers' plumbing."""

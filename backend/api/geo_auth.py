@@ -1,0 +1,108 @@
+"""GitLab's `GL-Geo` request authentication.
+
+A secondary signs every request to the primary's Geo API with
+`Authorization: GL-Geo <access_key>:<JWT>`: HS256 keyed with its secret,
+`jti`, `iat`, `nbf = iat - 5 s`, `exp = iat + 60 s`, and a `data` claim
+(a JSON string) bound to the request, so a token cannot be reused for
+another record or endpoint. The primary also refuses a token seen before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import jwt
+import jwt.warnings
+
+# Secrets are checked for length by the configuration (MIN_SECRET_LENGTH);
+# PyJWT's per-call warning would only flood the logs.
+warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
+
+SCHEME = "GL-Geo"
+MIN_SECRET_LENGTH = 16
+TOKEN_LIFETIME = 60
+NOT_BEFORE_SKEW = 5
+LEEWAY = 60
+
+
+class GeoAuthError(Exception):
+    """The request is not authenticated; the message says why (no secrets)."""
+
+
+def retrieve_data(replicable_name: str, replicable_id: int) -> dict:
+    return {"replicable_name": replicable_name, "replicable_id": int(replicable_id)}
+
+
+def request_data(method: str, path: str, query: dict | None = None,
+                 body: bytes = b"") -> dict:
+    """Claims binding a token to one request: method, path, query, body."""
+    canonical_query = urlencode(sorted((query or {}).items()))
+    return {"request": f"{method.upper()} {path}?{canonical_query}",
+            "body_sha256": hashlib.sha256(body).hexdigest()}
+
+
+def authorization_header(access_key: str, secret: str, data: dict) -> str:
+    issued = int(time.time())
+    claims = {"jti": str(uuid.uuid4()), "iat": issued, "nbf": issued - NOT_BEFORE_SKEW,
+              "exp": issued + TOKEN_LIFETIME, "data": json.dumps(data, sort_keys=True)}
+    token = jwt.encode(claims, secret, algorithm="HS256")
+    return f"{SCHEME} {access_key}:{token}"
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    access_key: str
+    secret: str
+
+
+class GeoAuthenticator:
+    """Checks GL-Geo headers against the known secondaries' keys."""
+
+    def __init__(self, peers: list[Peer]) -> None:
+        self._peers = {peer.access_key: peer for peer in peers}
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, header: str | None, expected: dict) -> Peer:
+        if not header:
+            raise GeoAuthError("missing Authorization header")
+        scheme, _, credentials = header.partition(" ")
+        if scheme != SCHEME or ":" not in credentials:
+            raise GeoAuthError(f"Authorization must be '{SCHEME} <access_key>:<token>'")
+        access_key, _, token = credentials.partition(":")
+        peer = self._peers.get(access_key)
+        if peer is None:
+            raise GeoAuthError("unknown access key")
+        try:
+            claims = jwt.decode(token, peer.secret, algorithms=["HS256"], leeway=LEEWAY,
+                                options={"require": ["exp", "iat", "nbf", "jti", "data"]})
+        except jwt.ExpiredSignatureError:
+            raise GeoAuthError("token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise GeoAuthError(f"invalid token: {exc}") from None
+        if claims["exp"] - claims["iat"] > TOKEN_LIFETIME + NOT_BEFORE_SKEW:
+            raise GeoAuthError("token lifetime too long")
+        try:
+            data = json.loads(claims["data"])
+        except (TypeError, ValueError):
+            raise GeoAuthError("invalid token data") from None
+        if data != expected:
+            raise GeoAuthError("token does not match the request")
+        self._remember(str(claims["jti"]), float(claims["exp"]) + LEEWAY)
+        return peer
+
+    def _remember(self, jti: str, expires: float) -> None:
+        now = time.time()
+        with self._lock:
+            if jti in self._seen:
+                raise GeoAuthError("token already used")
+            if len(self._seen) > 10_000:
+                self._seen = {key: exp for key, exp in self._seen.items() if exp > now}
+            self._seen[jti] = expires

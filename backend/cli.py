@@ -1,0 +1,128 @@
+"""Command line: `python main.py <command>` (see `--help`).
+
+Every command takes --config FILE (or GEO_CONSOLE_CONFIG). Bad input ends
+with one line on stderr and a non-zero exit, and changes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+
+from backend.config import Config, ConfigError, load_config
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + message; we want one line
+        raise UsageError(message)
+
+
+def _common_options(top_level: bool) -> argparse.ArgumentParser:
+    """--config and --type, accepted before or after the command.
+
+    Only the top level sets defaults; below it they are suppressed so a
+    subcommand never overwrites a value given before it.
+    """
+    common = OneLineParser(add_help=False)
+    config_default = os.environ.get("GEO_CONSOLE_CONFIG") if top_level else argparse.SUPPRESS
+    common.add_argument("--config", metavar="FILE", default=config_default,
+                        help="TOML configuration (default: $GEO_CONSOLE_CONFIG)")
+    common.add_argument("--type", dest="replicable", metavar="NAME",
+                        default=None if top_level else argparse.SUPPRESS,
+                        help="replicable type (default: cool_widget)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(top_level=False)
+    parser = OneLineParser(prog="geo-console", parents=[_common_options(top_level=True)],
+                           description="Replicate and verify Cool Widgets between Geo sites.")
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+
+    primary = commands.add_parser("primary", parents=[common], help="the primary site")
+    primary_commands = primary.add_subparsers(dest="primary_command", parser_class=OneLineParser)
+    primary_commands.add_parser("serve", parents=[common], help="serve the Geo API and checksum")
+    project = primary_commands.add_parser("project", parents=[common], help="projects")
+    project_commands = project.add_subparsers(dest="project_command", parser_class=OneLineParser)
+    project_add = project_commands.add_parser("add", parents=[common], help="create a project")
+    project_add.add_argument("name")
+    project_add.add_argument("--namespace", required=True, metavar="PATH",
+                             help="namespace path such as group/sub (created as a tree)")
+    project_add.add_argument("--shard", default="default", help="repository storage shard")
+    add = primary_commands.add_parser("add", parents=[common], help="store files as widgets")
+    add.add_argument("files", nargs="+", metavar="FILE")
+    add.add_argument("--project-id", type=int, metavar="N")
+    add.add_argument("--object-storage", action="store_true",
+                     help="store in object storage (file_store 2)")
+    delete = primary_commands.add_parser("delete", parents=[common], help="delete widgets")
+    delete.add_argument("ids", nargs="+", type=int, metavar="ID")
+    primary_commands.add_parser("list", parents=[common], help="list widgets")
+
+    secondary = commands.add_parser("secondary", parents=[common], help="a secondary site")
+    secondary_commands = secondary.add_subparsers(dest="secondary_command",
+                                                  parser_class=OneLineParser)
+    secondary_commands.add_parser("run", parents=[common], help="run the engine headless")
+
+    status = commands.add_parser("status", parents=[common], help="geo:status")
+    status.add_argument("--json", action="store_true")
+    commands.add_parser("check", parents=[common],
+                        help="exit 0 only when everything is synced and verified")
+
+    def add_filters(sub):
+        sub.add_argument("--replication-state", metavar="S",
+                         help="pending, started, synced or failed")
+        sub.add_argument("--verification-state", metavar="S",
+                         help="pending, started, succeeded, failed or disabled")
+
+    registries = commands.add_parser("registries", parents=[common], help="list registries")
+    add_filters(registries)
+    registries.add_argument("--json", action="store_true")
+    registries.add_argument("--limit", type=int, metavar="N")
+    for name, text in (("resync", "download again"), ("reverify", "verify again")):
+        action = commands.add_parser(name, parents=[common], help=f"{text}: registry ids or --all")
+        action.add_argument("ids", nargs="*", type=int, metavar="ID")
+        action.add_argument("--all", action="store_true", help="every registry of the filter")
+        add_filters(action)
+
+    demo = commands.add_parser("demo", parents=[common], help="primary + secondary demo")
+    demo.add_argument("--headless", action="store_true", help="no window; print progress")
+    demo.add_argument("--workspace", metavar="DIR")
+    demo.add_argument("--duration", type=float, metavar="SECONDS")
+
+    db = commands.add_parser("db", parents=[common], help="databases")
+    db_commands = db.add_subparsers(dest="db_command", parser_class=OneLineParser)
+    db_commands.add_parser("upgrade", parents=[common], help="apply migrations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return 0
+        from backend import commands
+        return commands.dispatch(args)
+    except UsageError as exc:
+        print(f"geo-console: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line, never a traceback
+        from backend.commands import describe_error
+        print(f"geo-console: error: {describe_error(exc)}", file=sys.stderr)
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        return EXIT_ERROR

@@ -1,0 +1,266 @@
+"""Configuration: one TOML file that may describe both sites.
+
+    [primary]            database_url, storage_path, listen,
+                         minimum_reverification_interval
+    [[primary.secondaries]]  name, url, access_key, secret
+    [secondary]          name, primary_url, access_key, secret,
+                         tracking_database_url, storage_path, listen, api_token,
+                         files_max_capacity, verification_max_capacity,
+                         minimum_reverification_interval, sync_object_storage,
+                         selective_sync_type, selective_sync_namespace_ids,
+                         selective_sync_shards, status_interval
+    [feature_flags]      geo_<replicable>_replication (default true)
+
+Environment variables GEO_CONSOLE_<SECTION>_<KEY> override single values
+(GEO_CONSOLE_SECONDARY_SECRET=...). Every problem raises ConfigError with
+one line that names the file, key and what is expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.api.geo_auth import MIN_SECRET_LENGTH
+from backend.framework.scope import SELECTIVE_SYNC_TYPES, SyncScope
+
+ENV_PREFIX = "GEO_CONSOLE_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    name: str
+    url: str = ""
+    access_key: str = ""
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class PrimaryConfig:
+    database_url: str
+    storage_path: str
+    listen: str = "127.0.0.1:8090"
+    minimum_reverification_interval: int = 7
+    secondaries: tuple[PeerConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecondaryConfig:
+    name: str
+    primary_url: str
+    access_key: str
+    secret: str = field(repr=False)
+    tracking_database_url: str
+    storage_path: str
+    listen: str = "127.0.0.1:8091"
+    api_token: str = field(default="", repr=False)
+    files_max_capacity: int = 10
+    verification_max_capacity: int = 100
+    minimum_reverification_interval: int = 7
+    sync_object_storage: bool = False
+    selective_sync_type: str = ""
+    selective_sync_namespace_ids: tuple[int, ...] = ()
+    selective_sync_shards: tuple[str, ...] = ()
+    status_interval: float = 60.0
+
+    @property
+    def scope(self) -> SyncScope:
+        return SyncScope(self.selective_sync_type, tuple(self.selective_sync_namespace_ids),
+                         tuple(self.selective_sync_shards), self.sync_object_storage)
+
+
+@dataclass(frozen=True)
+class Config:
+    primary: PrimaryConfig | None = None
+    secondary: SecondaryConfig | None = None
+    feature_flags: dict[str, bool] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    def flag(self, name: str) -> bool:
+        # Released types default to on (the template's release step).
+        return self.feature_flags.get(name, True)
+
+    def require_primary(self) -> PrimaryConfig:
+        if self.primary is None:
+            raise ConfigError(f"{self.source}: no [primary] section")
+        return self.primary
+
+    def require_secondary(self) -> SecondaryConfig:
+        if self.secondary is None:
+            raise ConfigError(f"{self.source}: no [secondary] section")
+        return self.secondary
+
+
+def load_config(path: str | os.PathLike | None, environ: dict | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    source = str(path) if path else "<environment>"
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    return parse_config(data, source, environ)
+
+
+def parse_config(data: dict, source: str = "<config>", environ: dict | None = None) -> Config:
+    environ = {} if environ is None else environ
+    unknown = set(data) - {"primary", "secondary", "feature_flags"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown section [{sorted(unknown)[0]}]")
+    primary = _section(data, "primary", PrimaryConfig, source, environ)
+    secondary = _section(data, "secondary", SecondaryConfig, source, environ)
+    flags = data.get("feature_flags", {})
+    if not isinstance(flags, dict):
+        raise ConfigError(f"{source}: [feature_flags] must be a table")
+    flags = dict(flags)
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX + "FEATURE_FLAGS_"):
+            flags[name.removeprefix(ENV_PREFIX + "FEATURE_FLAGS_").lower()] = value
+    parsed_flags = {}
+    for name, value in flags.items():
+        parsed_flags[name] = _coerce(value, bool, f"{source}: feature_flags.{name}",
+                                     lenient=isinstance(value, str))
+    return Config(primary, secondary, parsed_flags, source)
+
+
+def _section(data: dict, name: str, cls, source: str, environ: dict):
+    raw = data.get(name)
+    prefix = f"{ENV_PREFIX}{name.upper()}_"
+    overrides = {key.removeprefix(prefix).lower(): value for key, value in environ.items()
+                 if key.startswith(prefix)}
+    if raw is None and not overrides:
+        return None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    raw = {**(raw or {}), **overrides}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {name}.{sorted(unknown)[0]}")
+    values = {}
+    for key, spec in fields.items():
+        where = f"{source}: {name}.{key}"
+        if key not in raw:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where} is required")
+            continue
+        if key == "secondaries":
+            values[key] = _peers(raw[key], where)
+        else:
+            values[key] = _coerce(raw[key], spec.type, where, lenient=key in overrides)
+    config = cls(**values)
+    _validate(config, name, source)
+    return config
+
+
+def _peers(value, where: str) -> tuple[PeerConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be an array of tables ([[primary.secondaries]])")
+    peers = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}[{index}] must be a table")
+        unknown = set(item) - {"name", "url", "access_key", "secret"}
+        if unknown:
+            raise ConfigError(f"{where}[{index}]: unknown key {sorted(unknown)[0]}")
+        for key in ("name", "access_key", "secret"):
+            if not isinstance(item.get(key), str) or not item.get(key):
+                raise ConfigError(f"{where}[{index}].{key} is required (a non-empty string)")
+        if len(item["secret"]) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{where}[{index}].secret must be at least "
+                              f"{MIN_SECRET_LENGTH} characters")
+        peers.append(PeerConfig(item["name"], str(item.get("url", "")), item["access_key"],
+                                item["secret"]))
+    keys = [peer.access_key for peer in peers]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{where}: access keys must be unique")
+    return tuple(peers)
+
+
+def _coerce(value, annotation, where: str, lenient: bool = False):
+    """Check a TOML value's type; `lenient` parses text from the environment."""
+    kind = str(annotation)
+    if kind in ("str", "<class 'str'>"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string")
+        return value
+    if kind in ("int", "<class 'int'>"):
+        if lenient and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer")
+        return value
+    if kind in ("float", "<class 'float'>"):
+        try:
+            if isinstance(value, bool) or (isinstance(value, str) and not lenient):
+                raise TypeError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number") from None
+    if kind in ("bool", "<class 'bool'>"):
+        if lenient and isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0",
+                                                        "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false")
+        return value
+    if kind == "tuple[int, ...]":
+        if lenient and isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be an array of integers")
+        try:
+            return tuple(_coerce(item, "int", where, lenient) for item in value)
+        except ConfigError:
+            raise ConfigError(f"{where} must be an array of integers") from None
+    if kind == "tuple[str, ...]":
+        if lenient and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where} must be an array of strings")
+        return tuple(value)
+    raise ConfigError(f"{where}: unsupported setting type {kind}")
+
+
+def _validate(config, name: str, source: str) -> None:
+    def fail(key: str, message: str):
+        raise ConfigError(f"{source}: {name}.{key} {message}")
+
+    if name == "secondary":
+        for key in ("files_max_capacity", "verification_max_capacity"):
+            if not 1 <= getattr(config, key) <= 10_000:
+                fail(key, "must be between 1 and 10000")
+        if config.selective_sync_type not in SELECTIVE_SYNC_TYPES:
+            fail("selective_sync_type", 'must be "", "namespaces" or "shards"')
+        if config.selective_sync_type == "namespaces" and not config.selective_sync_namespace_ids:
+            fail("selective_sync_namespace_ids", "must list at least one namespace id")
+        if config.selective_sync_type == "shards" and not config.selective_sync_shards:
+            fail("selective_sync_shards", "must list at least one shard")
+        if not config.primary_url.startswith(("http://", "https://")):
+            fail("primary_url", "must be an http:// or https:// URL")
+        if config.status_interval <= 0:
+            fail("status_interval", "must be positive")
+        for key in ("name", "access_key", "secret", "tracking_database_url", "storage_path"):
+            if not getattr(config, key):
+                fail(key, "must not be empty")
+        if len(config.secret) < MIN_SECRET_LENGTH:
+            fail("secret", f"must be at least {MIN_SECRET_LENGTH} characters")
+    if config.minimum_reverification_interval < 1:
+        fail("minimum_reverification_interval", "must be at least 1 (days)")
+    from backend.api.server import parse_listen
+    try:
+        parse_listen(config.listen)
+    except ValueError as exc:
+        fail("listen", f"is invalid: {exc}")

@@ -1,0 +1,1 @@
+"""Databases: the primary's main DB and the secondary's tracking DB."""

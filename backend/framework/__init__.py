@@ -1,0 +1,1 @@
+"""The self-service replication framework: states, backoff, replicators."""

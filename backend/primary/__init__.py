@@ -1,0 +1,1 @@
+"""The primary site: blob storage, catalog, checksumming and the Geo API."""

@@ -1,0 +1,218 @@
+"""The primary's Geo API (aiohttp), every call authenticated with GL-Geo.
+
+  GET  /api/v4/geo/retrieve/<replicable>/<id>      the blob (FILE_NOT_FOUND when gone)
+  GET  /api/v4/geo/events?after=N&limit=M           event log after a cursor
+  GET  /api/v4/geo/replicables/<replicable>?after_id=N&batch_size=M&<scope>
+  POST /api/v4/geo/replicables/<replicable>/states  {"ids": [...]} primary checksums
+  POST /api/v4/geo/status                           a secondary's status report
+Database work runs on worker threads so the event loop keeps serving.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+
+from aiohttp import web
+
+from backend.api.geo_auth import GeoAuthError, request_data, retrieve_data
+from backend.framework.paths import UnsafePathError
+from backend.framework.replicator import FileStore
+from backend.framework.scope import ScopeError, SyncScope
+from backend.framework.states import VerificationState
+from backend.primary import events, replicables_query
+
+log = logging.getLogger(__name__)
+
+MAX_STATE_IDS = 10_000
+MAX_BODY = 8 * 1024 * 1024
+SIGNED_URL_LIFETIME = 300
+
+
+def json_error(status: int, message: str, **extra) -> web.Response:
+    return web.json_response({"message": message, **extra}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except GeoAuthError as exc:
+        return json_error(401, f"401 Unauthorized: {exc}")
+    except (ScopeError, ValueError) as exc:
+        return json_error(400, f"400 Bad request: {exc}")
+    except Exception:  # never leak a traceback to a client
+        log.exception("Geo API request %s %s failed", request.method, request.path)
+        return json_error(500, "500 Internal Server Error")
+
+
+class GeoApi:
+    def __init__(self, site) -> None:
+        self.site = site
+        self._url_key = secrets.token_bytes(32)
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY)
+        app.add_routes([
+            web.get("/api/v4/geo/retrieve/{replicable}/{id}", self.retrieve),
+            web.get("/api/v4/geo/object_storage/{path:.+}", self.object_storage),
+            web.get("/api/v4/geo/events", self.events),
+            web.get("/api/v4/geo/replicables/{replicable}", self.replicables),
+            web.post("/api/v4/geo/replicables/{replicable}/states", self.states),
+            web.post("/api/v4/geo/status", self.status),
+        ])
+        return app
+
+    # --- helpers ------------------------------------------------------------
+
+    def _authenticate(self, request: web.Request, data: dict):
+        return self.site.authenticator.authenticate(request.headers.get("Authorization"), data)
+
+    async def _authenticate_request(self, request: web.Request, body: bytes = b""):
+        data = request_data(request.method, request.path, dict(request.query), body)
+        return self._authenticate(request, data)
+
+    def _replicator(self, request: web.Request):
+        name = request.match_info["replicable"]
+        replicator = self.site.replicators.get(name)
+        if replicator is None:
+            raise web.HTTPNotFound(text=json.dumps({"message": f"unknown replicable {name!r}"}),
+                                   content_type="application/json")
+        return replicator
+
+    @staticmethod
+    def _int(value: str | None, name: str, default: int | None = None) -> int:
+        if value is None or value == "":
+            if default is None:
+                raise ValueError(f"{name} is required")
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer") from None
+
+    # --- endpoints ------------------------------------------------------------
+
+    async def retrieve(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["replicable"]
+        try:
+            model_id = int(request.match_info["id"])
+        except ValueError:
+            return json_error(400, "400 Bad request: id must be an integer")
+        self._authenticate(request, retrieve_data(name, model_id))
+        replicator = self._replicator(request)
+        record = await asyncio.to_thread(replicables_query.states, self.site.engine,
+                                         replicator, [model_id])
+        row = record.get(model_id)
+        if row is None:
+            return json_error(404, "404 Not found")
+        file = await asyncio.to_thread(self.site.blob_path, replicator, model_id)
+        headers = {"X-Geo-File-Store": str(row["file_store"]),
+                   "X-Geo-Verification-State": str(row["verification_state"]),
+                   "X-Geo-Checksum": row["checksum"] or ""}
+        not_found = json_error(404, f"{replicator.graphql_name} #{model_id} file not found",
+                               geo_code="FILE_NOT_FOUND")
+        if file is None or not file[0].is_file():
+            return not_found
+        path, relative = file
+        if row["file_store"] == FileStore.REMOTE:
+            # Like object storage: redirect to a short-lived signed URL that
+            # the secondary fetches without its Geo credentials.
+            raise web.HTTPFound(self._signed_url(relative), headers=headers)
+        return web.FileResponse(path, headers=headers)
+
+    def _signature(self, relative: str, expires: int) -> str:
+        message = f"{relative}\n{expires}".encode()
+        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
+
+    def _signed_url(self, relative: str) -> str:
+        expires = int(time.time()) + SIGNED_URL_LIFETIME
+        return (f"/api/v4/geo/object_storage/{relative}?expires={expires}"
+                f"&signature={self._signature(relative, expires)}")
+
+    async def object_storage(self, request: web.Request) -> web.StreamResponse:
+        relative = request.match_info["path"]
+        expires = self._int(request.query.get("expires"), "expires")
+        signature = request.query.get("signature", "")
+        if expires < time.time() or not hmac.compare_digest(
+                signature, self._signature(relative, expires)):
+            return json_error(403, "403 Forbidden: invalid or expired signature")
+        try:
+            path = self.site.storage.path(relative, FileStore.REMOTE)
+        except UnsafePathError:
+            return json_error(403, "403 Forbidden")
+        if not path.is_file():
+            return json_error(404, "404 Not found")
+        return web.FileResponse(path)
+
+    async def events(self, request: web.Request) -> web.Response:
+        await self._authenticate_request(request)
+        after = self._int(request.query.get("after"), "after", 0)
+        limit = self._int(request.query.get("limit"), "limit", 100)
+        scope = SyncScope.from_params(request.query)
+        rows = await asyncio.to_thread(events.read_after, self.site.engine, after, limit)
+        await asyncio.to_thread(self._mark_scope, rows, scope)
+        last_id, last_at = await asyncio.to_thread(events.last_event, self.site.engine)
+        return web.json_response({
+            "events": rows, "last_event_id": last_id,
+            "last_event_timestamp": int(last_at.timestamp()) if last_at else None})
+
+    def _mark_scope(self, rows: list[dict], scope: SyncScope) -> None:
+        """Tell the secondary which `created` records are in its scope."""
+        for name, replicator in self.site.replicators.items():
+            ids = [row["payload"].get("model_record_id") for row in rows
+                   if row["replicable_name"] == name and row["event_name"] == events.CREATED]
+            ids = [i for i in ids if isinstance(i, int)]
+            in_scope = replicables_query.in_scope_ids(self.site.engine, replicator, scope, ids)
+            for row in rows:
+                if row["replicable_name"] == name and row["event_name"] == events.CREATED:
+                    row["in_scope"] = row["payload"].get("model_record_id") in in_scope
+
+    async def replicables(self, request: web.Request) -> web.Response:
+        await self._authenticate_request(request)
+        replicator = self._replicator(request)
+        scope = SyncScope.from_params(request.query)
+        after_id = self._int(request.query.get("after_id"), "after_id", 0)
+        batch = self._int(request.query.get("batch_size"), "batch_size",
+                          replicables_query.MAX_BATCH)
+        result = await asyncio.to_thread(replicables_query.list_range, self.site.engine,
+                                         replicator, scope, after_id, batch)
+        return web.json_response(result)
+
+    async def states(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        await self._authenticate_request(request, body)
+        replicator = self._replicator(request)
+        try:
+            ids = json.loads(body)["ids"]
+            if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ValueError('body must be {"ids": [integers]}') from None
+        if len(ids) > MAX_STATE_IDS:
+            raise ValueError(f"at most {MAX_STATE_IDS} ids per request")
+        found = await asyncio.to_thread(replicables_query.states, self.site.engine,
+                                        replicator, ids)
+        return web.json_response({"states": {str(k): v for k, v in found.items()}})
+
+    async def status(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        peer = await self._authenticate_request(request, body)
+        try:
+            status = json.loads(body)
+            if not isinstance(status, dict):
+                raise TypeError
+        except (ValueError, TypeError):
+            raise ValueError("body must be a JSON object") from None
+        await asyncio.to_thread(self.site.store_secondary_status, peer.name, status)
+        return web.json_response({"stored": True}, status=201)
+
+
+def verification_succeeded(row: dict) -> bool:
+    return row.get("verification_state") == VerificationState.SUCCEEDED

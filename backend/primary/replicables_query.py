@@ -1,0 +1,100 @@
+"""In-scope replicables of an id range, as the Geo API lists them."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+
+from backend.db.primary_schema import Namespace, Project
+from backend.framework.replicator import FileStore
+from backend.framework.scope import SyncScope
+
+MAX_BATCH = 10_000
+
+
+def scope_clauses(replicator, scope: SyncScope) -> list:
+    """WHERE clauses on the model table for a secondary's scope."""
+    model = replicator.model_table()
+    clauses = []
+    if replicator.object_storable and not scope.sync_object_storage:
+        clauses.append(model.c.file_store == FileStore.LOCAL)
+    if scope.selective_sync_type == "namespaces":
+        clauses.append(model.c.project_id.in_(
+            select(Project.id).where(Project.namespace_id.in_(
+                _namespace_tree(scope.namespace_ids)))))
+    elif scope.selective_sync_type == "shards":
+        clauses.append(model.c.project_id.in_(
+            select(Project.id).where(Project.repository_storage.in_(scope.shards))))
+    return clauses
+
+
+def _namespace_tree(namespace_ids):
+    """The selected namespaces and all their descendants (recursive CTE)."""
+    tree = (select(Namespace.id).where(Namespace.id.in_(list(namespace_ids)))
+            .cte("namespace_tree", recursive=True))
+    child = aliased(Namespace)
+    # UNION (not UNION ALL) stops on a cycle instead of looping forever.
+    tree = tree.union(select(child.id).where(child.parent_id == tree.c.id))
+    return select(tree.c.id)
+
+
+def list_range(engine: Engine, replicator, scope: SyncScope, after_id: int,
+               batch_size: int = MAX_BATCH) -> dict:
+    """The next `batch_size` model ids after `after_id`, and those in scope.
+
+    `range_end` is the last model id of the range whatever the scope (None
+    when the table has no ids past `after_id`), so the secondary can drop
+    registries of out-of-scope records in it.
+    """
+    batch_size = max(1, min(int(batch_size), MAX_BATCH))
+    model = replicator.model_table()
+    state = replicator.verification.table
+    key = state.c[replicator.verification.key]
+    window = (select(model.c.id).where(model.c.id > after_id)
+              .order_by(model.c.id).limit(batch_size).subquery())
+    with engine.connect() as connection:
+        range_end = connection.execute(select(func.max(window.c.id))).scalar()
+        if range_end is None:
+            return {"range_start": after_id + 1, "range_end": None, "replicables": []}
+        statement = select(model.c.id, model.c.file_store, model.c.size,
+                           state.c.verification_state, state.c.verification_checksum)
+        if replicator.verification.separate:
+            statement = statement.outerjoin(state, key == model.c.id)
+        statement = (statement.where(model.c.id > after_id, model.c.id <= range_end,
+                                     *scope_clauses(replicator, scope))
+                     .order_by(model.c.id))
+        rows = connection.execute(statement).all()
+    return {"range_start": after_id + 1, "range_end": range_end,
+            "replicables": [describe(row) for row in rows]}
+
+
+def describe(row) -> dict:
+    checksum = row.verification_checksum
+    return {"id": row.id, "file_store": row.file_store, "size": row.size,
+            "verification_state": row.verification_state,
+            "checksum": checksum.decode("ascii") if checksum else None}
+
+
+def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
+    """Primary state of specific records (for verification on a secondary)."""
+    model = replicator.model_table()
+    state = replicator.verification.table
+    key = state.c[replicator.verification.key]
+    statement = select(model.c.id, model.c.file_store, model.c.size,
+                       state.c.verification_state, state.c.verification_checksum)
+    if replicator.verification.separate:
+        statement = statement.outerjoin(state, key == model.c.id)
+    with engine.connect() as connection:
+        rows = connection.execute(statement.where(model.c.id.in_(model_ids))).all()
+    return {row.id: describe(row) for row in rows}
+
+
+def in_scope_ids(engine: Engine, replicator, scope: SyncScope, model_ids: list[int]) -> set[int]:
+    """Which of these records a secondary with `scope` replicates."""
+    if not model_ids:
+        return set()
+    model = replicator.model_table()
+    statement = select(model.c.id).where(model.c.id.in_(model_ids),
+                                         *scope_clauses(replicator, scope))
+    with engine.connect() as connection:
+        return set(connection.execute(statement).scalars())

@@ -1,0 +1,27 @@
+"""Cool Widgets: the replicable blob type of Geo Console.
+
+The whole declaration: the model on the primary, its verification state table
+(template option 2), the registry on secondaries and the replicator. The
+tables are created by the migrations `primary/0001` and `tracking/0001`.
+"""
+from __future__ import annotations
+
+from backend.db.base import PrimaryBase, TrackingBase
+from backend.framework.columns import BlobModelColumns, make_registry_model, make_state_model
+from backend.framework.replicator import Replicator, VerificationStorage, register
+
+
+class CoolWidget(BlobModelColumns, PrimaryBase):
+    __tablename__ = "cool_widgets"
+
+
+CoolWidgetState = make_state_model(PrimaryBase, "cool_widget", "cool_widgets")
+CoolWidgetRegistry = make_registry_model(TrackingBase, "cool_widget")
+
+
+@register
+class CoolWidgetReplicator(Replicator):
+    model = CoolWidget
+    registry = CoolWidgetRegistry
+    verification = VerificationStorage.state_table(CoolWidgetState, key="cool_widget_id")
+    since = "0.1"

@@ -1,0 +1,1 @@
+"""The secondary site: tracking DB stores, Geo API client and the engine."""

@@ -1,0 +1,84 @@
+"""Registry consistency (backfill): walks the primary's ids in ranges of
+10,000, creates missing registries as pending and removes registries (and
+files) of records that are gone or have left the selective-sync scope.
+It also queues for verification synced registries whose verification was
+disabled (synced before the primary had a checksum) once the primary has
+one, in case the `checksum_succeeded` event came before the cursor."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from backend.framework.states import VerificationState
+from backend.secondary.event_consumer import remove_replicas
+from backend.secondary.registry_store import RegistryStore
+
+BATCH_SIZE = 10_000
+
+
+@dataclass
+class ConsistencyResult:
+    created: int = 0
+    removed: int = 0
+    enabled: int = 0
+    wrapped: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.removed or self.enabled)
+
+
+class RegistryConsistency:
+    def __init__(self, engine, client, storage, scope, batch_size: int = BATCH_SIZE) -> None:
+        self.engine = engine
+        self.client = client
+        self.storage = storage
+        self.scope = scope
+        self.batch_size = batch_size
+        self._cursors: dict[str, int] = {}
+
+    def run_once(self, replicator) -> ConsistencyResult:
+        """Reconcile one id range of one type; the cursor wraps at the end."""
+        name = replicator.replicable_name
+        after = self._cursors.get(name, 0)
+        store = RegistryStore(self.engine, replicator)
+        page = self.client.replicables(name, after, self.batch_size, self.scope.to_params())
+        end = page.get("range_end")
+        if end is None:
+            # Primary ids exhausted: registries above them are orphans.
+            end = self._registry_range_end(store, after)
+            if end is None:
+                self._cursors[name] = 0
+                return ConsistencyResult(wrapped=True)
+        source = {row["id"] for row in page.get("replicables", [])}
+        tracked = store.tracked_model_ids(after + 1, end)
+        result = ConsistencyResult()
+        result.created = store.insert_pending(source - tracked)
+        checksummed = [row["id"] for row in page.get("replicables", [])
+                       if row.get("verification_state") == VerificationState.SUCCEEDED]
+        result.enabled = store.enable_verification(checksummed)
+        gone = sorted(tracked - source)
+        if gone:
+            result.removed = remove_replicas(store, self.storage, replicator, gone)
+        self._cursors[name] = end
+        return result
+
+    def run_full_pass(self, replicator) -> ConsistencyResult:
+        """Every range once, from the start (used at start-up and by tests)."""
+        self._cursors[replicator.replicable_name] = 0
+        total = ConsistencyResult()
+        while True:
+            step = self.run_once(replicator)
+            total.created += step.created
+            total.removed += step.removed
+            total.enabled += step.enabled
+            if step.wrapped:
+                total.wrapped = True
+                return total
+
+    def _registry_range_end(self, store: RegistryStore, after: int) -> int | None:
+        window = (select(store.fk).where(store.fk > after).order_by(store.fk)
+                  .limit(self.batch_size).subquery())
+        with store.engine.connect() as connection:
+            return connection.execute(select(func.max(window.c[store.fk.name]))).scalar()

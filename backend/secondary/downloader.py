@@ -1,0 +1,74 @@
+"""Downloading one blob: stream into a temporary file beside the destination,
+check the primary's checksum, then rename into place atomically. The
+temporary file never survives, so a partial file is never taken for a blob."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+
+from backend.framework.checksum import size_checksum
+from backend.framework.replicator import FileStore
+from backend.framework.states import VerificationState
+from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
+from backend.secondary.local_storage import TEMP_PREFIX, LocalStorage
+
+FILE_NOT_FOUND = "FILE_NOT_FOUND"
+MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    success: bool
+    reason: str | None = None
+    missing_on_primary: bool = False
+    primary_verified: bool = False
+    bytes: int = 0
+
+
+class BlobDownloader:
+    def __init__(self, client: GeoClient, storage: LocalStorage) -> None:
+        self.client = client
+        self.storage = storage
+
+    def download(self, replicator, model_id: int) -> DownloadResult:
+        destination = self.storage.path(replicator, model_id)
+        if destination.is_dir():
+            return DownloadResult(False, f"Destination {destination} is a directory")
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return DownloadResult(False, f"Cannot create folder for the file: {exc.strerror}")
+        digest = hashlib.sha256()
+        handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=TEMP_PREFIX,
+                                             delete=False)
+        temporary = handle.name
+        try:
+            with handle:
+                headers = self.client.download(replicator.replicable_name, model_id, handle,
+                                               on_chunk=digest.update)
+                size = handle.tell()
+            if headers.checksum:
+                local = (size_checksum(size) if headers.file_store == FileStore.REMOTE
+                         else digest.hexdigest())
+                if local != headers.checksum:
+                    return DownloadResult(False, "Downloaded file checksum mismatch")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, destination)
+            return DownloadResult(
+                True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
+                bytes=size)
+        except GeoApiError as exc:
+            if exc.status == 404 and exc.geo_code == FILE_NOT_FOUND:
+                return DownloadResult(False, MISSING_ON_PRIMARY, missing_on_primary=True)
+            return DownloadResult(False, f"Non-success HTTP response status code {exc.status}")
+        except PrimaryUnreachable as exc:
+            return DownloadResult(False, f"Error downloading file: {exc}")
+        except OSError as exc:
+            return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
+        finally:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,319 @@
+"""The secondary's sync and verify engine.
+
+Threads, all stoppable and all working through the tracking database:
+  - `files_max_capacity` sync workers: claim pending, then retry-due failed
+    registries, download, record the outcome;
+  - verification workers, enough for `verification_max_capacity` rows in
+    flight at 10 per batch (GitLab's job size);
+  - one housekeeping thread: event log, registry consistency, timeouts,
+    status reports to the primary.
+Claims live in the database, so engines in several processes (or machines)
+can share one PostgreSQL tracking DB.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from backend.config import SecondaryConfig
+from backend.db import migrate
+from backend.db.engine import create_db_engine
+from backend.framework.replicator import registered
+from backend.secondary.consistency import RegistryConsistency
+from backend.secondary.downloader import BlobDownloader
+from backend.secondary.event_consumer import EventConsumer
+from backend.secondary.geo_client import GeoClient
+from backend.secondary.local_storage import LocalStorage
+from backend.secondary.registry_store import RegistryStore
+from backend.secondary.status import secondary_type_status
+from backend.secondary.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+VERIFICATION_BATCH = 10
+MAX_VERIFY_THREADS = 8
+TIMEOUT_CHECK_INTERVAL = 60.0
+
+
+@dataclass
+class EngineCounters:
+    """Running totals for metrics and the console (thread-safe increments)."""
+
+    syncs_attempted: int = 0
+    syncs_succeeded: int = 0
+    syncs_failed: int = 0
+    bytes_downloaded: int = 0
+    verifications_attempted: int = 0
+    verifications_succeeded: int = 0
+    verifications_failed: int = 0
+    sync_seconds: list = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **amounts) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {name: getattr(self, name) for name in (
+                "syncs_attempted", "syncs_succeeded", "syncs_failed", "bytes_downloaded",
+                "verifications_attempted", "verifications_succeeded", "verifications_failed")}
+
+
+class SecondaryEngine:
+    def __init__(self, config: SecondaryConfig, feature_flags: dict[str, bool] | None = None,
+                 *, replicators: list | None = None, poll_interval: float = 1.0,
+                 consistency_interval: float = 60.0, sync_claim_batch: int = 1,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.flags = dict(feature_flags or {})
+        self.replicators = list(replicators or registered())
+        self.poll_interval = poll_interval
+        self.consistency_interval = consistency_interval
+        self.sync_claim_batch = max(1, sync_claim_batch)
+        self.on_error = on_error
+        self.engine = create_db_engine(config.tracking_database_url,
+                                       pool_size=config.files_max_capacity + 4)
+        self.storage = LocalStorage(config.storage_path)
+        self.client = GeoClient(config.primary_url, config.access_key, config.secret,
+                                max_connections=config.files_max_capacity + 4)
+        self.scope = config.scope
+        self.downloader = BlobDownloader(self.client, self.storage)
+        self.verifier = Verifier(self.client, self.storage)
+        self.events = EventConsumer(self.engine, self.client, self.storage,
+                                    self.enabled_by_name, self.scope)
+        self.consistency = RegistryConsistency(self.engine, self.client, self.storage,
+                                               self.scope)
+        self.counters = EngineCounters()
+        self.last_error: str | None = None
+        self.last_status_report: float | None = None
+        self._stop = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._work = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- feature flags and state ---------------------------------------------
+
+    def replication_enabled(self, replicator) -> bool:
+        return self.flags.get(replicator.feature_flag, True)
+
+    def enabled(self) -> list:
+        return [r for r in self.replicators if self.replication_enabled(r)]
+
+    def enabled_by_name(self) -> dict:
+        return {r.replicable_name: r for r in self.enabled()}
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        """Stop taking new work; syncs and verifications in flight finish."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        self._resumed.set()
+        self._work.set()
+
+    def wake(self) -> None:
+        self._work.set()
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def upgrade_database(self) -> None:
+        migrate.upgrade(self.engine, "tracking")
+
+    def start(self) -> "SecondaryEngine":
+        self.storage.root.mkdir(parents=True, exist_ok=True)
+        # Temporary files are only ever written by a download in flight; at
+        # start there is none of ours, so any left are from a crash.
+        self.storage.remove_temporary_files()
+        self._stop.clear()
+        self._spawn("geo-housekeeping", self._housekeeping_loop)
+        for index in range(self.config.files_max_capacity):
+            self._spawn(f"geo-sync-{index}", self._sync_loop)
+        verify_threads = min(MAX_VERIFY_THREADS, max(1, math.ceil(
+            self.config.verification_max_capacity / VERIFICATION_BATCH)))
+        for index in range(verify_threads):
+            self._spawn(f"geo-verify-{index}", self._verify_loop)
+        return self
+
+    def _spawn(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._resumed.set()
+        self._work.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if not self._threads:
+            self.client.close()
+            self.engine.dispose()
+
+    def _wait_for_work(self) -> None:
+        self._work.wait(self.poll_interval)
+        self._work.clear()
+
+    def _report(self, where: str, exc: Exception) -> None:
+        message = f"{where}: {exc.__class__.__name__}: {exc}".splitlines()[0][:500]
+        if message != self.last_error:
+            log.warning("%s", message)
+        self.last_error = message
+        if self.on_error:
+            self.on_error(message)
+
+    # --- sync ------------------------------------------------------------------------
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            self._resumed.wait()
+            if self._stop.is_set():
+                break
+            try:
+                worked = self.sync_once()
+            except Exception as exc:  # database or primary down: wait, retry
+                self._report("sync", exc)
+                self._stop.wait(self.poll_interval)
+                continue
+            if not worked:
+                self._wait_for_work()
+
+    def sync_once(self) -> bool:
+        worked = False
+        for replicator in self.enabled():
+            store = RegistryStore(self.engine, replicator)
+            for claim in store.claim_sync_batch(self.sync_claim_batch):
+                worked = True
+                self._sync_claim(store, claim)
+        return worked
+
+    def _sync_claim(self, store: RegistryStore, claim) -> None:
+        started = time.monotonic()
+        self.counters.add(syncs_attempted=1)
+        try:
+            result = self.downloader.download(store.replicator, claim.model_id)
+        except Exception as exc:
+            log.exception("sync of %s %s crashed", store.replicator.title, claim.model_id)
+            store.mark_sync_failed(claim, f"Error while attempting to sync: {exc}")
+            self.counters.add(syncs_failed=1)
+            return
+        if result.success:
+            store.mark_synced(claim, result.primary_verified)
+            self.counters.add(syncs_succeeded=1, bytes_downloaded=result.bytes)
+            self._work.set()  # verification may have work now
+        else:
+            store.mark_sync_failed(claim, result.reason, result.missing_on_primary)
+            self.counters.add(syncs_failed=1)
+        with self.counters._lock:
+            self.counters.sync_seconds.append(time.monotonic() - started)
+            del self.counters.sync_seconds[:-1000]
+
+    # --- verification -------------------------------------------------------------------
+
+    def _verify_loop(self) -> None:
+        while not self._stop.is_set():
+            self._resumed.wait()
+            if self._stop.is_set():
+                break
+            try:
+                worked = self.verify_once()
+            except Exception as exc:
+                self._report("verification", exc)
+                self._stop.wait(self.poll_interval)
+                continue
+            if not worked:
+                self._wait_for_work()
+
+    def verify_once(self) -> bool:
+        worked = False
+        for replicator in self.enabled():
+            store = RegistryStore(self.engine, replicator)
+            claims = store.claim_verification_batch(VERIFICATION_BATCH)
+            if claims:
+                worked = True
+                self.counters.add(verifications_attempted=len(claims))
+                outcome = self.verifier.verify_batch(store, claims)
+                self.counters.add(verifications_succeeded=outcome["verified"],
+                                  verifications_failed=outcome["failed"])
+                if outcome["failed"]:
+                    self._work.set()  # failed verifications are re-synced
+        return worked
+
+    # --- housekeeping -----------------------------------------------------------------
+
+    def _housekeeping_loop(self) -> None:
+        next_consistency = 0.0
+        next_timeouts = 0.0
+        next_status = 0.0
+        while not self._stop.is_set():
+            self._resumed.wait()
+            if self._stop.is_set():
+                break
+            now = time.monotonic()
+            try:
+                if self.enabled() and self.events.run_once():
+                    self._work.set()
+                if now >= next_consistency:
+                    changed = self.reconcile_once()
+                    next_consistency = now if changed else now + self.consistency_interval
+                if now >= next_timeouts:
+                    self.fail_timed_out()
+                    next_timeouts = now + TIMEOUT_CHECK_INTERVAL
+                if now >= next_status:
+                    self.report_status()
+                    next_status = now + self.config.status_interval
+                self.last_error = None
+            except Exception as exc:
+                self._report("housekeeping", exc)
+            self._stop.wait(self.poll_interval)
+
+    def reconcile_once(self) -> bool:
+        changed = False
+        for replicator in self.enabled():
+            result = self.consistency.run_once(replicator)
+            if result.changed:
+                changed = True
+                self._work.set()
+        return changed
+
+    def fail_timed_out(self) -> None:
+        for replicator in self.enabled():
+            store = RegistryStore(self.engine, replicator)
+            store.fail_timed_out_syncs()
+            store.fail_timed_out_verifications()
+
+    def status(self) -> dict:
+        status = {"name": self.config.name, "replicable_types": [
+            r.replicable_name for r in self.replicators]}
+        for replicator in self.replicators:
+            status.update(secondary_type_status(self.engine, replicator,
+                                                self.replication_enabled(replicator)))
+        cursor = self.events.cursor.get()
+        status.update({
+            "last_event_id": self.events.last_event_id,
+            "last_event_timestamp": self.events.last_event_timestamp,
+            "cursor_last_event_id": cursor,
+            "engine": "paused" if self.paused else "running",
+            "last_error": self.last_error,
+        })
+        return status
+
+    def report_status(self) -> None:
+        """Send the status to the primary (GitLab: every minute)."""
+        self.client.post_status(self.status())
+        self.last_status_report = time.time()

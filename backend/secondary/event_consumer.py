@@ -1,0 +1,96 @@
+"""Consumes the primary's event log from a cursor persisted in the tracking DB.
+
+  created             -> registry pending (created if missing), if in scope
+  deleted             -> local file and registry removed (even out of scope)
+  checksum_succeeded  -> verification pending, if the registry exists
+Without a stored cursor it starts at the primary's newest event: history is
+the registry consistency worker's job.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Engine
+
+from backend.db.tracking_schema import EventLogState
+from backend.secondary.registry_store import RegistryStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class CursorStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def get(self) -> int | None:
+        with self.engine.connect() as connection:
+            return connection.execute(select(EventLogState.event_id)
+                                      .order_by(EventLogState.event_id.desc()).limit(1)).scalar()
+
+    def set(self, event_id: int) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(delete(EventLogState))
+            connection.execute(insert(EventLogState).values(event_id=event_id))
+
+
+class EventConsumer:
+    def __init__(self, engine: Engine, client, storage, replicators_enabled, scope) -> None:
+        self.engine = engine
+        self.client = client
+        self.storage = storage
+        self.replicators_enabled = replicators_enabled  # () -> {name: replicator}
+        self.scope = scope
+        self.cursor = CursorStore(engine)
+        self.last_event_id: int | None = None
+        self.last_event_timestamp: int | None = None
+        self.processed = 0
+
+    def run_once(self) -> int:
+        """Process one batch; returns how many events were handled."""
+        cursor = self.cursor.get()
+        if cursor is None:
+            head = self.client.events(after=0, limit=1, scope_params=self.scope.to_params())
+            cursor = head.get("last_event_id") or 0
+            self.cursor.set(cursor)
+        page = self.client.events(after=cursor, limit=BATCH,
+                                  scope_params=self.scope.to_params())
+        self.last_event_id = page.get("last_event_id")
+        self.last_event_timestamp = page.get("last_event_timestamp")
+        rows = page.get("events", [])
+        enabled = self.replicators_enabled()
+        for row in rows:
+            replicator = enabled.get(row.get("replicable_name"))
+            if replicator is not None:
+                self.handle(replicator, row)
+        if rows:
+            self.cursor.set(rows[-1]["id"])
+            self.processed += len(rows)
+        return len(rows)
+
+    def handle(self, replicator, row: dict) -> None:
+        payload = row.get("payload") or {}
+        model_id = payload.get("model_record_id")
+        if not isinstance(model_id, int):
+            log.warning("ignoring event %s without a record id", row.get("id"))
+            return
+        store = RegistryStore(self.engine, replicator)
+        event = row.get("event_name")
+        if event == "created":
+            if row.get("in_scope", True):
+                store.ensure_pending(model_id, reset_existing=replicator.mutable)
+        elif event == "deleted":
+            remove_replicas(store, self.storage, replicator, [model_id])
+        elif event == "checksum_succeeded":
+            store.checksum_succeeded(model_id)
+        else:
+            log.warning("ignoring unknown event %r", event)
+
+
+def remove_replicas(store: RegistryStore, storage, replicator, model_ids: list[int]) -> int:
+    """Delete the local files, then the registries (GitLab's removal service)."""
+    for model_id in model_ids:
+        storage.remove(replicator, model_id)
+    return store.delete_by_model_ids(model_ids)

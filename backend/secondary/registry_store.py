@@ -1,0 +1,362 @@
+"""All SQL on a registry table: claims, transitions, admin actions, backfill.
+
+Every write is guarded so concurrent engines (threads or processes sharing a
+PostgreSQL tracking DB) never work the same row at once: a claim is a single
+UPDATE of rows picked with FOR UPDATE SKIP LOCKED (PostgreSQL) or inside a
+BEGIN IMMEDIATE transaction (SQLite), and a completion only lands while the
+row still carries the claim's start time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from backend.db.engine import is_postgresql
+from backend.framework import transitions as tr
+from backend.framework.backoff import DEFAULT_CAP, MISSING_ON_PRIMARY_CAP
+from backend.framework.clock import utcnow
+from backend.framework.states import SyncState, VerificationState
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class SyncClaim:
+    registry_id: int
+    model_id: int
+    claimed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class VerificationClaim:
+    registry_id: int
+    model_id: int
+    claimed_at: dt.datetime
+    verification_retry_count: int
+
+
+@dataclass(frozen=True)
+class RegistryFilter:
+    """The filters an administrator narrows registries with."""
+
+    replication_state: SyncState | None = None
+    verification_state: VerificationState | None = None
+    ids: tuple[int, ...] | None = None          # registry ids
+    model_ids: tuple[int, ...] | None = None    # replicated model ids
+
+    def clauses(self, table) -> list:
+        clauses = []
+        if self.replication_state is not None:
+            clauses.append(table.c.state == int(self.replication_state))
+        if self.verification_state is not None:
+            clauses.append(table.c.verification_state == int(self.verification_state))
+        if self.ids is not None:
+            clauses.append(table.c.id.in_(list(self.ids)))
+        if self.model_ids is not None:
+            clauses.append(table.c[self.fk_name(table)].in_(list(self.model_ids)))
+        return clauses
+
+    @staticmethod
+    def fk_name(table) -> str:
+        return table.name.removesuffix("_registry") + "_id"
+
+
+class RegistryStore:
+    def __init__(self, engine: Engine, replicator) -> None:
+        self.engine = engine
+        self.replicator = replicator
+        self.table = replicator.registry_table()
+        self.fk = self.table.c[replicator.registry_fk]
+        self._pg = is_postgresql(engine)
+
+    # --- claims ------------------------------------------------------------
+
+    def _claim(self, candidates, values: dict, returning: Sequence, limit: int):
+        """UPDATE the first `limit` candidate rows in one statement."""
+        if limit <= 0:
+            return []
+        t = self.table
+        picked = candidates.limit(limit)
+        if self._pg:
+            picked = picked.with_for_update(skip_locked=True)
+        statement = (update(t).where(t.c.id.in_(picked.scalar_subquery()))
+                     .values(**values).returning(*returning))
+        with self.engine.begin() as connection:
+            return connection.execute(statement).all()
+
+    def claim_sync_batch(self, limit: int) -> list[SyncClaim]:
+        """Pending registries first, then failed ones whose retry is due."""
+        t = self.table
+        now = utcnow()
+        values = tr.sync_started(now)
+        returning = (t.c.id, self.fk)
+        pending = select(t.c.id).where(t.c.state == SyncState.PENDING).order_by(t.c.id)
+        rows = self._claim(pending, values, returning, limit)
+        if len(rows) < limit:
+            due = (select(t.c.id)
+                   .where(t.c.state == SyncState.FAILED,
+                          or_(t.c.retry_at.is_(None), t.c.retry_at < now))
+                   .order_by(t.c.retry_at.asc().nulls_first(), t.c.id))
+            rows += self._claim(due, values, returning, limit - len(rows))
+        return [SyncClaim(row[0], row[1], now) for row in rows]
+
+    def claim_verification_batch(self, limit: int) -> list[VerificationClaim]:
+        """Synced registries pending verification, then retry-due failed ones."""
+        t = self.table
+        now = utcnow()
+        values = tr.verification_started(now)
+        returning = (t.c.id, self.fk, t.c.verification_retry_count)
+        pending = (select(t.c.id)
+                   .where(t.c.state == SyncState.SYNCED,
+                          t.c.verification_state == VerificationState.PENDING)
+                   .order_by(t.c.verified_at.asc().nulls_first(), t.c.id))
+        rows = self._claim(pending, values, returning, limit)
+        if len(rows) < limit:
+            due = (select(t.c.id)
+                   .where(t.c.state == SyncState.SYNCED,
+                          t.c.verification_state == VerificationState.FAILED,
+                          or_(t.c.verification_retry_at.is_(None),
+                              t.c.verification_retry_at < now))
+                   .order_by(t.c.verification_retry_at.asc().nulls_first(), t.c.id))
+            rows += self._claim(due, values, returning, limit - len(rows))
+        return [VerificationClaim(row[0], row[1], now, row[2]) for row in rows]
+
+    # --- sync outcomes -------------------------------------------------------
+
+    def _sync_guard(self, claim: SyncClaim):
+        t = self.table
+        return and_(t.c.id == claim.registry_id, t.c.state == SyncState.STARTED,
+                    t.c.last_synced_at == claim.claimed_at)
+
+    def mark_synced(self, claim: SyncClaim, primary_verified: bool) -> bool:
+        """The guarded synced!: lands only if the row is still our started sync.
+
+        A resync requested meanwhile set the row pending: it stays pending and
+        is synced again, so the newest request always wins. Afterwards the
+        registry awaits verification if the primary has verified the blob.
+        """
+        t = self.table
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(t.c.verification_state).where(self._sync_guard(claim))).first()
+            if row is None:
+                return False
+            if primary_verified:
+                after = tr.verification_pending(
+                    from_failed=row[0] == VerificationState.FAILED, registry=True)
+            else:
+                after = tr.disabled()
+            values = {**tr.sync_succeeded_cleanup(), "state": SyncState.SYNCED, **after}
+            return connection.execute(
+                update(t).where(self._sync_guard(claim)).values(**values)).rowcount == 1
+
+    def mark_sync_failed(self, claim: SyncClaim, message: str,
+                         missing_on_primary: bool = False) -> bool:
+        t = self.table
+        cap = MISSING_ON_PRIMARY_CAP if missing_on_primary else DEFAULT_CAP
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(t.c.retry_count).where(self._sync_guard(claim))).first()
+            if row is None:
+                return False
+            values = tr.sync_failed(row[0], message, cap=cap, now=utcnow())
+            return connection.execute(
+                update(t).where(self._sync_guard(claim)).values(**values)).rowcount == 1
+
+    # --- verification outcomes ------------------------------------------------
+
+    def _verification_guard(self, claim: VerificationClaim):
+        t = self.table
+        return and_(t.c.id == claim.registry_id,
+                    t.c.verification_state == VerificationState.STARTED,
+                    t.c.verification_started_at == claim.claimed_at)
+
+    def mark_verified(self, claim: VerificationClaim, checksum: str) -> bool:
+        values = tr.verification_succeeded(checksum, utcnow())
+        values.update(checksum_mismatch=False, verification_checksum_mismatched=None)
+        return self._update_verification(claim, values)
+
+    def mark_verification_disabled(self, claim: VerificationClaim) -> bool:
+        return self._update_verification(claim, tr.disabled())
+
+    def mark_verification_failed(self, claim: VerificationClaim, failure: str, *,
+                                 checksum: str | None = None,
+                                 primary_checksum: str | None = None) -> bool:
+        values = tr.registry_verification_failed(
+            claim.verification_retry_count, failure, checksum=checksum, now=utcnow())
+        if primary_checksum is not None:
+            values.update(checksum_mismatch=True,
+                          verification_checksum_mismatched=primary_checksum.encode("ascii"))
+        return self._update_verification(claim, values)
+
+    def _update_verification(self, claim: VerificationClaim, values: dict) -> bool:
+        with self.engine.begin() as connection:
+            return connection.execute(update(self.table)
+                                      .where(self._verification_guard(claim))
+                                      .values(**values)).rowcount == 1
+
+    # --- events --------------------------------------------------------------
+
+    def ensure_pending(self, model_id: int, *, reset_existing: bool) -> None:
+        """`created`: create the registry pending, or set an existing one pending."""
+        t = self.table
+        with self.engine.begin() as connection:
+            inserted = connection.execute(self._insert_new().values(
+                {self.fk.name: model_id, "created_at": utcnow()})).rowcount
+            if not inserted and reset_existing:
+                connection.execute(update(t).where(self.fk == model_id)
+                                   .values(**tr.sync_pending()))
+
+    def checksum_succeeded(self, model_id: int) -> bool:
+        """`checksum_succeeded`: the primary has a (new) checksum; verify again."""
+        t = self.table
+        with self.engine.begin() as connection:
+            row = connection.execute(select(t.c.verification_state)
+                                     .where(self.fk == model_id)).first()
+            if row is None:
+                return False
+            values = tr.verification_pending(
+                from_failed=row[0] == VerificationState.FAILED, registry=True)
+            connection.execute(update(t).where(self.fk == model_id).values(**values))
+            return True
+
+    def enable_verification(self, model_ids: Iterable[int]) -> int:
+        """Synced registries with verification disabled become pending."""
+        ids = list(model_ids)
+        t = self.table
+        changed = 0
+        with self.engine.begin() as connection:
+            for start in range(0, len(ids), CHUNK):
+                changed += connection.execute(
+                    update(t).where(self.fk.in_(ids[start:start + CHUNK]),
+                                    t.c.state == SyncState.SYNCED,
+                                    t.c.verification_state == VerificationState.DISABLED)
+                    .values(**tr.verification_pending(from_failed=False, registry=True))
+                ).rowcount
+        return changed
+
+    def delete_by_model_ids(self, model_ids: Iterable[int]) -> int:
+        ids = list(model_ids)
+        deleted = 0
+        with self.engine.begin() as connection:
+            for start in range(0, len(ids), CHUNK):
+                deleted += connection.execute(
+                    delete(self.table).where(self.fk.in_(ids[start:start + CHUNK]))).rowcount
+        return deleted
+
+    # --- administrator actions -------------------------------------------------
+
+    def resync(self, selection: RegistryFilter) -> int:
+        """Set matching registries pending; a running sync of one of them loses."""
+        t = self.table
+        with self.engine.begin() as connection:
+            return connection.execute(update(t).where(*selection.clauses(t))
+                                      .values(**tr.sync_pending())).rowcount
+
+    def reverify(self, selection: RegistryFilter) -> int:
+        """Set matching synced registries pending verification.
+
+        Rows that are not synced have nothing to verify; they are left alone.
+        """
+        t = self.table
+        clauses = [*selection.clauses(t), t.c.state == SyncState.SYNCED]
+        with self.engine.begin() as connection:
+            failed = connection.execute(
+                update(t).where(*clauses, t.c.verification_state == VerificationState.FAILED)
+                .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
+            others = connection.execute(
+                update(t).where(*clauses, t.c.verification_state != VerificationState.FAILED)
+                .values(**tr.verification_pending(from_failed=False, registry=True))).rowcount
+        return failed + others
+
+    # --- timeouts --------------------------------------------------------------
+
+    def fail_timed_out_syncs(self, timeout: dt.timedelta = tr.SYNC_TIMEOUT) -> int:
+        t = self.table
+        now = utcnow()
+        values = tr.sync_failed(0, tr.SYNC_TIMEOUT_MESSAGE, now=now)
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(t).where(t.c.state == SyncState.STARTED,
+                                t.c.last_synced_at < now - timeout).values(**values)).rowcount
+
+    def fail_timed_out_verifications(
+            self, timeout: dt.timedelta = tr.VERIFICATION_TIMEOUT) -> int:
+        t = self.table
+        now = utcnow()
+        values = tr.registry_verification_failed(
+            0, tr.VERIFICATION_TIMEOUT_MESSAGE, checksum=None, now=now)
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(t).where(t.c.verification_state == VerificationState.STARTED,
+                                t.c.verification_started_at < now - timeout)
+                .values(**values)).rowcount
+
+    # --- backfill ----------------------------------------------------------------
+
+    def tracked_model_ids(self, first: int, last: int) -> set[int]:
+        with self.engine.connect() as connection:
+            return set(connection.execute(
+                select(self.fk).where(self.fk.between(first, last))).scalars())
+
+    def max_tracked_model_id(self) -> int | None:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.max(self.fk))).scalar()
+
+    def insert_pending(self, model_ids: Iterable[int]) -> int:
+        """Create pending registries for model ids that have none yet."""
+        ids = sorted(set(model_ids))
+        if not ids:
+            return 0
+        now = utcnow()
+        inserted = 0
+        with self.engine.begin() as connection:
+            for start in range(0, len(ids), CHUNK):
+                rows = [{self.fk.name: model_id, "created_at": now}
+                        for model_id in ids[start:start + CHUNK]]
+                result = connection.execute(self._insert_new().returning(self.fk), rows)
+                inserted += len(result.all())
+        return inserted
+
+    def _insert_new(self):
+        """INSERT that skips model ids already tracked (another engine won)."""
+        dialect_insert = pg_insert if self._pg else sqlite_insert
+        return dialect_insert(self.table).on_conflict_do_nothing(index_elements=[self.fk.name])
+
+
+def registry_rows(engine: Engine, replicator, selection: RegistryFilter,
+                  limit: int | None = None, chunk: int = 5000):
+    """Stream registry rows (dicts) in id order, `chunk` at a time (keyset)."""
+    t = replicator.registry_table()
+    last_id = 0
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = chunk if remaining is None else min(chunk, remaining)
+        statement = (select(t).where(*selection.clauses(t), t.c.id > last_id)
+                     .order_by(t.c.id).limit(size))
+        with engine.connect().execution_options(readonly=True) as connection:
+            rows = [dict(row._mapping) for row in connection.execute(statement)]
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1]["id"]
+        if remaining is not None:
+            remaining -= len(rows)
+        if len(rows) < size:
+            return
+
+
+def existing_ids(engine: Engine, replicator, ids: Sequence[int]) -> set[int]:
+    t = replicator.registry_table()
+    found: set[int] = set()
+    with engine.connect() as connection:
+        for start in range(0, len(ids), CHUNK):
+            found |= set(connection.execute(
+                select(t.c.id).where(t.c.id.in_(list(ids[start:start + CHUNK])))).scalars())
+    return found

@@ -1,0 +1,82 @@
+"""Per-type status fields with GitLab's names (research §9), from the
+tracking DB, plus the `geo:status` text layout."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from backend.framework.states import SyncState, VerificationState
+
+
+def registry_counts(engine, replicator) -> dict[str, int]:
+    t = replicator.registry_table()
+    synced = t.c.state == SyncState.SYNCED
+    vstate = t.c.verification_state
+    statement = select(
+        func.count(),
+        func.count().filter(synced),
+        func.count().filter(t.c.state == SyncState.FAILED),
+        func.count().filter(synced, vstate != VerificationState.DISABLED),
+        func.count().filter(synced, vstate == VerificationState.SUCCEEDED),
+        func.count().filter(synced, vstate == VerificationState.FAILED),
+        func.min(t.c.created_at).filter(t.c.state != SyncState.SYNCED),
+    ).select_from(t)
+    with engine.connect() as connection:
+        row = connection.execute(statement).one()
+    return {"registry_count": row[0], "synced_count": row[1], "failed_count": row[2],
+            "verification_total_count": row[3], "verified_count": row[4],
+            "verification_failed_count": row[5], "oldest_unsynced_time": row[6]}
+
+
+def percentage(part: int, whole: int) -> str:
+    return f"{(part / whole * 100) if whole else 0:.2f}%"
+
+
+def secondary_type_status(engine, replicator, enabled: bool) -> dict:
+    """The `<plural>_*` fields of a secondary; null when replication is off."""
+    p = replicator.plural_name
+    names = ("count", "checksum_total_count", "checksummed_count", "checksum_failed_count",
+             "synced_count", "failed_count", "registry_count", "verification_total_count",
+             "verified_count", "verification_failed_count", "synced_in_percentage",
+             "verified_in_percentage", "oldest_unsynced_time")
+    if not enabled:
+        return {f"{p}_{name}": None for name in names}
+    counts = registry_counts(engine, replicator)
+    registry = counts["registry_count"]
+    oldest = counts["oldest_unsynced_time"]
+    return {
+        f"{p}_count": registry,  # a secondary reports its registry count
+        f"{p}_checksum_total_count": None,
+        f"{p}_checksummed_count": None,
+        f"{p}_checksum_failed_count": None,
+        f"{p}_synced_count": counts["synced_count"],
+        f"{p}_failed_count": counts["failed_count"],
+        f"{p}_registry_count": registry,
+        f"{p}_verification_total_count": counts["verification_total_count"],
+        f"{p}_verified_count": counts["verified_count"],
+        f"{p}_verification_failed_count": counts["verification_failed_count"],
+        f"{p}_synced_in_percentage": percentage(counts["synced_count"], registry),
+        f"{p}_verified_in_percentage": percentage(counts["verified_count"], registry),
+        f"{p}_oldest_unsynced_time": oldest.isoformat() if oldest else None,
+    }
+
+
+def status_lines(replicators, status: dict) -> list[str]:
+    """The `geo:status` "Replication Status" and "Verification Status" lines."""
+    lines = []
+    for title, synced_key, label in (("Replication Status", "synced_count", "replicated"),
+                                     ("Verification Status", "verified_count", "verified")):
+        lines.append(title)
+        for replicator in replicators:
+            p = replicator.plural_name
+            total = status.get(f"{p}_registry_count")
+            if total is None:
+                lines.append(f"{replicator.title_plural + ' ' + label + ':':>44} disabled")
+                continue
+            succeeded = status[f"{p}_{synced_key}"]
+            failed_key = "failed_count" if label == "replicated" else "verification_failed_count"
+            failed = status[f"{p}_{failed_key}"]
+            percent = int(succeeded * 100 // total) if total else 0
+            failed_text = f"failed {failed} / " if failed else ""
+            lines.append(f"{replicator.title_plural + ' ' + label + ':':>44} "
+                         f"{failed_text}succeeded {succeeded} / total {total} ({percent}%)")
+    return lines

@@ -1,0 +1,46 @@
+"""Real primary and secondary sites for tests, on loopback."""
+from __future__ import annotations
+
+import time
+
+from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
+from backend.primary.site import PrimarySite
+from backend.secondary.engine import SecondaryEngine
+
+
+def start_primary(database_url, storage, credentials, secondaries=("secondary-1",),
+                  replicators=None, flags=None) -> PrimarySite:
+    peers = tuple(PeerConfig(name, "", credentials["access_key"] + ("" if i == 0 else str(i)),
+                             credentials["secret"]) for i, name in enumerate(secondaries))
+    site = PrimarySite(PrimaryConfig(database_url, str(storage), "127.0.0.1:0", 7, peers),
+                       flags, replicators=replicators)
+    site.upgrade_database()
+    return site.start()
+
+
+def secondary_config(primary_url, tracking_url, storage, credentials, **overrides):
+    values = dict(name="secondary-1", primary_url=primary_url,
+                  access_key=credentials["access_key"], secret=credentials["secret"],
+                  tracking_database_url=tracking_url, storage_path=str(storage),
+                  listen="127.0.0.1:0", api_token="test-token", status_interval=1.0)
+    values.update(overrides)
+    return SecondaryConfig(**values)
+
+
+def start_engine(config, replicators=None, flags=None, **kwargs) -> SecondaryEngine:
+    kwargs.setdefault("poll_interval", 0.1)
+    kwargs.setdefault("consistency_interval", 1.0)
+    engine = SecondaryEngine(config, flags, replicators=replicators, **kwargs)
+    engine.upgrade_database()
+    return engine.start()
+
+
+def wait_until(predicate, timeout=60.0, interval=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
