@@ -108,11 +108,13 @@ class GeoClient:
                                  headers={"Authorization": header,
                                           "X-Sendfile-Type": "X-Sendfile"},
                                  preload_content=False)
+        completed = False
         try:
             headers = _download_headers(response)
             if response.status in (301, 302, 303, 307, 308):
                 # Object storage: follow without the Geo credentials, URL as given.
                 location = urljoin(self.base, response.headers.get("Location", ""))
+                response.drain_conn()
                 response.release_conn()
                 if urlsplit(location).scheme not in ("http", "https"):
                     raise GeoApiError(response.status, "Redirect to an invalid location")
@@ -137,9 +139,14 @@ class GeoClient:
             if expected is not None and received != int(expected):
                 raise PrimaryUnreachable(
                     f"truncated body: {received} of {expected} bytes received")
+            completed = True
             return headers
         finally:
-            response.release_conn()
+            if completed:
+                response.release_conn()
+            else:
+                # A connection with unread or broken data must not be reused.
+                response.close()
 
 
 def _download_headers(response) -> DownloadHeaders:

@@ -1,0 +1,139 @@
+"""The primary's Geo API over real HTTP on loopback, through the secondary's client."""
+import hashlib
+import io
+
+import pytest
+import urllib3
+
+from backend.framework.replicator import FileStore, replicator_for
+from backend.framework.scope import SyncScope
+from backend.primary.checksummer import Checksummer
+from backend.secondary.geo_client import GeoApiError, GeoClient
+from tests.support.sites import start_primary
+
+CoolWidgets = replicator_for("cool_widget")
+
+
+@pytest.fixture
+def primary(primary_url, tmp_path, credentials):
+    site = start_primary(primary_url, tmp_path / "blobs", credentials)
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def client(primary, credentials):
+    client = GeoClient(primary.url, credentials["access_key"], credentials["secret"])
+    yield client
+    client.close()
+
+
+def test_retrieve_streams_the_blob_with_its_checksum(primary, client):
+    data = b"widget bytes" * 1000
+    model_id = primary.catalog().add_bytes(data, "w.bin")
+    primary.checksummer.run_once()
+    sink = io.BytesIO()
+    headers = client.download("cool_widget", model_id, sink)
+    assert sink.getvalue() == data
+    assert headers.checksum == hashlib.sha256(data).hexdigest()
+    assert headers.verification_state == 2 and headers.file_store == FileStore.LOCAL
+
+
+def test_missing_file_answers_file_not_found(primary, client):
+    model_id = primary.catalog().add_bytes(b"x", "w.bin")
+    primary.blob_path(CoolWidgets, model_id)[0].unlink()
+    with pytest.raises(GeoApiError) as caught:
+        client.download("cool_widget", model_id, io.BytesIO())
+    assert caught.value.status == 404 and caught.value.geo_code == "FILE_NOT_FOUND"
+    assert str(caught.value) == f"CoolWidget #{model_id} file not found"
+
+
+def test_unknown_record_is_a_plain_404(client):
+    with pytest.raises(GeoApiError) as caught:
+        client.download("cool_widget", 12345, io.BytesIO())
+    assert caught.value.status == 404 and caught.value.geo_code is None
+
+
+def test_object_storage_blobs_redirect_to_a_signed_url(primary, client):
+    model_id = primary.catalog().add_bytes(b"remote!", "r.bin", file_store=FileStore.REMOTE)
+    sink = io.BytesIO()
+    client.download("cool_widget", model_id, sink)
+    assert sink.getvalue() == b"remote!"
+
+
+def test_wrong_secret_is_401(primary, credentials):
+    bad = GeoClient(primary.url, credentials["access_key"], "w" * 32)
+    with pytest.raises(GeoApiError) as caught:
+        bad.events(0)
+    assert caught.value.status == 401
+    bad.close()
+
+
+def test_unauthenticated_requests_are_refused(primary):
+    model_id = primary.catalog().add_bytes(b"secret", "w.bin")
+    http = urllib3.PoolManager()
+    for path in (f"/api/v4/geo/retrieve/cool_widget/{model_id}", "/api/v4/geo/events",
+                 "/api/v4/geo/replicables/cool_widget"):
+        response = http.request("GET", primary.url + path)
+        assert response.status == 401, path
+        assert b"secret" not in response.data
+
+
+def test_tampered_signed_url_is_refused(primary):
+    http = urllib3.PoolManager()
+    response = http.request("GET", primary.url + "/api/v4/geo/object_storage/../../etc/passwd"
+                            "?expires=99999999999&signature=00")
+    assert response.status in (403, 404)
+
+
+def test_events_after_a_cursor(primary, client):
+    catalog = primary.catalog()
+    first = catalog.add_bytes(b"a", "a")
+    second = catalog.add_bytes(b"b", "b")
+    catalog.delete([first])
+    page = client.events(after=0)
+    assert [(e["event_name"], e["payload"]["model_record_id"]) for e in page["events"]] == [
+        ("created", first), ("created", second), ("deleted", first)]
+    assert page["last_event_id"] == page["events"][-1]["id"]
+    later = client.events(after=page["events"][0]["id"])
+    assert len(later["events"]) == 2
+
+
+def test_replicables_list_a_range_with_checksums(primary, client):
+    catalog = primary.catalog()
+    ids = [catalog.add_bytes(b"%d" % i, "x") for i in range(5)]
+    primary.checksummer.run_once()
+    page = client.replicables("cool_widget", after_id=ids[0], batch_size=3,
+                              scope_params=SyncScope().to_params())
+    assert page["range_end"] == ids[3]
+    assert [r["id"] for r in page["replicables"]] == ids[1:4]
+    assert all(r["checksum"] and r["verification_state"] == 2 for r in page["replicables"])
+    empty = client.replicables("cool_widget", after_id=ids[-1], batch_size=3,
+                               scope_params=SyncScope().to_params())
+    assert empty["range_end"] is None
+
+
+def test_states_answer_for_given_ids(primary, client):
+    model_id = primary.catalog().add_bytes(b"abc", "x")
+    primary.checksummer.run_once()
+    states = client.states("cool_widget", [model_id, 999])
+    assert set(states) == {model_id}
+    assert states[model_id]["checksum"] == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_bad_parameters_are_400_not_500(primary, client):
+    with pytest.raises(GeoApiError) as caught:
+        client.replicables("cool_widget", after_id=0, batch_size=10,
+                           scope_params={"selective_sync_type": "bogus"})
+    assert caught.value.status == 400
+    with pytest.raises(GeoApiError) as caught:
+        client.replicables("nope", after_id=0, batch_size=10, scope_params={})
+    assert caught.value.status == 404
+
+
+def test_status_reports_are_stored_per_secondary(primary, client):
+    client.post_status({"cool_widgets_synced_count": 3})
+    client.post_status({"cool_widgets_synced_count": 4})
+    statuses = primary.secondary_statuses()
+    assert len(statuses) == 1 and statuses[0]["site_name"] == "secondary-1"
+    assert statuses[0]["status"]["cool_widgets_synced_count"] == 4

@@ -1,0 +1,171 @@
+"""End to end: a real primary and a real secondary engine on loopback, both
+databases on SQLite and again on PostgreSQL."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import update
+
+from backend.framework.clock import clock, utcnow
+from backend.framework.replicator import replicator_for
+from backend.framework.states import SyncState, VerificationState
+from backend.secondary.downloader import MISSING_ON_PRIMARY
+from backend.secondary.registry_store import RegistryFilter, RegistryStore
+from tests.support.fixtures_e2e import all_synced_and_verified, registries, varied_blobs
+from tests.support.sites import secondary_config, start_engine, start_primary, wait_until
+
+CoolWidgets = replicator_for("cool_widget")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def primary(primary_url, tmp_path, credentials):
+    site = start_primary(primary_url, tmp_path / "primary", credentials)
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def make_engine(primary, tracking_url, tmp_path, credentials):
+    engines = []
+
+    def make(**overrides):
+        config = secondary_config(primary.url, tracking_url, tmp_path / "secondary",
+                                  credentials, **overrides)
+        engine = start_engine(config)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.stop()
+
+
+def secondary_file(engine, model_id):
+    return engine.storage.path(CoolWidgets, model_id)
+
+
+def test_full_replication_deletion_corruption_and_missing_files(primary, make_engine):
+    catalog = primary.catalog()
+    blobs = varied_blobs(300)
+    ids = [catalog.add_bytes(data, f"w{i}.bin") for i, data in enumerate(blobs)]
+    engine = make_engine()
+
+    # Everything arrives and verifies, byte for byte.
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=120,
+               message="300 widgets synced and verified")
+    for model_id, data in zip(ids, blobs):
+        assert secondary_file(engine, model_id).read_bytes() == data
+    assert engine.storage.temporary_files() == []
+
+    # Deletions reach the secondary: files and registries go.
+    gone = ids[:20]
+    catalog.delete(gone)
+    wait_until(lambda: not set(gone) & set(registries(engine, CoolWidgets)), timeout=30,
+               message="deleted registries removed")
+    assert not any(secondary_file(engine, model_id).exists() for model_id in gone)
+
+    # A corrupted replica: re-verification records the mismatch, the file is
+    # downloaded again after its backoff and verifies.
+    victim = ids[50]
+    store = RegistryStore(engine.engine, CoolWidgets)
+    registry_id = registries(engine, CoolWidgets)[victim]["id"]
+    path = secondary_file(engine, victim)
+    path.write_bytes(b"bit rot" + path.read_bytes()[7:])
+    store.reverify(RegistryFilter(ids=(registry_id,)))
+    row = wait_until(lambda: (r := registries(engine, CoolWidgets)[victim])["checksum_mismatch"]
+                     and r, timeout=30, message="mismatch recorded")
+    assert row["verification_state"] == VerificationState.FAILED
+    assert row["state"] == SyncState.FAILED
+    assert row["verification_failure"].startswith("Checksum does not match the primary checksum")
+    assert row["verification_checksum_mismatched"].decode() == row["verification_failure"].split(
+        "primary_checksum: ")[1].split(",")[0]
+    assert row["last_sync_failure"].startswith("Verification failed with: Checksum does not match")
+    clock.advance(dt.timedelta(minutes=2))  # past the backoff
+    engine.wake()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids[20:]), timeout=30,
+               message="corrupted file re-downloaded and verified")
+    assert path.read_bytes() == blobs[50]
+    assert registries(engine, CoolWidgets)[victim]["checksum_mismatch"] is False
+
+    # A file lost on the primary: "missing on the primary", retried up to 4 h apart.
+    lost = ids[60]
+    primary.blob_path(CoolWidgets, lost)[0].unlink()
+    store.resync(RegistryFilter(model_ids=(lost,)))
+    engine.wake()
+    for attempt in range(1, 11):
+        row = wait_until(lambda: (r := registries(engine, CoolWidgets)[lost])["retry_count"]
+                         >= attempt and r["state"] == SyncState.FAILED and r, timeout=30,
+                         message=f"failed attempt {attempt}")
+        assert row["last_sync_failure"] == MISSING_ON_PRIMARY
+        if attempt < 10:
+            clock.advance(row["retry_at"] - utcnow() + dt.timedelta(seconds=1))
+            engine.wake()
+    # After 10 failures 10**4 s would be ~2.8 h: past the usual 1 h cap,
+    # allowed by the 4 h cap for files missing on the primary.
+    wait = row["retry_at"] - row["last_synced_at"]
+    assert dt.timedelta(hours=1, seconds=75) < wait <= dt.timedelta(hours=4, seconds=75)
+
+
+def test_new_widgets_replicate_from_events(primary, make_engine):
+    engine = make_engine()
+    wait_until(lambda: engine.events.cursor.get() is not None, message="cursor initialised")
+    catalog = primary.catalog()
+    ids = [catalog.add_bytes(b"fresh %d" % i, "f") for i in range(5)]
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=30,
+               message="new widgets replicated")
+    assert engine.events.processed >= 5
+
+
+def test_replication_flag_off_stops_the_type(primary, make_engine):
+    catalog = primary.catalog()
+    catalog.add_bytes(b"x", "x")
+    engine = make_engine()
+    engine.flags["geo_cool_widget_replication"] = False
+    status = engine.status()
+    assert status["cool_widgets_synced_count"] is None
+    assert status["cool_widgets_synced_in_percentage"] is None
+
+
+def test_pause_stops_new_work_and_resume_continues(primary, make_engine):
+    engine = make_engine()
+    engine.pause()
+    catalog = primary.catalog()
+    ids = [catalog.add_bytes(b"p%d" % i, "p") for i in range(5)]
+    import time
+    time.sleep(1.0)
+    assert not any(r["state"] == SyncState.SYNCED for r in registries(engine, CoolWidgets).values())
+    engine.resume()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=30,
+               message="resumed engine catches up")
+
+
+def test_status_report_reaches_the_primary(primary, make_engine):
+    catalog = primary.catalog()
+    ids = [catalog.add_bytes(b"s%d" % i, "s") for i in range(3)]
+    engine = make_engine()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=30,
+               message="synced")
+    wait_until(lambda: any(s["status"].get("cool_widgets_verified_count") == 3
+                           for s in primary.secondary_statuses()), timeout=10,
+               message="status report with 3 verified")
+    status = engine.status()
+    assert status["cool_widgets_synced_in_percentage"] == "100.00%"
+    assert status["cool_widgets_registry_count"] == 3
+
+
+def test_stuck_sync_times_out_and_is_retried(primary, make_engine):
+    model_id = primary.catalog().add_bytes(b"stuck", "s")
+    engine = make_engine()
+    engine.pause()
+    store = RegistryStore(engine.engine, CoolWidgets)
+    wait_until(lambda: registries(engine, CoolWidgets), message="registry created")
+    # Simulate a claim by a crashed engine.
+    with engine.engine.begin() as connection:
+        connection.execute(update(store.table).values(state=SyncState.STARTED,
+                                                      last_synced_at=utcnow()))
+    clock.advance(dt.timedelta(hours=8, minutes=1))
+    assert store.fail_timed_out_syncs() == 1
+    clock.advance(dt.timedelta(minutes=2))
+    engine.resume()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, [model_id]), timeout=30,
+               message="timed-out sync retried")
