@@ -9,7 +9,7 @@ from backend.framework.replicator import FileStore, replicator_for
 from backend.framework.scope import SyncScope
 from backend.primary.checksummer import Checksummer
 from backend.secondary.geo_client import GeoApiError, GeoClient
-from tests.support.sites import start_primary
+from tests.support.sites import start_primary, wait_for_checksums
 
 CoolWidgets = replicator_for("cool_widget")
 
@@ -31,7 +31,7 @@ def client(primary, credentials):
 def test_retrieve_streams_the_blob_with_its_checksum(primary, client):
     data = b"widget bytes" * 1000
     model_id = primary.catalog().add_bytes(data, "w.bin")
-    primary.checksummer.run_once()
+    wait_for_checksums(primary)
     sink = io.BytesIO()
     headers = client.download("cool_widget", model_id, sink)
     assert sink.getvalue() == data
@@ -102,7 +102,7 @@ def test_events_after_a_cursor(primary, client):
 def test_replicables_list_a_range_with_checksums(primary, client):
     catalog = primary.catalog()
     ids = [catalog.add_bytes(b"%d" % i, "x") for i in range(5)]
-    primary.checksummer.run_once()
+    wait_for_checksums(primary)
     page = client.replicables("cool_widget", after_id=ids[0], batch_size=3,
                               scope_params=SyncScope().to_params())
     assert page["range_end"] == ids[3]
@@ -115,7 +115,7 @@ def test_replicables_list_a_range_with_checksums(primary, client):
 
 def test_states_answer_for_given_ids(primary, client):
     model_id = primary.catalog().add_bytes(b"abc", "x")
-    primary.checksummer.run_once()
+    wait_for_checksums(primary)
     states = client.states("cool_widget", [model_id, 999])
     assert set(states) == {model_id}
     assert states[model_id]["checksum"] == hashlib.sha256(b"abc").hexdigest()

@@ -1,6 +1,7 @@
 """End to end: a real primary and a real secondary engine on loopback, both
 databases on SQLite and again on PostgreSQL."""
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import update
@@ -129,9 +130,9 @@ def test_replication_flag_off_stops_the_type(primary, make_engine):
 def test_pause_stops_new_work_and_resume_continues(primary, make_engine):
     engine = make_engine()
     engine.pause()
+    time.sleep(0.5)  # work already claimed finishes; nothing new starts
     catalog = primary.catalog()
     ids = [catalog.add_bytes(b"p%d" % i, "p") for i in range(5)]
-    import time
     time.sleep(1.0)
     assert not any(r["state"] == SyncState.SYNCED for r in registries(engine, CoolWidgets).values())
     engine.resume()

@@ -32,3 +32,14 @@ class StatusHistory(TrackingBase):
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     replicable_name: Mapped[str] = mapped_column(String(255))
     fields: Mapped[dict] = mapped_column(JSON)
+
+
+class EngineLease(TrackingBase):
+    """Work only one engine may do at a time (the event log cursor, the
+    consistency walk), when several engines share a tracking DB."""
+
+    __tablename__ = "engine_leases"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

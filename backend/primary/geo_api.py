@@ -27,6 +27,9 @@ from backend.framework.states import VerificationState
 from backend.primary import events, replicables_query
 
 log = logging.getLogger(__name__)
+# One line per request: method, path, status, authenticated secondary.
+access_log = logging.getLogger("backend.primary.access")
+PEER = web.RequestKey("geo_peer", str)
 
 MAX_STATE_IDS = 10_000
 MAX_BODY = 8 * 1024 * 1024
@@ -40,16 +43,21 @@ def json_error(status: int, message: str, **extra) -> web.Response:
 @web.middleware
 async def errors_as_json(request: web.Request, handler):
     try:
-        return await handler(request)
-    except web.HTTPException:
-        raise
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
     except GeoAuthError as exc:
-        return json_error(401, f"401 Unauthorized: {exc}")
+        response = json_error(401, f"401 Unauthorized: {exc}")
     except (ScopeError, ValueError) as exc:
-        return json_error(400, f"400 Bad request: {exc}")
+        response = json_error(400, f"400 Bad request: {exc}")
     except Exception:  # never leak a traceback to a client
         log.exception("Geo API request %s %s failed", request.method, request.path)
-        return json_error(500, "500 Internal Server Error")
+        response = json_error(500, "500 Internal Server Error")
+    access_log.info("%s %s %s %s", request.method, request.path, response.status,
+                    request.get(PEER, "-"))
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
 
 
 class GeoApi:
@@ -72,7 +80,9 @@ class GeoApi:
     # --- helpers ------------------------------------------------------------
 
     def _authenticate(self, request: web.Request, data: dict):
-        return self.site.authenticator.authenticate(request.headers.get("Authorization"), data)
+        peer = self.site.authenticator.authenticate(request.headers.get("Authorization"), data)
+        request[PEER] = peer.name
+        return peer
 
     async def _authenticate_request(self, request: web.Request, body: bytes = b""):
         data = request_data(request.method, request.path, dict(request.query), body)

@@ -24,4 +24,7 @@ class CoolWidgetReplicator(Replicator):
     model = CoolWidget
     registry = CoolWidgetRegistry
     verification = VerificationStorage.state_table(CoolWidgetState, key="cool_widget_id")
+    # A widget's file never changes after upload (there is no `updated` event),
+    # so a `created` event leaves an existing registry as it is.
+    mutable = False
     since = "0.1"

@@ -27,6 +27,7 @@ from backend.secondary.consistency import RegistryConsistency
 from backend.secondary.downloader import BlobDownloader
 from backend.secondary.event_consumer import EventConsumer
 from backend.secondary.geo_client import GeoClient
+from backend.secondary.lease import Lease, new_holder_id
 from backend.secondary.local_storage import LocalStorage
 from backend.secondary.registry_store import RegistryStore
 from backend.secondary.status import secondary_type_status
@@ -90,6 +91,8 @@ class SecondaryEngine:
         self.consistency = RegistryConsistency(self.engine, self.client, self.storage,
                                                self.scope)
         self.counters = EngineCounters()
+        self.holder_id = new_holder_id()
+        self.coordination = Lease(self.engine, "housekeeping", self.holder_id)
         self.last_error: str | None = None
         self.last_status_report: float | None = None
         self._stop = threading.Event()
@@ -161,6 +164,10 @@ class SecondaryEngine:
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        try:
+            self.coordination.release()
+        except Exception as exc:  # the lease expires by itself
+            log.info("could not release the engine lease: %s", exc)
         if not self._threads:
             self.client.close()
             self.engine.dispose()
@@ -196,6 +203,8 @@ class SecondaryEngine:
     def sync_once(self) -> bool:
         worked = False
         for replicator in self.enabled():
+            if self.paused or self._stop.is_set():
+                break
             store = RegistryStore(self.engine, replicator)
             for claim in store.claim_sync_batch(self.sync_claim_batch):
                 worked = True
@@ -242,6 +251,8 @@ class SecondaryEngine:
     def verify_once(self) -> bool:
         worked = False
         for replicator in self.enabled():
+            if self.paused or self._stop.is_set():
+                break
             store = RegistryStore(self.engine, replicator)
             claims = store.claim_verification_batch(VERIFICATION_BATCH)
             if claims:
@@ -266,14 +277,17 @@ class SecondaryEngine:
                 break
             now = time.monotonic()
             try:
-                if self.enabled() and self.events.run_once():
-                    self._work.set()
-                if now >= next_consistency:
-                    changed = self.reconcile_once()
-                    next_consistency = now if changed else now + self.consistency_interval
-                if now >= next_timeouts:
-                    self.fail_timed_out()
-                    next_timeouts = now + TIMEOUT_CHECK_INTERVAL
+                # Of several engines on one tracking DB, one holds the lease and
+                # consumes events, walks consistency and times out stuck rows.
+                if self.coordination.acquire():
+                    if self.enabled() and self.events.run_once():
+                        self._work.set()
+                    if now >= next_consistency:
+                        changed = self.reconcile_once()
+                        next_consistency = now if changed else now + self.consistency_interval
+                    if now >= next_timeouts:
+                        self.fail_timed_out()
+                        next_timeouts = now + TIMEOUT_CHECK_INTERVAL
                 if now >= next_status:
                     self.report_status()
                     next_status = now + self.config.status_interval

@@ -44,3 +44,18 @@ def wait_until(predicate, timeout=60.0, interval=0.1, message="condition"):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+def wait_for_checksums(site, replicator=None, timeout=30.0):
+    """Wait until the running primary's checksummer has handled every record."""
+    from backend.framework.states import VerificationState
+    from backend.primary.verification_store import PrimaryVerificationStore
+    replicator = replicator or next(iter(site.replicators.values()))
+    store = PrimaryVerificationStore(site.engine, replicator)
+    total = site.catalog(replicator).count()
+
+    def done():
+        counts = store.counts()
+        return counts["checksummed"] + counts["checksum_failed"] == total
+
+    return wait_until(done, timeout, message="primary checksums")

@@ -1,0 +1,98 @@
+"""Scale-out: engine processes sharing one tracking DB (PostgreSQL, and SQLite
+on one machine) never work the same registry at once, so no blob is
+downloaded twice."""
+import collections
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from backend.framework.replicator import replicator_for
+from tests.support.fixtures_e2e import all_synced_and_verified
+from tests.support.sites import start_primary, wait_for_checksums, wait_until
+
+CoolWidgets = replicator_for("cool_widget")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+class RetrieveLog(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.hits = collections.Counter()
+        self.peers = collections.Counter()
+
+    def emit(self, record):
+        method, path, status, peer = record.getMessage().split(" ")
+        if "/retrieve/" in path and status == "200":
+            self.hits[int(path.rsplit("/", 1)[1])] += 1
+            self.peers[peer] += 1
+
+
+@pytest.fixture
+def retrieve_log():
+    handler = RetrieveLog()
+    logger = logging.getLogger("backend.primary.access")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def write_config(path, primary_url, tracking_url, storage, credentials, name, key):
+    path.write_text(f"""
+[secondary]
+name = "{name}"
+primary_url = "{primary_url}"
+access_key = "{key}"
+secret = "{credentials['secret']}"
+tracking_database_url = "{tracking_url}"
+storage_path = "{storage}"
+files_max_capacity = 4
+verification_max_capacity = 20
+status_interval = 2
+""")
+
+
+def test_two_engine_processes_never_download_a_blob_twice(
+        db_kind, primary_url, tracking_url, tmp_path, credentials, retrieve_log):
+    # One logical secondary run as two processes; each signs with its own
+    # key so the primary's access log tells them apart.
+    primary = start_primary(primary_url, tmp_path / "primary", credentials,
+                            secondaries=("engine-a", "engine-b"))
+    processes = []
+    try:
+        catalog = primary.catalog()
+        ids = [catalog.add_bytes(os.urandom(2048 + i), "w") for i in range(400)]
+        wait_for_checksums(primary)
+        for index in range(2):
+            config = tmp_path / f"engine{index}.toml"
+            write_config(config, primary.url, tracking_url, tmp_path / "shared", credentials,
+                         "secondary-1", credentials["access_key"] + ("" if index == 0 else "1"))
+            processes.append(subprocess.Popen(
+                [sys.executable, "main.py", "secondary", "run", "--config", str(config)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+        class Engine:  # what the helpers need: the tracking engine
+            from backend.db.engine import create_db_engine
+            engine = create_db_engine(tracking_url)
+
+        wait_until(lambda: all_synced_and_verified(Engine, CoolWidgets, ids), timeout=120,
+                   message="both engines finished")
+        Engine.engine.dispose()
+        assert sorted(retrieve_log.hits) == ids
+        doubles = {i: n for i, n in retrieve_log.hits.items() if n > 1}
+        assert doubles == {}, f"downloaded more than once: {doubles}"
+        assert all(p.poll() is None for p in processes), "an engine process died"
+    finally:
+        for process in processes:
+            process.terminate()
+        outputs = [process.communicate(timeout=60) for process in processes]
+        primary.stop()
+    for out, err in outputs:
+        assert b"Traceback" not in err, err.decode()
+    # Both processes did part of the work.
+    assert set(retrieve_log.peers) == {"engine-a", "engine-b"}, retrieve_log.peers
