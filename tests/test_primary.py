@@ -30,7 +30,7 @@ def replicator(request):
 
 @pytest.fixture
 def site(primary_url, tmp_path):
-    peers = (PeerConfig("s1", "", "key", "s" * 20),)
+    peers = (PeerConfig("s1", "", "key", "s" * 32),)
     site = PrimarySite(PrimaryConfig(primary_url, str(tmp_path / "blobs"), "127.0.0.1:0", 7,
                                      peers), replicators=[CoolWidgets, GadgetReplicator])
     create_primary_tables(site.engine)
@@ -117,7 +117,7 @@ def test_no_events_without_secondaries(primary_url, tmp_path):
 
 def test_no_events_when_replication_flag_is_off(primary_url, tmp_path):
     site = PrimarySite(PrimaryConfig(primary_url, str(tmp_path / "b"), secondaries=(
-        PeerConfig("s", "", "k", "s" * 20),)), {"geo_cool_widget_replication": False})
+        PeerConfig("s", "", "k", "s" * 32),)), {"geo_cool_widget_replication": False})
     site.catalog().add_bytes(b"x", "x")
     assert events.count(site.engine) == 0
     assert site.verification_enabled() == []

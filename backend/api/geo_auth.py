@@ -25,7 +25,7 @@ import jwt.warnings
 warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
 
 SCHEME = "GL-Geo"
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key of at least 256 bits
 TOKEN_LIFETIME = 60
 NOT_BEFORE_SKEW = 5
 LEEWAY = 60

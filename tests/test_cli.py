@@ -1,0 +1,312 @@
+"""The command line, as a user drives it: one line on bad input, nothing changed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from backend.cli import main
+from backend.framework.replicator import replicator_for
+from backend.framework.states import SyncState
+from backend.secondary.registry_store import RegistryStore
+from tests.support.sites import wait_until
+
+CoolWidgets = replicator_for("cool_widget")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "cli-secret-0123456789abcdef-0123456789"
+
+
+def write_config(path, primary_db, tracking_db, tmp_path, port=0, primary_port=0, extra=""):
+    path.write_text(f"""
+[primary]
+database_url = "{primary_db}"
+storage_path = "{tmp_path / 'primary-blobs'}"
+listen = "127.0.0.1:{port}"
+
+[[primary.secondaries]]
+name = "cli-secondary"
+access_key = "cli-key"
+secret = "{SECRET}"
+
+[secondary]
+name = "cli-secondary"
+primary_url = "http://127.0.0.1:{primary_port or 9}"
+access_key = "cli-key"
+secret = "{SECRET}"
+tracking_database_url = "{tracking_db}"
+storage_path = "{tmp_path / 'secondary-blobs'}"
+status_interval = 1
+{extra}
+[feature_flags]
+geo_cool_widget_replication = true
+""")
+    return str(path)
+
+
+@pytest.fixture
+def config(databases, tmp_path):
+    path = write_config(tmp_path / "geo.toml", databases.url("primary"),
+                        databases.url("tracking"), tmp_path)
+    assert main(["db", "upgrade", "--config", path]) == 0
+    return path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, fragment):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("geo-console: error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def test_db_upgrade_reports_both_databases(databases, tmp_path, capsys):
+    path = write_config(tmp_path / "g.toml", databases.url("p"), databases.url("t"), tmp_path)
+    code, out, _ = run(capsys, "db", "upgrade", "--config", path)
+    assert code == 0
+    assert "primary database at revision" in out and "tracking database at revision" in out
+
+
+def test_project_add_prints_the_id_and_builds_the_tree(config, capsys):
+    code, out, _ = run(capsys, "primary", "project", "add", "api", "--namespace", "acme/sub",
+                       "--shard", "ssd", "--config", config)
+    assert code == 0 and out.strip().isdigit()
+
+
+def test_add_prints_one_id_per_file_and_list_shows_them(config, tmp_path, capsys):
+    files = []
+    for index in range(3):
+        files.append(tmp_path / f"f{index}.bin")
+        files[-1].write_bytes(os.urandom(100 + index))
+    code, out, _ = run(capsys, "primary", "add", *map(str, files), "--config", config)
+    ids = out.split()
+    assert code == 0 and len(ids) == 3 and all(i.isdigit() for i in ids)
+    code, out, _ = run(capsys, "primary", "list", "--config", config)
+    assert code == 0 and all(f"f{i}.bin" in out for i in range(3))
+
+
+def test_add_with_a_missing_file_adds_nothing(config, tmp_path, capsys):
+    good = tmp_path / "good.bin"
+    good.write_bytes(b"x")
+    code, _, err = run(capsys, "primary", "add", str(good), str(tmp_path / "nope"),
+                       "--config", config)
+    assert_one_line_error(code, err, "not a readable file")
+    code, out, _ = run(capsys, "primary", "list", "--config", config)
+    assert out.strip().count("\n") == 0  # header only
+
+
+def test_add_to_unknown_project_is_refused(config, tmp_path, capsys):
+    good = tmp_path / "good.bin"
+    good.write_bytes(b"x")
+    code, _, err = run(capsys, "primary", "add", str(good), "--project-id", "77",
+                       "--config", config)
+    assert_one_line_error(code, err, "project 77 does not exist")
+
+
+def test_delete_of_unknown_id_changes_nothing(config, tmp_path, capsys):
+    good = tmp_path / "good.bin"
+    good.write_bytes(b"x")
+    run(capsys, "primary", "add", str(good), "--config", config)
+    code, _, err = run(capsys, "primary", "delete", "1", "5", "--config", config)
+    assert_one_line_error(code, err, "5")
+    _, out, _ = run(capsys, "primary", "list", "--config", config)
+    assert "good.bin" in out
+
+
+@pytest.fixture
+def tracked(config, databases):
+    """A tracking DB with registries 1-4: synced, failed, pending, failed."""
+    from backend.config import load_config
+    from backend.db.engine import create_db_engine
+    engine = create_db_engine(load_config(config).secondary.tracking_database_url)
+    store = RegistryStore(engine, CoolWidgets)
+    store.insert_pending([10, 20, 30, 40])
+    for claim in store.claim_sync_batch(4):
+        if claim.model_id == 10:
+            store.mark_synced(claim, primary_verified=True)
+            store.mark_verified(store.claim_verification_batch(1)[0], "ab")
+        elif claim.model_id in (20, 40):
+            store.mark_sync_failed(claim, "Non-success HTTP response status code 500")
+    store.resync(__import__("backend.secondary.registry_store", fromlist=["RegistryFilter"])
+                 .RegistryFilter(model_ids=(30,)))
+    yield engine, store
+    engine.dispose()
+
+
+def test_status_prints_the_geo_status_lines(tracked, config, capsys):
+    code, out, _ = run(capsys, "status", "--config", config)
+    assert code == 0
+    assert "Cool Widgets replicated: failed 2 / succeeded 1 / total 4 (25%)" in out
+    assert "Cool Widgets verified: succeeded 1 / total 4 (25%)" in out
+    code, out, _ = run(capsys, "status", "--json", "--config", config)
+    data = json.loads(out)
+    assert data["cool_widgets_failed_count"] == 2
+    assert data["cool_widgets_synced_in_percentage"] == "25.00%"
+
+
+def test_check_fails_until_everything_is_verified(tracked, config, capsys):
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 1 and "ERROR - Replication is not up-to-date." in out
+
+
+def test_check_succeeds_when_everything_is_verified(config, capsys):
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 0 and "SUCCESS - Replication is up-to-date." in out
+
+
+def test_registries_filter_by_state(tracked, config, capsys):
+    code, out, _ = run(capsys, "registries", "--replication-state", "failed", "--json",
+                       "--config", config)
+    rows = json.loads(out)
+    assert code == 0 and sorted(r["cool_widget_id"] for r in rows) == [20, 40]
+    assert rows[0]["last_sync_failure"] == "Non-success HTTP response status code 500"
+    code, out, _ = run(capsys, "registries", "--verification-state", "succeeded",
+                       "--config", config)
+    assert code == 0 and len(out.strip().splitlines()) == 2  # header + one row
+
+
+def test_registries_with_an_unknown_state_is_refused(tracked, config, capsys):
+    code, _, err = run(capsys, "registries", "--replication-state", "done", "--config", config)
+    assert_one_line_error(code, err, "unknown state 'done'")
+
+
+def test_resync_all_failed_touches_only_failed(tracked, config, capsys):
+    engine, store = tracked
+    code, out, _ = run(capsys, "resync", "--all", "--replication-state", "failed",
+                       "--config", config)
+    assert code == 0 and "Scheduled 2 cool widgets for resync." in out
+    _, out, _ = run(capsys, "registries", "--replication-state", "pending", "--json",
+                    "--config", config)
+    assert sorted(r["cool_widget_id"] for r in json.loads(out)) == [20, 30, 40]
+
+
+def test_reverify_by_registry_id(tracked, config, capsys):
+    code, out, _ = run(capsys, "reverify", "1", "--config", config)
+    assert code == 0 and "Scheduled 1 cool widgets for re-verification." in out
+    _, out, _ = run(capsys, "registries", "--replication-state", "synced",
+                    "--verification-state", "pending", "--json", "--config", config)
+    assert [r["id"] for r in json.loads(out)] == [1]
+
+
+def test_resync_of_unknown_registry_changes_nothing(tracked, config, capsys):
+    code, _, err = run(capsys, "resync", "1", "999", "--config", config)
+    assert_one_line_error(code, err, "no such registry: 999")
+    _, out, _ = run(capsys, "registries", "--replication-state", "synced", "--json",
+                    "--config", config)
+    assert len(json.loads(out)) == 1
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["resync"], "needs registry ids or --all"),
+    (["resync", "1", "--all"], "not both"),
+    (["resync", "1", "--replication-state", "failed"], "only narrow --all"),
+    (["resync", "abc"], "invalid int value"),
+    (["bogus"], "invalid choice"),
+    (["status", "--frobnicate"], "unrecognized arguments"),
+    (["registries", "--limit", "0"], "--limit must be at least 1"),
+])
+def test_usage_errors_are_one_line(config, capsys, argv, fragment):
+    code, _, err = run(capsys, *argv, "--config", config)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_missing_configuration(capsys, monkeypatch):
+    monkeypatch.delenv("GEO_CONSOLE_CONFIG", raising=False)
+    code, _, err = run(capsys, "status")
+    assert_one_line_error(code, err, "no configuration")
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("[secondary\nname=", "malformed TOML"),
+    ("[secondary]\nname = 5\n", "secondary.name must be a string"),
+    ("[elsewhere]\n", "unknown section [elsewhere]"),
+    ("[secondary]\nname='s'\nprimary_url='http://x'\naccess_key='k'\nsecret='" + SECRET
+     + "'\ntracking_database_url='sqlite:///x.db'\nstorage_path='/tmp'\nfiles_max_capacity=0\n",
+     "files_max_capacity must be between 1 and 10000"),
+    ("[secondary]\nname='s'\nprimary_url='http://x'\naccess_key='k'\nsecret='short'\n"
+     "tracking_database_url='sqlite:///x.db'\nstorage_path='/tmp'\n", "at least 32"),
+])
+def test_bad_configuration_files(tmp_path, capsys, content, fragment):
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    code, _, err = run(capsys, "status", "--config", str(path))
+    assert_one_line_error(code, err, fragment)
+
+
+def test_status_before_db_upgrade_creates_nothing(tmp_path, capsys):
+    path = write_config(tmp_path / "g.toml", f"sqlite:///{tmp_path / 'p.db'}",
+                        f"sqlite:///{tmp_path / 't.db'}", tmp_path)
+    code, _, err = run(capsys, "status", "--config", path)
+    assert_one_line_error(code, err, "run `db upgrade` first")
+    assert not (tmp_path / "t.db").exists()
+
+
+def test_unreachable_database_is_one_line(tmp_path, capsys):
+    path = write_config(tmp_path / "g.toml", "sqlite:///x",
+                        "postgresql://postgres@127.0.0.1:1/none", tmp_path)
+    code, _, err = run(capsys, "status", "--config", path)
+    assert_one_line_error(code, err, "database error")
+
+
+def test_secondary_run_with_unreachable_primary_is_one_line(config, capsys):
+    code, _, err = run(capsys, "secondary", "run", "--config", config)
+    assert_one_line_error(code, err, "cannot reach the primary")
+
+
+@pytest.mark.slow
+def test_sites_from_the_command_line_replicate_until_check_passes(databases, tmp_path):
+    """`primary serve` and `secondary run` as processes, driven like a user would."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(tmp_path / "geo.toml", databases.url("primary"),
+                          databases.url("tracking"), tmp_path, port=port, primary_port=port)
+    cli = [sys.executable, "main.py"]
+
+    def call(*argv):
+        return subprocess.run(cli + list(argv) + ["--config", config], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    assert call("db", "upgrade").returncode == 0
+    sample = tmp_path / "sample.bin"
+    sample.write_bytes(os.urandom(70_000))
+    added = call("primary", "add", str(sample), str(sample)).stdout.split()
+    assert len(added) == 2
+    primary = subprocess.Popen(cli + ["primary", "serve", "--config", config], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    secondary = None
+    try:
+        wait_until(lambda: _listening(port), timeout=30, message="primary listening")
+        bad = tmp_path / "bad.toml"
+        bad.write_text(open(config).read().replace(f'secret = "{SECRET}"',
+                                                   'secret = "wrong-secret-0123456789-0123456789abcdef"'))
+        refused = subprocess.run(cli + ["secondary", "run", "--config", str(bad)], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "refused our credentials" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        secondary = subprocess.Popen(cli + ["secondary", "run", "--config", config], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: call("check").returncode == 0, timeout=60, message="check passes")
+        assert "succeeded 2 / total 2 (100%)" in call("status").stdout
+    finally:
+        for process in (secondary, primary):
+            if process:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+    for process in (secondary, primary):
+        assert process.returncode == 0
+        assert "Traceback" not in process.stderr.read()
+
+
+def _listening(port):
+    import socket
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
