@@ -6,14 +6,10 @@ with one line on stderr and a non-zero exit, and changes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import signal
 import sys
-import threading
 
-from backend.config import Config, ConfigError, load_config
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

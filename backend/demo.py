@@ -114,8 +114,8 @@ class Demo:
                               file_store=FileStore.REMOTE)
         chosen = self._random.sample(ids, MISSING + CORRUPTED)
         self._remove_files(chosen[:MISSING])
-        threading.Thread(target=self._corrupt_when_checksummed, args=(chosen[MISSING:],),
-                         name="demo-corrupt", daemon=True).start()
+        # Before the secondary starts, so its downloads meet the damage.
+        self._corrupt_when_checksummed(chosen[MISSING:])
 
     def _blob(self) -> bytes:
         # Mostly small blobs, now and then a large one, like real uploads.
@@ -138,7 +138,7 @@ class Demo:
         replicator = registered()[0]
         state = replicator.verification.table
         key = state.c[replicator.verification.key]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 30
         remaining = set(ids)
         while remaining and time.monotonic() < deadline and not self._stop.is_set():
             with self.primary.engine.connect() as connection:
@@ -163,7 +163,7 @@ class Demo:
                 for _ in range(self._random.randint(1, 3)):
                     catalog.add_bytes(self._blob(), "trickle.bin")
                 if self._random.random() < 0.4:
-                    newest = catalog.list(limit=None)[-50:]
+                    newest = catalog.list(limit=50, newest_first=True)
                     if newest:
                         catalog.delete([self._random.choice(newest)["id"]])
             except Exception as exc:  # the demo keeps going

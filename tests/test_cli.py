@@ -9,7 +9,6 @@ import pytest
 
 from backend.cli import main
 from backend.framework.replicator import replicator_for
-from backend.framework.states import SyncState
 from backend.secondary.registry_store import RegistryStore
 from tests.support.sites import wait_until
 

@@ -7,7 +7,6 @@ import urllib3
 
 from backend.framework.replicator import FileStore, replicator_for
 from backend.framework.scope import SyncScope
-from backend.primary.checksummer import Checksummer
 from backend.secondary.geo_client import GeoApiError, GeoClient
 from tests.support.sites import start_primary, wait_for_checksums
 

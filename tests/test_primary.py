@@ -5,7 +5,7 @@ import hashlib
 import os
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from backend.config import PeerConfig, PrimaryConfig
 from backend.db.primary_schema import GeoEvent, Namespace, Project

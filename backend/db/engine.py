@@ -1,12 +1,15 @@
 """Creating SQLAlchemy engines for either database, SQLite or PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import pathlib
+import threading
+from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 
 class DatabaseUrlError(ValueError):
@@ -35,9 +38,13 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             pathlib.Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # A pool of long-lived connections: opening one (and setting its
+        # pragmas) per transaction would dominate small claims and updates.
         engine = create_engine(
             url,
-            poolclass=NullPool,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=pool_size,
             connect_args={"timeout": 30, "check_same_thread": False},
         )
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -69,11 +76,44 @@ def _sqlite_on_connect(dbapi_connection, _record):
 
 
 def _sqlite_on_begin(connection):
-    # BEGIN IMMEDIATE: claims (read then update) cannot interleave between
-    # threads or processes, and lock upgrades never deadlock. Long reads
-    # (reports, listings) ask for a plain deferred BEGIN so they never hold
-    # the write lock: connection.execution_options(readonly=True).
-    if connection.get_execution_options().get("readonly"):
-        connection.exec_driver_sql("BEGIN")
-    else:
+    # Writes (see writing()) take the lock up front with BEGIN IMMEDIATE, so a
+    # transaction that reads and then updates never meets a stale snapshot
+    # (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries) and claims
+    # cannot interleave. Reads stay deferred and never wait for writers.
+    if connection.get_execution_options().get(_IMMEDIATE):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+_IMMEDIATE = "geo_console_immediate"
+
+
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(engine: Engine) -> threading.Lock:
+    key = str(engine.url.database)
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: like engine.begin(), but on SQLite it takes the
+    write lock at BEGIN.
+
+    SQLite allows one writer; threads of this process queue on a lock of
+    ours instead of SQLite's busy handler, which sleeps in steps of up to
+    100 ms and would stall a busy engine. Other processes still meet the
+    busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            yield connection
+        return
+    with _write_lock(engine), engine.connect() as connection:
+        connection.execution_options(**{_IMMEDIATE: True})
+        with connection.begin():
+            yield connection

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 
+from backend.db.engine import writing
 from backend.db.primary_schema import DEFAULT_SHARD, Namespace, Project
 from backend.framework.clock import utcnow
 from backend.framework.replicator import FileStore
@@ -47,7 +48,7 @@ class Catalog:
         if not path.strip("/") or any(not part for part in parts):
             raise CatalogError(f"invalid namespace path {path!r}")
         parent_id = None
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             for part in parts:
                 parent_clause = (Namespace.parent_id.is_(None) if parent_id is None
                                  else Namespace.parent_id == parent_id)
@@ -65,7 +66,7 @@ class Catalog:
         if not shard.strip():
             raise CatalogError("a shard name cannot be empty")
         namespace_id = self.ensure_namespace_path(namespace_path)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(insert(Project).values(
                 name=name.strip(), namespace_id=namespace_id,
                 repository_storage=shard.strip()).returning(Project.id)).scalar_one()
@@ -110,7 +111,7 @@ class Catalog:
         model = self.replicator.model_table()
         now = utcnow()
         try:
-            with self.engine.begin() as connection:
+            with writing(self.engine) as connection:
                 model_id = connection.execute(insert(model).values(
                     project_id=project_id, file=relative, file_store=file_store, size=size,
                     created_at=now, updated_at=now).returning(model.c.id)).scalar_one()
@@ -126,7 +127,7 @@ class Catalog:
     def delete(self, model_ids: list[int]) -> list[int]:
         """Delete blobs; refuses the whole call if any id is unknown."""
         model = self.replicator.model_table()
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             rows = connection.execute(select(model.c.id, model.c.file, model.c.file_store)
                                       .where(model.c.id.in_(model_ids))).all()
             missing = sorted(set(model_ids) - {row.id for row in rows})
@@ -148,7 +149,7 @@ class Catalog:
             self.storage.delete(row.file, row.file_store)
         return [row.id for row in rows]
 
-    def list(self, limit: int | None = None) -> list[dict]:
+    def list(self, limit: int | None = None, newest_first: bool = False) -> list[dict]:
         model = self.replicator.model_table()
         state = self.replicator.verification.table
         key = state.c[self.replicator.verification.key]
@@ -157,7 +158,7 @@ class Catalog:
                            state.c.verification_checksum)
         if self.replicator.verification.separate:
             statement = statement.outerjoin(state, key == model.c.id)
-        statement = statement.order_by(model.c.id)
+        statement = statement.order_by(model.c.id.desc() if newest_first else model.c.id)
         if limit:
             statement = statement.limit(limit)
         with self.engine.connect() as connection:

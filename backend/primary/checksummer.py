@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from backend.db.engine import writing
 from backend.framework.checksum import file_checksum, size_checksum
 from backend.framework.replicator import FileStore
 from backend.primary import events
@@ -81,7 +82,7 @@ class Checksummer:
         except Exception as exc:
             store.mark_failed(claim, str(exc) or exc.__class__.__name__)
             return
-        with self.site.engine.begin() as connection:
+        with writing(self.site.engine) as connection:
             landed = store.mark_succeeded(connection, claim, checksum)
             if landed and self.site.publishes_events(replicator):
                 events.publish(connection, replicator.replicable_name,

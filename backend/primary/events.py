@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
+from backend.db.engine import writing
 from backend.db.primary_schema import GeoEvent, GeoEventLog
 from backend.framework.clock import utcnow
 
@@ -49,7 +50,7 @@ def last_event(engine: Engine) -> tuple[int | None, object]:
 
 def prune_before(engine: Engine, event_log_id: int) -> int:
     """Delete log rows (and their events) below `event_log_id`."""
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         event_ids = select(GeoEventLog.geo_event_id).where(GeoEventLog.id < event_log_id)
         connection.execute(delete(GeoEvent).where(GeoEvent.id.in_(event_ids)))
         return connection.execute(

@@ -13,7 +13,7 @@ from backend.api.geo_auth import GeoAuthenticator, Peer
 from backend.api.server import BackgroundServer, parse_listen
 from backend.config import Config, PrimaryConfig
 from backend.db import migrate
-from backend.db.engine import create_db_engine, is_postgresql
+from backend.db.engine import create_db_engine, is_postgresql, writing
 from backend.db.primary_schema import GeoNodeStatus
 from backend.framework.clock import utcnow
 from backend.framework.paths import UnsafePathError
@@ -92,7 +92,7 @@ class PrimarySite:
             index_elements=["site_name"],
             set_={"status": statement.excluded.status,
                   "updated_at": statement.excluded.updated_at})
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             connection.execute(statement)
 
     def secondary_statuses(self) -> list[dict]:

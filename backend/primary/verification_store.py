@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from backend.db.engine import is_postgresql
+from backend.db.engine import is_postgresql, writing
 from backend.framework import transitions as tr
 from backend.framework.clock import utcnow
 from backend.framework.states import VerificationState
@@ -52,7 +52,7 @@ class PrimaryVerificationStore:
         model_id = self.model.c.id
         missing = (select(model_id).where(~select(self.key).where(self.key == model_id)
                                           .exists()).order_by(model_id).limit(batch))
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             ids = list(connection.execute(missing).scalars())
             if ids:
                 connection.execute(insert(self.table), [{self.key.name: i} for i in ids])
@@ -84,7 +84,7 @@ class PrimaryVerificationStore:
         statement = (update(self.table).where(self.key.in_(picked.scalar_subquery()))
                      .values(**tr.verification_started(now))
                      .returning(self.key, self.table.c.verification_retry_count))
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             rows = connection.execute(statement).all()
         return [ChecksumClaim(row[0], now, row[1]) for row in rows]
 
@@ -105,7 +105,7 @@ class PrimaryVerificationStore:
         values = tr.verification_failed(claim.verification_retry_count,
                                         f"Error during verification: {failure}",
                                         checksum=None, now=utcnow())
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(
                 update(self.table).where(self._guard(claim)).values(**values)).rowcount == 1
 
@@ -118,7 +118,7 @@ class PrimaryVerificationStore:
                .order_by(t.c.verified_at).limit(limit))
         if self._pg:
             due = due.with_for_update(skip_locked=True)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(
                 update(self.table).where(self.key.in_(due.scalar_subquery()))
                 .values(**tr.verification_pending(from_failed=False, registry=False))).rowcount
@@ -128,7 +128,7 @@ class PrimaryVerificationStore:
         now = utcnow()
         values = tr.verification_failed(0, tr.VERIFICATION_TIMEOUT_MESSAGE, checksum=None,
                                         now=now)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(
                 update(t).where(t.c.verification_state == VerificationState.STARTED,
                                 t.c.verification_started_at < now - timeout)

@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
+from backend.db.engine import writing
 from backend.db.tracking_schema import EventLogState
 from backend.secondary.registry_store import RegistryStore
 
@@ -31,7 +32,7 @@ class CursorStore:
                                       .order_by(EventLogState.event_id.desc()).limit(1)).scalar()
 
     def set(self, event_id: int) -> None:
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             connection.execute(delete(EventLogState))
             connection.execute(insert(EventLogState).values(event_id=event_id))
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from backend.db.engine import is_postgresql
+from backend.db.engine import is_postgresql, writing
 from backend.db.tracking_schema import EngineLease
 from backend.framework.clock import utcnow
 
@@ -46,11 +46,11 @@ class Lease:
                   "expires_at": statement.excluded.expires_at},
             where=(table.c.holder == self.holder) | (table.c.expires_at < now),
         ).returning(table.c.holder)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(statement).first() is not None
 
     def release(self) -> None:
         table = EngineLease.__table__
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             connection.execute(delete(table).where(table.c.name == self.name,
                                                    table.c.holder == self.holder))

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from backend.db.engine import is_postgresql
+from backend.db.engine import is_postgresql, writing
 from backend.framework import transitions as tr
 from backend.framework.backoff import DEFAULT_CAP, MISSING_ON_PRIMARY_CAP
 from backend.framework.clock import utcnow
@@ -87,7 +87,7 @@ class RegistryStore:
             picked = picked.with_for_update(skip_locked=True)
         statement = (update(t).where(t.c.id.in_(picked.scalar_subquery()))
                      .values(**values).returning(*returning))
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(statement).all()
 
     def claim_sync_batch(self, limit: int) -> list[SyncClaim]:
@@ -142,7 +142,7 @@ class RegistryStore:
         registry awaits verification if the primary has verified the blob.
         """
         t = self.table
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             row = connection.execute(
                 select(t.c.verification_state).where(self._sync_guard(claim))).first()
             if row is None:
@@ -160,7 +160,7 @@ class RegistryStore:
                          missing_on_primary: bool = False) -> bool:
         t = self.table
         cap = MISSING_ON_PRIMARY_CAP if missing_on_primary else DEFAULT_CAP
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             row = connection.execute(
                 select(t.c.retry_count).where(self._sync_guard(claim))).first()
             if row is None:
@@ -196,7 +196,7 @@ class RegistryStore:
         return self._update_verification(claim, values)
 
     def _update_verification(self, claim: VerificationClaim, values: dict) -> bool:
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(update(self.table)
                                       .where(self._verification_guard(claim))
                                       .values(**values)).rowcount == 1
@@ -206,7 +206,7 @@ class RegistryStore:
     def ensure_pending(self, model_id: int, *, reset_existing: bool) -> None:
         """`created`: create the registry pending, or set an existing one pending."""
         t = self.table
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             inserted = connection.execute(self._insert_new().values(
                 {self.fk.name: model_id, "created_at": utcnow()})).rowcount
             if not inserted and reset_existing:
@@ -216,7 +216,7 @@ class RegistryStore:
     def checksum_succeeded(self, model_id: int) -> bool:
         """`checksum_succeeded`: the primary has a (new) checksum; verify again."""
         t = self.table
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             row = connection.execute(select(t.c.verification_state)
                                      .where(self.fk == model_id)).first()
             if row is None:
@@ -231,7 +231,7 @@ class RegistryStore:
         ids = list(model_ids)
         t = self.table
         changed = 0
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             for start in range(0, len(ids), CHUNK):
                 changed += connection.execute(
                     update(t).where(self.fk.in_(ids[start:start + CHUNK]),
@@ -244,7 +244,7 @@ class RegistryStore:
     def delete_by_model_ids(self, model_ids: Iterable[int]) -> int:
         ids = list(model_ids)
         deleted = 0
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             for start in range(0, len(ids), CHUNK):
                 deleted += connection.execute(
                     delete(self.table).where(self.fk.in_(ids[start:start + CHUNK]))).rowcount
@@ -255,7 +255,7 @@ class RegistryStore:
     def resync(self, selection: RegistryFilter) -> int:
         """Set matching registries pending; a running sync of one of them loses."""
         t = self.table
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(update(t).where(*selection.clauses(t))
                                       .values(**tr.sync_pending())).rowcount
 
@@ -266,7 +266,7 @@ class RegistryStore:
         """
         t = self.table
         clauses = [*selection.clauses(t), t.c.state == SyncState.SYNCED]
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             failed = connection.execute(
                 update(t).where(*clauses, t.c.verification_state == VerificationState.FAILED)
                 .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
@@ -281,7 +281,7 @@ class RegistryStore:
         t = self.table
         now = utcnow()
         values = tr.sync_failed(0, tr.SYNC_TIMEOUT_MESSAGE, now=now)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(
                 update(t).where(t.c.state == SyncState.STARTED,
                                 t.c.last_synced_at < now - timeout).values(**values)).rowcount
@@ -292,7 +292,7 @@ class RegistryStore:
         now = utcnow()
         values = tr.registry_verification_failed(
             0, tr.VERIFICATION_TIMEOUT_MESSAGE, checksum=None, now=now)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             return connection.execute(
                 update(t).where(t.c.verification_state == VerificationState.STARTED,
                                 t.c.verification_started_at < now - timeout)
@@ -316,7 +316,7 @@ class RegistryStore:
             return 0
         now = utcnow()
         inserted = 0
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             for start in range(0, len(ids), CHUNK):
                 rows = [{self.fk.name: model_id, "created_at": now}
                         for model_id in ids[start:start + CHUNK]]
@@ -340,7 +340,7 @@ def registry_rows(engine: Engine, replicator, selection: RegistryFilter,
         size = chunk if remaining is None else min(chunk, remaining)
         statement = (select(t).where(*selection.clauses(t), t.c.id > last_id)
                      .order_by(t.c.id).limit(size))
-        with engine.connect().execution_options(readonly=True) as connection:
+        with engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(statement)]
         if not rows:
             return

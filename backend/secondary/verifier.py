@@ -7,6 +7,7 @@ import logging
 
 from sqlalchemy import update
 
+from backend.db.engine import writing
 from backend.framework import transitions as tr
 from backend.framework.checksum import file_checksum, size_checksum
 from backend.framework.replicator import FileStore
@@ -68,6 +69,6 @@ def release(store: RegistryStore, claims: list[VerificationClaim]) -> None:
     """Hand claimed rows back as pending, keeping their retry counters."""
     t = store.table
     values = tr.verification_pending(from_failed=True, registry=True)
-    with store.engine.begin() as connection:
+    with writing(store.engine) as connection:
         for claim in claims:
             connection.execute(update(t).where(store._verification_guard(claim)).values(**values))

@@ -48,7 +48,6 @@ def wait_until(predicate, timeout=60.0, interval=0.1, message="condition"):
 
 def wait_for_checksums(site, replicator=None, timeout=30.0):
     """Wait until the running primary's checksummer has handled every record."""
-    from backend.framework.states import VerificationState
     from backend.primary.verification_store import PrimaryVerificationStore
     replicator = replicator or next(iter(site.replicators.values()))
     store = PrimaryVerificationStore(site.engine, replicator)

@@ -1,0 +1,92 @@
+"""Configuration files and environment overrides."""
+import pytest
+
+from backend.config import ConfigError, load_config, parse_config
+
+SECRET = "x" * 32
+SECONDARY = {"name": "s", "primary_url": "http://p:1", "access_key": "k", "secret": SECRET,
+             "tracking_database_url": "sqlite:///t.db", "storage_path": "/tmp/s"}
+
+
+def test_defaults_follow_gitlab():
+    config = parse_config({"secondary": dict(SECONDARY)})
+    secondary = config.secondary
+    assert (secondary.files_max_capacity, secondary.verification_max_capacity,
+            secondary.minimum_reverification_interval, secondary.sync_object_storage,
+            secondary.selective_sync_type) == (10, 100, 7, False, "")
+    assert config.flag("geo_cool_widget_replication") is True  # released: on by default
+
+
+def test_one_file_holds_both_sites(tmp_path):
+    path = tmp_path / "geo.toml"
+    path.write_text(f"""
+[primary]
+database_url = "sqlite:///p.db"
+storage_path = "/srv/p"
+listen = "0.0.0.0:8090"
+[[primary.secondaries]]
+name = "eu"
+url = "http://eu:8091"
+access_key = "eu-key"
+secret = "{SECRET}"
+[secondary]
+name = "eu"
+primary_url = "http://p:8090"
+access_key = "eu-key"
+secret = "{SECRET}"
+tracking_database_url = "postgresql://postgres@127.0.0.1/geo"
+storage_path = "/srv/s"
+selective_sync_type = "namespaces"
+selective_sync_namespace_ids = [1, 2]
+[feature_flags]
+geo_cool_widget_replication = false
+""")
+    config = load_config(path)
+    assert config.primary.secondaries[0].name == "eu"
+    assert config.secondary.scope.namespace_ids == (1, 2)
+    assert config.flag("geo_cool_widget_replication") is False
+
+
+def test_environment_overrides_single_values():
+    config = parse_config({"secondary": dict(SECONDARY)}, environ={
+        "GEO_CONSOLE_SECONDARY_FILES_MAX_CAPACITY": "25",
+        "GEO_CONSOLE_SECONDARY_SELECTIVE_SYNC_TYPE": "shards",
+        "GEO_CONSOLE_SECONDARY_SELECTIVE_SYNC_SHARDS": "ssd, nvme",
+        "GEO_CONSOLE_FEATURE_FLAGS_GEO_COOL_WIDGET_REPLICATION": "off"})
+    assert config.secondary.files_max_capacity == 25
+    assert config.secondary.selective_sync_shards == ("ssd", "nvme")
+    assert config.flag("geo_cool_widget_replication") is False
+
+
+def test_secrets_stay_out_of_repr():
+    config = parse_config({"secondary": dict(SECONDARY, api_token="tok-123")})
+    assert SECRET not in repr(config) and "tok-123" not in repr(config)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"selective_sync_type": "groups"}, "selective_sync_type must be"),
+    ({"selective_sync_type": "namespaces"}, "selective_sync_namespace_ids must list"),
+    ({"selective_sync_namespace_ids": ["a"]}, "must be an array of integers"),
+    ({"primary_url": "ftp://p"}, "primary_url must be an http"),
+    ({"minimum_reverification_interval": 0}, "at least 1"),
+    ({"listen": "host:port"}, "listen is invalid"),
+    ({"sync_object_storage": "yes"}, "must be true or false"),
+    ({"unknown": 1}, "unknown key secondary.unknown"),
+])
+def test_invalid_settings_name_the_key(change, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"secondary": dict(SECONDARY, **change)}, "geo.toml")
+
+
+def test_missing_required_key():
+    data = dict(SECONDARY)
+    del data["tracking_database_url"]
+    with pytest.raises(ConfigError, match="secondary.tracking_database_url is required"):
+        parse_config({"secondary": data})
+
+
+def test_duplicate_access_keys_are_refused():
+    peer = {"name": "a", "access_key": "k", "secret": SECRET}
+    with pytest.raises(ConfigError, match="access keys must be unique"):
+        parse_config({"primary": {"database_url": "sqlite:///p", "storage_path": "/p",
+                                  "secondaries": [peer, dict(peer, name="b")]}})
