@@ -117,14 +117,25 @@ def test_new_widgets_replicate_from_events(primary, make_engine):
     assert engine.events.processed >= 5
 
 
-def test_replication_flag_off_stops_the_type(primary, make_engine):
+def test_replication_flag_off_stops_the_type(primary, tracking_url, tmp_path, credentials):
     catalog = primary.catalog()
     catalog.add_bytes(b"x", "x")
-    engine = make_engine()
-    engine.flags["geo_cool_widget_replication"] = False
-    status = engine.status()
-    assert status["cool_widgets_synced_count"] is None
-    assert status["cool_widgets_synced_in_percentage"] is None
+    config = secondary_config(primary.url, tracking_url, tmp_path / "secondary", credentials)
+    engine = start_engine(config, flags={"geo_cool_widget_replication": False})
+    try:
+        catalog.add_bytes(b"y", "y")
+        time.sleep(1.5)
+        assert registries(engine, CoolWidgets) == {}
+        status = engine.status()
+        assert status["cool_widgets_synced_count"] is None
+        assert status["cool_widgets_synced_in_percentage"] is None
+        # Turning it on again replicates what was missed.
+        engine.flags["geo_cool_widget_replication"] = True
+        engine.wake()
+        wait_until(lambda: len(registries(engine, CoolWidgets)) == 2, timeout=20,
+                   message="registries after the flag is on")
+    finally:
+        engine.stop()
 
 
 def test_pause_stops_new_work_and_resume_continues(primary, make_engine):
@@ -170,3 +181,26 @@ def test_stuck_sync_times_out_and_is_retried(primary, make_engine):
     engine.resume()
     wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, [model_id]), timeout=30,
                message="timed-out sync retried")
+
+
+def test_only_abandoned_temporary_files_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from backend.secondary.local_storage import LocalStorage, temporary_prefix
+    storage = LocalStorage(tmp_path)
+    folder = tmp_path / "cool_widgets" / "0"
+    folder.mkdir(parents=True)
+    mine = folder / (temporary_prefix() + "a")
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip()
+    dead = folder / temporary_prefix().replace(f"_{os.getpid()}_", f"_{dead_pid}_")
+    foreign_fresh = folder / "tmp_otherhost_1_x"
+    foreign_old = folder / "tmp_otherhost_2_y"
+    for path in (mine, dead, foreign_fresh, foreign_old):
+        path.write_bytes(b"partial")
+    os.utime(foreign_old, (0, 0))
+    assert storage.remove_abandoned_temporary_files() == 2
+    assert mine.exists() and foreign_fresh.exists()
+    assert not dead.exists() and not foreign_old.exists()

@@ -12,7 +12,7 @@ from backend.framework.checksum import size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
 from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
-from backend.secondary.local_storage import TEMP_PREFIX, LocalStorage
+from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
 MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
@@ -41,7 +41,7 @@ class BlobDownloader:
         except OSError as exc:
             return DownloadResult(False, f"Cannot create folder for the file: {exc.strerror}")
         digest = hashlib.sha256()
-        handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=TEMP_PREFIX,
+        handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=temporary_prefix(),
                                              delete=False)
         temporary = handle.name
         try:

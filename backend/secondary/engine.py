@@ -138,9 +138,8 @@ class SecondaryEngine:
 
     def start(self) -> "SecondaryEngine":
         self.storage.root.mkdir(parents=True, exist_ok=True)
-        # Temporary files are only ever written by a download in flight; at
-        # start there is none of ours, so any left are from a crash.
-        self.storage.remove_temporary_files()
+        # Downloads killed with their process leave temporary files behind.
+        self.storage.remove_abandoned_temporary_files()
         self._stop.clear()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
         for index in range(self.config.files_max_capacity):
@@ -287,6 +286,7 @@ class SecondaryEngine:
                         next_consistency = now if changed else now + self.consistency_interval
                     if now >= next_timeouts:
                         self.fail_timed_out()
+                        self.storage.remove_abandoned_temporary_files()
                         next_timeouts = now + TIMEOUT_CHECK_INTERVAL
                 if now >= next_status:
                     self.report_status()

@@ -7,9 +7,34 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
+import time
 
 BUCKET = 10_000
 TEMP_PREFIX = "tmp_"
+# A temporary file of another machine sharing the storage is only taken for
+# abandoned once nothing has written to it for this long (downloads stream
+# continuously and time out after 60 s without data).
+FOREIGN_TEMP_AGE = 600.0
+
+
+def _host() -> str:
+    return socket.gethostname().replace("_", "-")
+
+
+def temporary_prefix() -> str:
+    """`tmp_<host>_<pid>_`: tells whose download a temporary file is."""
+    return f"{TEMP_PREFIX}{_host()}_{os.getpid()}_"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalStorage:
@@ -35,9 +60,26 @@ class LocalStorage:
             return []
         return [p for p in self.root.rglob(f"{TEMP_PREFIX}*") if p.is_file()]
 
-    def remove_temporary_files(self) -> int:
+    def remove_abandoned_temporary_files(self) -> int:
+        """Delete temporary files no live download owns.
+
+        Engines may share the storage (scale-out), so a file is removed only
+        when its process on this host is gone, or, for other hosts, when it
+        has not been written to for FOREIGN_TEMP_AGE seconds.
+        """
         removed = 0
+        host = _host()
+        now = time.time()
         for path in self.temporary_files():
-            path.unlink(missing_ok=True)
-            removed += 1
+            parts = path.name[len(TEMP_PREFIX):].split("_")
+            try:
+                if len(parts) >= 3 and parts[0] == host and parts[1].isdigit():
+                    abandoned = int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))
+                else:
+                    abandoned = now - path.stat().st_mtime > FOREIGN_TEMP_AGE
+                if abandoned:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
         return removed
