@@ -176,18 +176,18 @@ def _print_widgets(rows) -> None:
 def _secondary(args) -> int:
     if args.secondary_command != "run":
         raise CommandError("usage: secondary run")
-    from backend.secondary.engine import SecondaryEngine
+    from backend.secondary.site import SecondarySite
     config = _config(args)
-    engine = SecondaryEngine(config.require_secondary(), config.feature_flags)
-    engine.upgrade_database()
-    engine.client.events(after=0, limit=1)  # fail fast: unreachable primary, wrong secret
-    engine.start()
-    print(f"Secondary {config.secondary.name} replicating from {config.secondary.primary_url}",
-          flush=True)
+    site = SecondarySite.from_config(config)
+    site.engine.upgrade_database()
+    site.engine.client.events(after=0, limit=1)  # fail fast: unreachable primary, wrong secret
+    site.start()
+    print(f"Secondary {config.secondary.name} replicating from {config.secondary.primary_url}; "
+          f"site API on {site.url}", flush=True)
     try:
         _wait_for_signal()
     finally:
-        engine.stop()
+        site.stop()
     return 0
 
 

@@ -1,6 +1,6 @@
 """Configuration: one TOML file that may describe both sites.
 
-    [primary]            database_url, storage_path, listen,
+    [primary]            database_url, storage_path, listen, name,
                          minimum_reverification_interval
     [[primary.secondaries]]  name, url, access_key, secret
     [secondary]          name, primary_url, access_key, secret,
@@ -48,6 +48,7 @@ class PrimaryConfig:
     listen: str = "127.0.0.1:8090"
     minimum_reverification_interval: int = 7
     secondaries: tuple[PeerConfig, ...] = ()
+    name: str = "primary"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from backend.framework.replicator import FileStore, registered
 from backend.framework.states import VerificationState
 from backend.primary.site import PrimarySite
 from backend.secondary.engine import SecondaryEngine
+from backend.secondary.site import SecondarySite
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Demo:
         self.settings = settings
         self.workspace = pathlib.Path(settings.workspace)
         self.primary: PrimarySite | None = None
+        self.site: SecondarySite | None = None
         self.secondary: SecondaryEngine | None = None
         self._stop = threading.Event()
         self._trickle: threading.Thread | None = None
@@ -92,10 +94,9 @@ class Demo:
         self.primary.start()
         if fresh:
             self.seed()
-        self.secondary = SecondaryEngine(self.secondary_config(self.primary.url),
-                                         poll_interval=0.3, consistency_interval=10.0)
-        self.secondary.upgrade_database()
-        self.secondary.start()
+        self.site = SecondarySite(self.secondary_config(self.primary.url),
+                                  poll_interval=0.3, consistency_interval=10.0).start()
+        self.secondary = self.site.engine
         self._trickle = threading.Thread(target=self._trickle_loop, name="demo-trickle",
                                          daemon=True)
         self._trickle.start()
@@ -173,8 +174,8 @@ class Demo:
         self._stop.set()
         if self._trickle:
             self._trickle.join(timeout=10)
-        if self.secondary:
-            self.secondary.stop()
+        if self.site:
+            self.site.stop()
         if self.primary:
             self.primary.stop()
 
@@ -192,6 +193,8 @@ def run_headless(settings: DemoSettings, duration: float | None, out) -> int:
     demo = Demo(settings).start()
     print(f"Demo workspace: {demo.workspace}", file=out, flush=True)
     print(f"Primary Geo API: {demo.primary.url}", file=out, flush=True)
+    print(f"Secondary site API: {demo.site.url} (GraphQL at /api/graphql, token in "
+          f"{demo.workspace / 'credentials.json'})", file=out, flush=True)
     started = time.monotonic()
     try:
         while duration is None or time.monotonic() - started < duration:

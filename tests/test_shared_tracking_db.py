@@ -50,6 +50,7 @@ access_key = "{key}"
 secret = "{credentials['secret']}"
 tracking_database_url = "{tracking_url}"
 storage_path = "{storage}"
+listen = "127.0.0.1:0"
 files_max_capacity = 4
 verification_max_capacity = 20
 status_interval = 2
@@ -85,7 +86,8 @@ def test_two_engine_processes_never_download_a_blob_twice(
         assert sorted(retrieve_log.hits) == ids
         doubles = {i: n for i, n in retrieve_log.hits.items() if n > 1}
         assert doubles == {}, f"downloaded more than once: {doubles}"
-        assert all(p.poll() is None for p in processes), "an engine process died"
+        for process in processes:
+            assert process.poll() is None, process.stderr.read().decode()
     finally:
         for process in processes:
             process.terminate()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Index, String
+from sqlalchemy import BigInteger, Column, Float, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import BigId, TrackingBase
@@ -19,19 +19,41 @@ class EventLogState(TrackingBase):
     event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
+# Per snapshot: the status counts at that moment, and the engine's work
+# (successes, failures, bytes) since the previous snapshot.
+HISTORY_COUNTS = (
+    "registry_count", "synced_count", "failed_count", "verification_total_count",
+    "verified_count", "verification_failed_count",
+    "syncs_succeeded", "syncs_failed", "verifications_succeeded", "verifications_failed",
+    "bytes_downloaded",
+)
+
+
 class StatusHistory(TrackingBase):
-    """One status snapshot per replicable type per interval, for the charts."""
+    """One status snapshot per replicable type per interval, for the charts.
+
+    `recorded_epoch` (whole seconds) lets both databases bucket a time range
+    with integer arithmetic.
+    """
 
     __tablename__ = "status_history"
     __table_args__ = (
-        Index("index_status_history_on_replicable_name_and_recorded_at",
-              "replicable_name", "recorded_at"),
+        Index("index_status_history_on_replicable_name_and_recorded_epoch",
+              "replicable_name", "recorded_epoch"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     replicable_name: Mapped[str] = mapped_column(String(255))
-    fields: Mapped[dict] = mapped_column(JSON)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_epoch: Mapped[int] = mapped_column(BigInteger)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+
+
+for _name in HISTORY_COUNTS:
+    StatusHistory.__table__.append_column(
+        Column(_name, BigInteger, nullable=False, default=0, server_default=text("0")))
+StatusHistory.__mapper__.add_properties(
+    {name: StatusHistory.__table__.c[name] for name in HISTORY_COUNTS})
 
 
 class EngineLease(TrackingBase):

@@ -81,6 +81,8 @@ def make_registry_model(base, replicable_name: str):
             Index(f"index_{table}_on_{fk}", fk, unique=True),
             Index(f"index_{table}_on_retry_at", "retry_at"),
             Index(f"index_{table}_on_state", "state"),
+            Index(f"index_{table}_on_state_and_verification_state", "state",
+                  "verification_state"),
             Index(f"{table}_failed_verification",
                   NullsFirst("verification_retry_at"),
                   postgresql_where=(state == 2) & (vstate == 3),

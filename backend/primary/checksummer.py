@@ -30,6 +30,7 @@ class Checksummer:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._last_housekeeping = 0.0
+        self.last_error: str | None = None
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="checksum")
@@ -47,8 +48,12 @@ class Checksummer:
         while not self._stop.is_set():
             try:
                 worked = self.run_once()
+                self.last_error = None
             except Exception as exc:  # database down: report, wait, go on
-                log.warning("checksumming paused: %s", exc)
+                message = f"Checksumming failed: {exc}".splitlines()[0][:300]
+                if message != self.last_error:
+                    log.warning("%s", message)
+                self.last_error = message
                 worked = False
             if not worked:
                 self._stop.wait(self.idle_sleep)

@@ -90,7 +90,7 @@ class GeoApi:
 
     def _replicator(self, request: web.Request):
         name = request.match_info["replicable"]
-        replicator = self.site.replicators.get(name)
+        replicator = self.site.replicators_by_name.get(name)
         if replicator is None:
             raise web.HTTPNotFound(text=json.dumps({"message": f"unknown replicable {name!r}"}),
                                    content_type="application/json")
@@ -175,7 +175,7 @@ class GeoApi:
 
     def _mark_scope(self, rows: list[dict], scope: SyncScope) -> None:
         """Tell the secondary which `created` records are in its scope."""
-        for name, replicator in self.site.replicators.items():
+        for name, replicator in self.site.replicators_by_name.items():
             ids = [row["payload"].get("model_record_id") for row in rows
                    if row["replicable_name"] == name and row["event_name"] == events.CREATED]
             ids = [i for i in ids if isinstance(i, int)]

@@ -10,6 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.api.geo_auth import GeoAuthenticator, Peer
+from backend.api.metrics import site_registry
+from backend.api.site_api import SiteApi
+from backend.api.status_fields import empty_type_fields, general_fields, site_id
 from backend.api.server import BackgroundServer, parse_listen
 from backend.config import Config, PrimaryConfig
 from backend.db import migrate
@@ -18,10 +21,12 @@ from backend.db.primary_schema import GeoNodeStatus
 from backend.framework.clock import utcnow
 from backend.framework.paths import UnsafePathError
 from backend.framework.replicator import registered
+from backend.primary import events
 from backend.primary.catalog import Catalog
 from backend.primary.checksummer import Checksummer
 from backend.primary.geo_api import GeoApi
 from backend.primary.storage import BlobStorage
+from backend.primary.verification_store import PrimaryVerificationStore
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +38,19 @@ class PrimarySite:
         self.flags = dict(feature_flags or {})
         self.engine = create_db_engine(config.database_url)
         self.storage = BlobStorage(config.storage_path)
-        self.replicators = {r.replicable_name: r for r in (replicators or registered())}
+        self.replicators = list(replicators or registered())
+        self.replicators_by_name = {r.replicable_name: r for r in self.replicators}
         self.minimum_reverification_interval = config.minimum_reverification_interval
         self.authenticator = GeoAuthenticator(
             [Peer(p.name, p.access_key, p.secret) for p in config.secondaries])
         self.server: BackgroundServer | None = None
         self.checksummer: Checksummer | None = None
+        # Site API: a primary has no registries and accepts no mutations.
+        self.name = config.name
+        self.tracking_engine = None
+        self.api_token = ""
+        self.metrics_registry = site_registry(self.replicators,
+                                              self._metric_statuses)
 
     @classmethod
     def from_config(cls, config: Config) -> "PrimarySite":
@@ -51,7 +63,7 @@ class PrimarySite:
 
     def verification_enabled(self) -> list:
         """Primary: the replication flag or the force-checksumming flag."""
-        return [r for r in self.replicators.values()
+        return [r for r in self.replicators
                 if self.replication_enabled(r)
                 or self.flags.get(f"geo_{r.replicable_name}_force_primary_checksumming", False)]
 
@@ -64,7 +76,7 @@ class PrimarySite:
         migrate.upgrade(self.engine, "primary")
 
     def catalog(self, replicator=None) -> Catalog:
-        replicator = replicator or next(iter(self.replicators.values()))
+        replicator = replicator or self.replicators[0]
         return Catalog(self.engine, self.storage, replicator,
                        publish_events=self.publishes_events(replicator))
 
@@ -103,10 +115,72 @@ class PrimarySite:
 
     # --- running ------------------------------------------------------------------
 
+    # --- site API ------------------------------------------------------------------
+
+    def geo_node(self, name: str | None) -> dict | None:
+        if name not in (None, self.name):
+            statuses = {s["site_name"] for s in self.secondary_statuses()}
+            if name not in statuses and name not in {p.name for p in self.config.secondaries}:
+                return None
+            return {"id": f"gid://gitlab/GeoNode/{site_id(name)}", "name": name,
+                    "url": None, "internalUrl": None, "primary": False, "enabled": True,
+                    "current": False}
+        return {"id": f"gid://gitlab/GeoNode/{site_id(self.name)}", "name": self.name,
+                "url": self.url, "internalUrl": self.url, "primary": True, "enabled": True,
+                "current": True, "minimumReverificationInterval":
+                    self.minimum_reverification_interval}
+
+    def registries_changed(self) -> None:
+        pass
+
+    def rest_status(self) -> dict:
+        last_id, last_at = events.last_event(self.engine)
+        fields = general_fields(
+            name=self.name, url=self.url, primary=True, health_problems=self._problems(),
+            last_event_id=last_id, last_event_timestamp=last_at, cursor_last_event_id=None,
+            cursor_last_event_timestamp=None, last_status_check=utcnow(),
+            selective_sync_type="", namespaces=())
+        for replicator in self.replicators:
+            fields.update(empty_type_fields(replicator))
+            if replicator not in self.verification_enabled():
+                continue
+            p = replicator.plural_name
+            counts = PrimaryVerificationStore(self.engine, replicator).counts()
+            fields[f"{p}_count"] = self.catalog(replicator).count()
+            fields[f"{p}_checksum_total_count"] = counts["checksum_total"]
+            fields[f"{p}_checksummed_count"] = counts["checksummed"]
+            fields[f"{p}_checksum_failed_count"] = counts["checksum_failed"]
+        return fields
+
+    def _problems(self) -> list[str]:
+        if self.checksummer and self.checksummer.last_error:
+            return [self.checksummer.last_error]
+        return []
+
+    def all_rest_statuses(self) -> list[dict]:
+        """This site, then every secondary as it last reported itself."""
+        statuses = [self.rest_status()]
+        for stored in self.secondary_statuses():
+            status = dict(stored["status"])
+            status.setdefault("name", stored["site_name"])
+            status["primary"] = False
+            status["last_successful_status_check_timestamp"] = int(
+                stored["updated_at"].timestamp())
+            statuses.append(status)
+        return statuses
+
+    def _metric_statuses(self) -> list:
+        own = [(self.name, self.rest_status())]
+        return own + [(s["site_name"], s["status"]) for s in self.secondary_statuses()]
+
+    # --- running ------------------------------------------------------------------
+
     def start(self, checksum_workers: int = 2) -> "PrimarySite":
         pathlib.Path(self.storage.root).mkdir(parents=True, exist_ok=True)
         host, port = parse_listen(self.config.listen)
-        self.server = BackgroundServer(GeoApi(self).application(), host, port).start()
+        app = GeoApi(self).application()
+        app.add_routes(SiteApi(self).routes())
+        self.server = BackgroundServer(app, host, port).start()
         self.checksummer = Checksummer(self, workers=checksum_workers)
         self.checksummer.start()
         log.info("primary serving the Geo API on %s", self.server.url)

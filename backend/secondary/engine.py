@@ -16,7 +16,6 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from backend.config import SecondaryConfig
@@ -25,11 +24,13 @@ from backend.db.engine import create_db_engine
 from backend.framework.replicator import registered
 from backend.secondary.consistency import RegistryConsistency
 from backend.secondary.downloader import BlobDownloader
+from backend.secondary.engine_counters import EngineCounters
 from backend.secondary.event_consumer import EventConsumer
 from backend.secondary.geo_client import GeoClient
 from backend.secondary.lease import Lease, new_holder_id
 from backend.secondary.local_storage import LocalStorage
 from backend.secondary.registry_store import RegistryStore
+from backend.secondary import status_history
 from backend.secondary.status import secondary_type_status
 from backend.secondary.verifier import Verifier
 
@@ -38,32 +39,6 @@ log = logging.getLogger(__name__)
 VERIFICATION_BATCH = 10
 MAX_VERIFY_THREADS = 8
 TIMEOUT_CHECK_INTERVAL = 60.0
-
-
-@dataclass
-class EngineCounters:
-    """Running totals for metrics and the console (thread-safe increments)."""
-
-    syncs_attempted: int = 0
-    syncs_succeeded: int = 0
-    syncs_failed: int = 0
-    bytes_downloaded: int = 0
-    verifications_attempted: int = 0
-    verifications_succeeded: int = 0
-    verifications_failed: int = 0
-    sync_seconds: list = field(default_factory=list, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **amounts) -> None:
-        with self._lock:
-            for name, amount in amounts.items():
-                setattr(self, name, getattr(self, name) + amount)
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            return {name: getattr(self, name) for name in (
-                "syncs_attempted", "syncs_succeeded", "syncs_failed", "bytes_downloaded",
-                "verifications_attempted", "verifications_succeeded", "verifications_failed")}
 
 
 class SecondaryEngine:
@@ -90,11 +65,13 @@ class SecondaryEngine:
                                     self.enabled_by_name, self.scope)
         self.consistency = RegistryConsistency(self.engine, self.client, self.storage,
                                                self.scope)
-        self.counters = EngineCounters()
+        self.counters = EngineCounters(config.name)
         self.holder_id = new_holder_id()
         self.coordination = Lease(self.engine, "housekeeping", self.holder_id)
         self.last_error: str | None = None
         self.last_status_report: float | None = None
+        self.latest_status: dict | None = None
+        self._last_snapshot: float | None = None
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
@@ -212,24 +189,21 @@ class SecondaryEngine:
 
     def _sync_claim(self, store: RegistryStore, claim) -> None:
         started = time.monotonic()
-        self.counters.add(syncs_attempted=1)
+        name = store.replicator.replicable_name
         try:
             result = self.downloader.download(store.replicator, claim.model_id)
         except Exception as exc:
             log.exception("sync of %s %s crashed", store.replicator.title, claim.model_id)
             store.mark_sync_failed(claim, f"Error while attempting to sync: {exc}")
-            self.counters.add(syncs_failed=1)
+            self.counters.sync_finished(name, False, time.monotonic() - started)
             return
         if result.success:
             store.mark_synced(claim, result.primary_verified)
-            self.counters.add(syncs_succeeded=1, bytes_downloaded=result.bytes)
             self._work.set()  # verification may have work now
         else:
             store.mark_sync_failed(claim, result.reason, result.missing_on_primary)
-            self.counters.add(syncs_failed=1)
-        with self.counters._lock:
-            self.counters.sync_seconds.append(time.monotonic() - started)
-            del self.counters.sync_seconds[:-1000]
+        self.counters.sync_finished(name, result.success, time.monotonic() - started,
+                                    result.bytes)
 
     # --- verification -------------------------------------------------------------------
 
@@ -256,10 +230,11 @@ class SecondaryEngine:
             claims = store.claim_verification_batch(VERIFICATION_BATCH)
             if claims:
                 worked = True
-                self.counters.add(verifications_attempted=len(claims))
+                started = time.monotonic()
                 outcome = self.verifier.verify_batch(store, claims)
-                self.counters.add(verifications_succeeded=outcome["verified"],
-                                  verifications_failed=outcome["failed"])
+                self.counters.verification_finished(
+                    replicator.replicable_name, len(claims), outcome["verified"],
+                    outcome["failed"], time.monotonic() - started)
                 if outcome["failed"]:
                     self._work.set()  # failed verifications are re-synced
         return worked
@@ -270,6 +245,7 @@ class SecondaryEngine:
         next_consistency = 0.0
         next_timeouts = 0.0
         next_status = 0.0
+        next_prune = 0.0
         while not self._stop.is_set():
             self._resumed.wait()
             if self._stop.is_set():
@@ -289,8 +265,11 @@ class SecondaryEngine:
                         self.storage.remove_abandoned_temporary_files()
                         next_timeouts = now + TIMEOUT_CHECK_INTERVAL
                 if now >= next_status:
-                    self.report_status()
+                    self.snapshot()
                     next_status = now + self.config.status_interval
+                if now >= next_prune:
+                    status_history.prune(self.engine)
+                    next_prune = now + 3600
                 self.last_error = None
             except Exception as exc:
                 self._report("housekeeping", exc)
@@ -327,7 +306,23 @@ class SecondaryEngine:
         })
         return status
 
-    def report_status(self) -> None:
-        """Send the status to the primary (GitLab: every minute)."""
-        self.client.post_status(self.status())
-        self.last_status_report = time.time()
+    def snapshot(self) -> dict:
+        """Compute the status, keep it for metrics, store it as history and
+        report it to the primary (GitLab: every minute)."""
+        status = self.status()
+        self.latest_status = status
+        work = self.counters.take_interval()
+        interval = time.monotonic() - self._last_snapshot if self._last_snapshot else \
+            self.config.status_interval
+        self._last_snapshot = time.monotonic()
+        for replicator in self.enabled():
+            p = replicator.plural_name
+            counts = {name: status.get(f"{p}_{name}") for name in status_history.STATE_COUNTS}
+            status_history.record(self.engine, replicator.replicable_name, counts,
+                                  work.get(replicator.replicable_name, {}), interval)
+        try:
+            self.client.post_status(status)
+            self.last_status_report = time.time()
+        except Exception as exc:
+            self._report("status report", exc)
+        return status

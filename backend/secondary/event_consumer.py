@@ -47,6 +47,7 @@ class EventConsumer:
         self.cursor = CursorStore(engine)
         self.last_event_id: int | None = None
         self.last_event_timestamp: int | None = None
+        self.cursor_event_time: str | None = None  # created_at of the last processed event
         self.processed = 0
 
     def run_once(self) -> int:
@@ -68,6 +69,7 @@ class EventConsumer:
                 self.handle(replicator, row)
         if rows:
             self.cursor.set(rows[-1]["id"])
+            self.cursor_event_time = rows[-1].get("created_at")
             self.processed += len(rows)
         return len(rows)
 

@@ -12,8 +12,9 @@ def start_primary(database_url, storage, credentials, secondaries=("secondary-1"
                   replicators=None, flags=None) -> PrimarySite:
     peers = tuple(PeerConfig(name, "", credentials["access_key"] + ("" if i == 0 else str(i)),
                              credentials["secret"]) for i, name in enumerate(secondaries))
-    site = PrimarySite(PrimaryConfig(database_url, str(storage), "127.0.0.1:0", 7, peers),
-                       flags, replicators=replicators)
+    config = PrimaryConfig(database_url=database_url, storage_path=str(storage),
+                           listen="127.0.0.1:0", secondaries=peers)
+    site = PrimarySite(config, flags, replicators=replicators)
     site.upgrade_database()
     return site.start()
 
@@ -49,7 +50,7 @@ def wait_until(predicate, timeout=60.0, interval=0.1, message="condition"):
 def wait_for_checksums(site, replicator=None, timeout=30.0):
     """Wait until the running primary's checksummer has handled every record."""
     from backend.primary.verification_store import PrimaryVerificationStore
-    replicator = replicator or next(iter(site.replicators.values()))
+    replicator = replicator or site.replicators[0]
     store = PrimaryVerificationStore(site.engine, replicator)
     total = site.catalog(replicator).count()
 

@@ -73,13 +73,24 @@ def upgrade() -> None:
     op.create_table(
         "status_history",
         sa.Column("id", BigId, primary_key=True),
-        sa.Column("recorded_at", UTCDateTime(), nullable=False),
         sa.Column("replicable_name", sa.String(255), nullable=False),
-        sa.Column("fields", sa.JSON(), nullable=False),
+        sa.Column("recorded_at", UTCDateTime(), nullable=False),
+        sa.Column("recorded_epoch", sa.BigInteger(), nullable=False),
+        sa.Column("interval_seconds", sa.Float(), nullable=False),
+        *[sa.Column(name, sa.BigInteger(), nullable=False, server_default=sa.text("0"))
+          for name in HISTORY_COUNTS],
         sa.PrimaryKeyConstraint("id", name="status_history_pkey"),
     )
-    op.create_index("index_status_history_on_replicable_name_and_recorded_at", "status_history",
-                    ["replicable_name", "recorded_at"])
+    op.create_index("index_status_history_on_replicable_name_and_recorded_epoch",
+                    "status_history", ["replicable_name", "recorded_epoch"])
+
+
+HISTORY_COUNTS = (
+    "registry_count", "synced_count", "failed_count", "verification_total_count",
+    "verified_count", "verification_failed_count",
+    "syncs_succeeded", "syncs_failed", "verifications_succeeded", "verifications_failed",
+    "bytes_downloaded",
+)
 
 
 def downgrade() -> None:

@@ -1,0 +1,123 @@
+"""The API every site serves on its `listen` address (SPEC §6):
+
+  POST /api/graphql  (also /api/v4/graphql, /api/v4/geo/graphql)
+  GET  /api/v4/geo_sites/current/status
+  GET  /api/v4/geo_sites/status        (primary: every site)
+  GET  /metrics                        (Prometheus)
+
+Queries are open; mutations need `Authorization: Bearer <api_token>`. Every
+bad request is answered with a GraphQL error or a JSON message, never a
+stack trace.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+
+from aiohttp import web
+from graphql import GraphQLError, execute, parse, specified_rules, validate
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from backend.api.graphql.limits import MAX_QUERY_BYTES, depth_limit_rule
+from backend.api.graphql.schema import ApiError, RequestContext, build_schema
+
+log = logging.getLogger(__name__)
+GRAPHQL_PATHS = ("/api/graphql", "/api/v4/graphql", "/api/v4/geo/graphql")
+
+
+class SiteApi:
+    def __init__(self, site) -> None:
+        self.site = site
+        self.schema = build_schema(site.replicators)
+        self.rules = [*specified_rules, depth_limit_rule()]
+
+    def routes(self) -> list:
+        routes = [web.post(path, self.graphql) for path in GRAPHQL_PATHS]
+        routes += [web.get("/api/v4/geo_sites/current/status", self.current_status),
+                   web.get("/api/v4/geo_sites/status", self.all_statuses),
+                   web.get("/metrics", self.metrics)]
+        return routes
+
+    # --- GraphQL ----------------------------------------------------------------
+
+    def _authorized(self, request: web.Request) -> bool:
+        token = self.site.api_token
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode())
+
+    async def graphql(self, request: web.Request) -> web.Response:
+        if request.content_length and request.content_length > MAX_QUERY_BYTES * 4:
+            return _errors(413, "Request body too large.")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return _errors(400, "The body must be JSON: {\"query\": ..., \"variables\": ...}.")
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return _errors(400, "The body must be a JSON object with a \"query\" string.")
+        variables = body.get("variables") or {}
+        operation = body.get("operationName")
+        if not isinstance(variables, dict) or not (operation is None
+                                                   or isinstance(operation, str)):
+            return _errors(400, "\"variables\" must be an object and \"operationName\" a string.")
+        if len(body["query"].encode()) > MAX_QUERY_BYTES:
+            return _errors(413, f"The query is longer than {MAX_QUERY_BYTES} bytes.")
+        context = RequestContext(self.site, self._authorized(request))
+        result = await asyncio.to_thread(self._run, body["query"], variables, operation,
+                                         context)
+        return web.json_response(result)
+
+    def _run(self, query: str, variables: dict, operation, context) -> dict:
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            return {"errors": [error.formatted]}
+        errors = validate(self.schema, document, self.rules)
+        if errors:
+            return {"errors": [error.formatted for error in errors]}
+        result = execute(self.schema, document, context_value=context,
+                         variable_values=variables, operation_name=operation)
+        response = {"data": result.data}
+        if result.errors:
+            response["errors"] = [self._public(error) for error in result.errors]
+        return response
+
+    @staticmethod
+    def _public(error: GraphQLError) -> dict:
+        original = error.original_error
+        if original is None or isinstance(original, (ApiError, GraphQLError)):
+            return error.formatted
+        log.error("GraphQL resolver failed at %s", error.path, exc_info=original)
+        formatted = error.formatted
+        formatted["message"] = "Internal server error"
+        return formatted
+
+    # --- REST and metrics ---------------------------------------------------------
+
+    async def current_status(self, request: web.Request) -> web.Response:
+        status = await asyncio.to_thread(self.site.rest_status)
+        return web.json_response(status, dumps=_dumps)
+
+    async def all_statuses(self, request: web.Request) -> web.Response:
+        statuses = await asyncio.to_thread(self.site.all_rest_statuses)
+        if statuses is None:
+            return web.json_response(
+                {"message": "Only the primary lists every site; ask it, or use "
+                            "/api/v4/geo_sites/current/status."}, status=404)
+        return web.json_response(statuses, dumps=_dumps)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(generate_latest, self.site.metrics_registry)
+        response = web.Response(body=body)
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+
+def _errors(status: int, message: str) -> web.Response:
+    return web.json_response({"errors": [{"message": message}]}, status=status)
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, default=str)

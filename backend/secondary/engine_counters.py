@@ -1,0 +1,84 @@
+"""What the engine did: running totals for the console, per-interval work
+for the status history, and Prometheus counters and histograms."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+WORK = ("syncs_attempted", "syncs_succeeded", "syncs_failed", "bytes_downloaded",
+        "verifications_attempted", "verifications_succeeded", "verifications_failed")
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+                    1800, 7200)
+
+
+class EngineCounters:
+    def __init__(self, site_name: str, registry: CollectorRegistry | None = None) -> None:
+        self.site_name = site_name
+        self.registry = registry or CollectorRegistry()
+        self._lock = threading.Lock()
+        self._totals = dict.fromkeys(WORK, 0)
+        self._interval: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(WORK, 0))
+        labels = ["name", "replicable"]
+        self._counters = {
+            "syncs_attempted": Counter("geo_engine_sync_attempts",
+                                       "Syncs started by this engine", labels,
+                                       registry=self.registry),
+            "syncs_succeeded": Counter("geo_engine_syncs_succeeded",
+                                       "Syncs that ended synced", labels,
+                                       registry=self.registry),
+            "syncs_failed": Counter("geo_engine_syncs_failed", "Syncs that failed", labels,
+                                    registry=self.registry),
+            "bytes_downloaded": Counter("geo_engine_downloaded_bytes",
+                                        "Bytes of blobs downloaded", labels,
+                                        registry=self.registry),
+            "verifications_attempted": Counter("geo_engine_verification_attempts",
+                                               "Verifications started", labels,
+                                               registry=self.registry),
+            "verifications_succeeded": Counter("geo_engine_verifications_succeeded",
+                                               "Verifications that matched the primary",
+                                               labels, registry=self.registry),
+            "verifications_failed": Counter("geo_engine_verifications_failed",
+                                            "Verifications that failed", labels,
+                                            registry=self.registry),
+        }
+        self._sync_seconds = Histogram("geo_engine_sync_duration_seconds",
+                                       "Time to sync one blob", labels,
+                                       buckets=DURATION_BUCKETS, registry=self.registry)
+        self._verify_seconds = Histogram("geo_engine_verification_duration_seconds",
+                                         "Time to verify one batch of blobs", labels,
+                                         buckets=DURATION_BUCKETS, registry=self.registry)
+
+    def _add(self, replicable: str, **amounts: int) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._totals[name] += amount
+                self._interval[replicable][name] += amount
+        for name, amount in amounts.items():
+            if amount:
+                self._counters[name].labels(self.site_name, replicable).inc(amount)
+
+    def sync_finished(self, replicable: str, success: bool, seconds: float,
+                      size: int = 0) -> None:
+        self._add(replicable, syncs_attempted=1, syncs_succeeded=int(success),
+                  syncs_failed=int(not success), bytes_downloaded=size if success else 0)
+        self._sync_seconds.labels(self.site_name, replicable).observe(seconds)
+
+    def verification_finished(self, replicable: str, attempted: int, succeeded: int,
+                              failed: int, seconds: float) -> None:
+        self._add(replicable, verifications_attempted=attempted,
+                  verifications_succeeded=succeeded, verifications_failed=failed)
+        self._verify_seconds.labels(self.site_name, replicable).observe(seconds)
+
+    def snapshot(self) -> dict[str, int]:
+        """Totals since the engine started."""
+        with self._lock:
+            return dict(self._totals)
+
+    def take_interval(self) -> dict[str, dict[str, int]]:
+        """Work per type since the previous call."""
+        with self._lock:
+            interval, self._interval = self._interval, defaultdict(
+                lambda: dict.fromkeys(WORK, 0))
+        return {name: dict(values) for name, values in interval.items()}

@@ -1,0 +1,201 @@
+"""Reading registries page by page: filters, sort orders, keyset cursors and
+capped counts. Used by the GraphQL API (and through it the console) and by
+reports. Keyset pages stay correct while rows change state: a cursor names a
+position in the sort order, not an offset.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, case, false, func, literal, or_, select
+
+from backend.framework.states import SyncState, VerificationState
+
+SORTS = {
+    "ID_ASC": ("id", False), "ID_DESC": ("id", True),
+    "VERIFIED_AT_ASC": ("verified_at", False), "VERIFIED_AT_DESC": ("verified_at", True),
+    "LAST_SYNCED_AT_ASC": ("last_synced_at", False),
+    "LAST_SYNCED_AT_DESC": ("last_synced_at", True),
+}
+MAX_COUNT_LIMIT = 1000
+
+
+class QueryError(ValueError):
+    """A bad argument; the message is meant for the API client."""
+
+
+@dataclass(frozen=True)
+class RegistryQuery:
+    ids: tuple[int, ...] | None = None
+    replication_state: SyncState | None = None
+    verification_state: VerificationState | None = None
+    keyword: str | None = None
+    sort: str = "ID_ASC"
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise QueryError(f"unknown sort {self.sort!r}")
+
+    def clauses(self, table, fk) -> list:
+        clauses = []
+        if self.ids is not None:
+            clauses.append(table.c.id.in_(list(self.ids)) if self.ids else false())
+        if self.replication_state is not None:
+            clauses.append(table.c.state == int(self.replication_state))
+        if self.verification_state is not None:
+            clauses.append(table.c.verification_state == int(self.verification_state))
+        keyword = (self.keyword or "").strip()
+        if keyword:
+            if keyword.isdigit():
+                number = int(keyword)
+                clauses.append(or_(table.c.id == number, fk == number))
+            else:
+                pattern = f"%{keyword.lower()}%"
+                clauses.append(or_(func.lower(table.c.last_sync_failure).like(pattern),
+                                   func.lower(table.c.verification_failure).like(pattern)))
+        return clauses
+
+
+@dataclass
+class Page:
+    rows: list[dict]
+    has_next_page: bool
+    has_previous_page: bool
+    cursors: list[str] = field(default_factory=list)
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.cursors[0] if self.cursors else None
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+def encode_cursor(row: dict, sort: str) -> str:
+    column, _ = SORTS[sort]
+    value = row[column]
+    if isinstance(value, dt.datetime):
+        value = value.isoformat()
+    raw = json.dumps({"id": row["id"], "v": value, "s": sort}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[int, object]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        registry_id, value = int(data["id"]), data["v"]
+        if data.get("s") != sort:
+            raise ValueError
+        column, _ = SORTS[sort]
+        if column != "id" and value is not None:
+            value = dt.datetime.fromisoformat(value)
+    except (ValueError, KeyError, TypeError):
+        raise QueryError(f"invalid cursor {cursor!r} for sort {sort}") from None
+    return registry_id, value
+
+
+def _after(table, sort: str, cursor: tuple[int, object], descending: bool):
+    """Rows strictly after the cursor in the (possibly reversed) sort order.
+
+    Ascending order is (value IS NULL, value, id): NULLs last; descending is
+    the exact reverse, so NULLs come first.
+    """
+    registry_id, value = cursor
+    column_name, _ = SORTS[sort]
+    if column_name == "id":
+        return table.c.id < registry_id if descending else table.c.id > registry_id
+    column = table.c[column_name]
+    if not descending:
+        if value is None:
+            return and_(column.is_(None), table.c.id > registry_id)
+        return or_(column > value, and_(column == value, table.c.id > registry_id),
+                   column.is_(None))
+    if value is None:
+        return or_(and_(column.is_(None), table.c.id < registry_id), column.isnot(None))
+    return and_(column.isnot(None),
+                or_(column < value, and_(column == value, table.c.id < registry_id)))
+
+
+def _order(table, sort: str, descending: bool) -> list:
+    column_name, _ = SORTS[sort]
+    if column_name == "id":
+        return [table.c.id.desc() if descending else table.c.id.asc()]
+    column = table.c[column_name]
+    null_rank = case((column.is_(None), 1), else_=0)
+    if descending:
+        return [null_rank.desc(), column.desc(), table.c.id.desc()]
+    return [null_rank.asc(), column.asc(), table.c.id.asc()]
+
+
+def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = None,
+               after: str | None = None, last: int | None = None,
+               before: str | None = None, max_page_size: int = 500) -> Page:
+    """One Relay page: `first` rows after `after`, or `last` rows before `before`."""
+    if first is not None and last is not None:
+        raise QueryError("give first or last, not both")
+    size = first if last is None else last
+    if size is None:
+        size = min(20, max_page_size)
+    if size < 0:
+        raise QueryError("first and last must not be negative")
+    if size > max_page_size:
+        raise QueryError(f"at most {max_page_size} rows per page")
+    table = replicator.registry_table()
+    fk = table.c[replicator.registry_fk]
+    _, descending = SORTS[query.sort]
+    backwards = last is not None
+    reverse = descending != backwards
+    where = query.clauses(table, fk)
+    if after:
+        where.append(_after(table, query.sort, decode_cursor(after, query.sort), descending))
+    if before:
+        where.append(_after(table, query.sort, decode_cursor(before, query.sort), not descending))
+    statement = (select(table).where(*where).order_by(*_order(table, query.sort, reverse))
+                 .limit(size + 1))
+    with engine.connect() as connection:
+        rows = [dict(row) for row in connection.execute(statement).mappings()]
+        more = len(rows) > size
+        rows = rows[:size]
+        if backwards:
+            rows.reverse()
+        # Is there anything on the other side of the page?
+        beyond = None
+        if rows:
+            edge = rows[0] if not backwards else rows[-1]
+            edge_cursor = (edge["id"], edge[SORTS[query.sort][0]])
+            other = _after(table, query.sort, edge_cursor, not descending if not backwards
+                           else descending)
+            beyond = connection.execute(
+                select(literal(1)).where(*query.clauses(table, fk), other).limit(1)
+            ).first() is not None
+        elif after or before:
+            beyond = True
+    if backwards:
+        has_previous, has_next = more, bool(beyond)
+    else:
+        has_next, has_previous = more, bool(beyond)
+    return Page(rows, has_next, has_previous, [encode_cursor(row, query.sort) for row in rows])
+
+
+def capped_count(engine, replicator, query: RegistryQuery, limit: int = MAX_COUNT_LIMIT) -> int:
+    """Rows matching, but at most limit + 1 (GitLab's LimitedCountableConnection)."""
+    if not 1 <= limit <= MAX_COUNT_LIMIT:
+        raise QueryError(f"count limit must be between 1 and {MAX_COUNT_LIMIT}")
+    table = replicator.registry_table()
+    fk = table.c[replicator.registry_fk]
+    limited = select(table.c.id).where(*query.clauses(table, fk)).limit(limit + 1).subquery()
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(limited)).scalar_one()
+
+
+def exact_count(engine, replicator, query: RegistryQuery) -> int:
+    table = replicator.registry_table()
+    fk = table.c[replicator.registry_fk]
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(table)
+                                  .where(*query.clauses(table, fk))).scalar_one()
