@@ -269,3 +269,11 @@ def test_concurrent_claims_never_share_a_row(store):
     for thread in threads:
         thread.join()
     assert sorted(claimed) == list(range(1, 401))
+
+
+def test_reverify_counts_each_registry_once(store):
+    synced(store, 1)
+    synced(store, 2)
+    store.mark_verification_failed(store.claim_verification_batch(1)[0], "x")
+    set_values(store, 1, state=SyncState.SYNCED)  # failed verification, synced again
+    assert store.reverify(RegistryFilter()) == 2

@@ -57,7 +57,8 @@ class SiteApi:
             return _errors(400, "The body must be JSON: {\"query\": ..., \"variables\": ...}.")
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return _errors(400, "The body must be a JSON object with a \"query\" string.")
-        variables = body.get("variables") or {}
+        variables = body.get("variables")
+        variables = {} if variables is None else variables
         operation = body.get("operationName")
         if not isinstance(variables, dict) or not (operation is None
                                                    or isinstance(operation, str)):

@@ -267,12 +267,14 @@ class RegistryStore:
         t = self.table
         clauses = [*selection.clauses(t), t.c.state == SyncState.SYNCED]
         with writing(self.engine) as connection:
-            failed = connection.execute(
-                update(t).where(*clauses, t.c.verification_state == VerificationState.FAILED)
-                .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
+            # Rows not failed first: afterwards they are pending, so the second
+            # statement, for failed rows, cannot count them again.
             others = connection.execute(
                 update(t).where(*clauses, t.c.verification_state != VerificationState.FAILED)
                 .values(**tr.verification_pending(from_failed=False, registry=True))).rowcount
+            failed = connection.execute(
+                update(t).where(*clauses, t.c.verification_state == VerificationState.FAILED)
+                .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
         return failed + others
 
     # --- timeouts --------------------------------------------------------------

@@ -44,9 +44,10 @@ class SecondarySite:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def start(self, serve: bool = True) -> "SecondarySite":
+    def start(self, serve: bool = True, run_engine: bool = True) -> "SecondarySite":
         self.engine.upgrade_database()
-        self.engine.start()
+        if run_engine:
+            self.engine.start()
         if serve:
             host, port = parse_listen(self.config.listen)
             app = _application(SiteApi(self).routes())

@@ -245,7 +245,7 @@ def build_schema(replicators) -> GraphQLSchema:
         for replicator in replicators})
     registrable = GraphQLUnionType(
         "Registrable", list(registry_types.values()),
-        resolve_type=lambda row, _info, _type: row["__typename"])
+        resolve_type=lambda row, _info, _type: row["__typename"].name)
 
     node_fields = {
         "id": GraphQLField(GraphQLNonNull(GraphQLID)),
@@ -301,7 +301,10 @@ def build_schema(replicators) -> GraphQLSchema:
         "clientMutationId": GraphQLInputField(GraphQLString),
     })
     bulk_payload = GraphQLObjectType("GeoRegistriesBulkUpdatePayload", {
-        "registryClass": GraphQLField(registry_class),
+        # An explicit resolver: the value is a replicator class, which the
+        # default resolver would call.
+        "registryClass": GraphQLField(registry_class,
+                                      resolve=lambda payload, _i: payload["registryClass"]),
         "errors": GraphQLField(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString)))),
         "clientMutationId": GraphQLField(GraphQLString),
         "updatedCount": GraphQLField(GraphQLInt, description="Registries scheduled."),
