@@ -427,8 +427,8 @@ def test_status_history_is_served(site):
     base = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
     for minute in range(120):
         status_history.record(site.tracking_engine, "cool_widget",
-                              {"registry_count": 100, "synced_count": minute % 100,
-                               "verified_count": minute // 2},
+                              {"registry_count": 100, "synced_count": minute // 2,
+                               "verified_count": minute // 3},
                               {"syncs_succeeded": 6, "bytes_downloaded": 600}, 60.0,
                               now=base + dt.timedelta(minutes=minute))
     query = """query($from: Time!) { geoNode { statusHistory(from: $from, buckets: 4) {
@@ -439,4 +439,7 @@ def test_status_history_is_served(site):
     assert all(p["registryCount"] == 100 for p in points)
     assert points[0]["syncsSucceededPerMinute"] == pytest.approx(6.0, rel=0.05)
     assert points[0]["bytesPerSecond"] == pytest.approx(10.0, rel=0.05)
-    assert points[-1]["syncedPercentage"] > points[0]["syncedPercentage"]
+    # Each point shows its bucket's newest snapshot: the last one is now.
+    assert points[-1]["syncedPercentage"] == 59.0
+    assert points[-1]["verifiedPercentage"] == 39.0
+    assert points[0]["syncedPercentage"] < points[-1]["syncedPercentage"]

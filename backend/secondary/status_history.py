@@ -41,27 +41,33 @@ def prune(engine, older_than: dt.timedelta = RETENTION) -> int:
 
 def read(engine, replicable_name: str, start: dt.datetime, end: dt.datetime,
          buckets: int = 200) -> list[dict]:
-    """Points for [start, end]: state counts averaged per bucket (and the
-    last-seen percentages), work summed and turned into rates."""
+    """Points for [start, end]: per bucket, the counts of its newest snapshot
+    and the work done in it as rates."""
     if end <= start:
         raise ValueError("the end of the range must be after its start")
     buckets = max(1, min(int(buckets), MAX_BUCKETS))
     first, last = int(start.timestamp()), int(end.timestamp())
     width = max(1, -(-(last - first) // buckets))  # ceiling division
     table = StatusHistory.__table__
+    in_range = (table.c.replicable_name == replicable_name,
+                table.c.recorded_epoch >= first, table.c.recorded_epoch <= last)
     bucket = (table.c.recorded_epoch - first) // width  # floor: epochs are >= first
-    # Seconds a bucket covers: its span of snapshots plus one interval. (Not
-    # the sum of intervals: several engines sharing a tracking DB each record
-    # their own work, and their rows overlap in time.)
-    columns = [bucket.label("bucket"), func.max(table.c.recorded_epoch).label("epoch"),
-               (func.max(table.c.recorded_epoch) - func.min(table.c.recorded_epoch)
-                + func.max(table.c.interval_seconds)).label("seconds")]
-    columns += [func.avg(table.c[name]).label(name) for name in STATE_COUNTS]
-    columns += [func.sum(table.c[name]).label(name) for name in WORK_COUNTS]
-    statement = (select(*columns)
-                 .where(table.c.replicable_name == replicable_name,
-                        table.c.recorded_epoch >= first, table.c.recorded_epoch <= last)
-                 .group_by(bucket).order_by(bucket))
+    # Work is summed per bucket. The seconds it covers are its span of
+    # snapshots plus one interval (not the sum of intervals: engines sharing
+    # a tracking DB each record their own work, and their rows overlap).
+    work = (select(bucket.label("bucket"),
+                   func.max(table.c.recorded_epoch).label("epoch"),
+                   (func.max(table.c.recorded_epoch) - func.min(table.c.recorded_epoch)
+                    + func.max(table.c.interval_seconds)).label("seconds"),
+                   *[func.sum(table.c[name]).label(name) for name in WORK_COUNTS])
+            .where(*in_range).group_by(bucket).subquery())
+    # Counts are those of the bucket's newest snapshot, so the last point is
+    # the current state rather than an average over the bucket.
+    newest = table.alias("newest")
+    statement = (select(work, *[func.max(newest.c[name]).label(name) for name in STATE_COUNTS])
+                 .join(newest, (newest.c.replicable_name == replicable_name)
+                       & (newest.c.recorded_epoch == work.c.epoch))
+                 .group_by(*work.c).order_by(work.c.bucket))
     with engine.connect() as connection:
         rows = connection.execute(statement).mappings().all()
     points = []

@@ -224,7 +224,7 @@ HistoryPoint = GraphQLObjectType("GeoStatusHistoryPoint", {
         ("verifications_succeeded_per_minute", GraphQLFloat),
         ("verifications_failed_per_minute", GraphQLFloat),
         ("bytes_per_second", GraphQLFloat))},
-}, description="Status over time, averaged (counts) or summed (work) per bucket.")
+}, description="Status over time: per bucket the newest counts and the work done as rates.")
 
 
 def build_schema(replicators) -> GraphQLSchema:
