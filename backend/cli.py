@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--all", action="store_true", help="every registry of the filter")
         add_filters(action)
 
+    report = commands.add_parser("report", parents=[common],
+                                 help="registries of the filter to CSV or JSON")
+    report.add_argument("--format", required=True, choices=("csv", "json"))
+    report.add_argument("--output", required=True, metavar="PATH")
+    add_filters(report)
+
     demo = commands.add_parser("demo", parents=[common], help="primary + secondary demo")
     demo.add_argument("--headless", action="store_true", help="no window; print progress")
     demo.add_argument("--workspace", metavar="DIR")

@@ -49,6 +49,7 @@ def dispatch(args) -> int:
     handler = {
         "primary": _primary, "secondary": _secondary, "status": _status, "check": _check,
         "registries": _registries, "resync": _resync, "reverify": _reverify,
+        "report": _report,
         "demo": _demo, "db": _db,
     }[args.command]
     return handler(args)
@@ -328,6 +329,24 @@ def _resync(args) -> int:
 
 def _reverify(args) -> int:
     return _admin_action(args, "reverify")
+
+
+def _report(args) -> int:
+    from backend import reports
+    selection = _filter(args)
+    config, engine = _tracking(args)
+    replicator = _replicator(args)
+    output = pathlib.Path(args.output)
+    if output.is_dir():
+        raise CommandError(f"--output {output} is a folder; give a file name")
+    try:
+        summary = _secondary_status(config, engine)
+        count = reports.export(engine, replicator, selection, args.format, output,
+                               summary=summary, site_name=config.secondary.name)
+    finally:
+        engine.dispose()
+    print(f"Wrote {count} registries to {output}")
+    return 0
 
 
 # --- demo and databases ---------------------------------------------------------------------
