@@ -1,0 +1,1 @@
+"""The Geo Console desktop application (PySide6)."""
