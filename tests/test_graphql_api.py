@@ -443,3 +443,15 @@ def test_status_history_is_served(site):
     assert points[-1]["syncedPercentage"] == 59.0
     assert points[-1]["verifiedPercentage"] == 39.0
     assert points[0]["syncedPercentage"] < points[-1]["syncedPercentage"]
+
+
+def test_a_second_replicable_type_appears_in_the_schema_by_declaration():
+    from graphql import print_schema
+
+    from backend.api.graphql.schema import build_schema
+    from tests.support.gadgets import GadgetReplicator
+    schema = print_schema(build_schema([CoolWidgets, GadgetReplicator]))
+    assert "gadgetRegistries(" in schema and "scalar GeoGadgetRegistryID" in schema
+    assert "type GadgetRegistry {" in schema and "gadgetId: ID!" in schema
+    assert "GADGET_REGISTRY" in schema and "union Registrable = CoolWidgetRegistry | " \
+                                           "GadgetRegistry" in schema
