@@ -455,3 +455,26 @@ def test_a_second_replicable_type_appears_in_the_schema_by_declaration():
     assert "type GadgetRegistry {" in schema and "gadgetId: ID!" in schema
     assert "GADGET_REGISTRY" in schema and "union Registrable = CoolWidgetRegistry | " \
                                            "GadgetRegistry" in schema
+
+
+def test_offset_jumps_to_any_row(site):
+    nodes = registries(site, "(first: 5, offset: 30, sort: ID_DESC)")["nodes"]
+    assert ids_of(nodes) == [10, 9, 8, 7, 6]
+    messages = error_messages(site.url, "{ geoNode { coolWidgetRegistries(last: 2, offset: 3) "
+                                        "{ nodes { id } } } }")
+    assert "offset" in messages[0]
+
+
+def test_keyword_with_several_ids(site):
+    assert ids_of(registries(site, '(keyword: "2, 1005 40")')["nodes"]) == [2, 5, 40]
+
+
+def test_failure_groups_newest_first(site):
+    groups = data(site.url, "{ geoNode { registryFailureGroups { message count lastSeenAt } } }")
+    groups = groups["geoNode"]["registryFailureGroups"]
+    failed = [n for n in range(1, ROWS + 1) if n % 4 == 3]
+    assert sum(g["count"] for g in groups) == len(failed)
+    assert {g["message"] for g in groups} == {
+        "The file is missing on the Geo primary site",
+        "Non-success HTTP response status code 500"}
+    assert [g["count"] for g in groups if g["message"].startswith("The file")] == [1]

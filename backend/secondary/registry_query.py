@@ -49,9 +49,11 @@ class RegistryQuery:
             clauses.append(table.c.verification_state == int(self.verification_state))
         keyword = (self.keyword or "").strip()
         if keyword:
-            if keyword.isdigit():
-                number = int(keyword)
-                clauses.append(or_(table.c.id == number, fk == number))
+            numbers = keyword.replace(",", " ").split()
+            if all(part.isdigit() for part in numbers):
+                # Registry or model ids, as many as given ("12 15 300").
+                values = [int(part) for part in numbers]
+                clauses.append(or_(table.c.id.in_(values), fk.in_(values)))
             else:
                 pattern = f"%{keyword.lower()}%"
                 clauses.append(or_(func.lower(table.c.last_sync_failure).like(pattern),
@@ -134,10 +136,17 @@ def _order(table, sort: str, descending: bool) -> list:
 
 def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = None,
                after: str | None = None, last: int | None = None,
-               before: str | None = None, max_page_size: int = 500) -> Page:
-    """One Relay page: `first` rows after `after`, or `last` rows before `before`."""
+               before: str | None = None, offset: int | None = None,
+               max_page_size: int = 500) -> Page:
+    """One Relay page: `first` rows after `after`, or `last` rows before `before`.
+
+    `offset` (forward pages only) skips rows first: the console's table
+    jumps to any row of a million with it.
+    """
     if first is not None and last is not None:
         raise QueryError("give first or last, not both")
+    if offset is not None and (offset < 0 or last is not None):
+        raise QueryError("offset must be positive and goes with first")
     size = first if last is None else last
     if size is None:
         size = min(20, max_page_size)
@@ -156,7 +165,7 @@ def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = 
     if before:
         where.append(_after(table, query.sort, decode_cursor(before, query.sort), not descending))
     statement = (select(table).where(*where).order_by(*_order(table, query.sort, reverse))
-                 .limit(size + 1))
+                 .limit(size + 1).offset(offset or None))
     with engine.connect() as connection:
         rows = [dict(row) for row in connection.execute(statement).mappings()]
         more = len(rows) > size
@@ -173,7 +182,7 @@ def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = 
             beyond = connection.execute(
                 select(literal(1)).where(*query.clauses(table, fk), other).limit(1)
             ).first() is not None
-        elif after or before:
+        elif after or before or offset:
             beyond = True
     if backwards:
         has_previous, has_next = more, bool(beyond)
@@ -199,3 +208,27 @@ def exact_count(engine, replicator, query: RegistryQuery) -> int:
     with engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(table)
                                   .where(*query.clauses(table, fk))).scalar_one()
+
+
+def failure_groups(engine, replicator, limit: int = 100) -> list[dict]:
+    """Failed registries grouped by message, most recent failure first."""
+    table = replicator.registry_table()
+    message = func.coalesce(table.c.last_sync_failure, table.c.verification_failure)
+    statement = (select(message.label("message"), func.count().label("count"),
+                        func.max(table.c.last_synced_at).label("last_seen_at"))
+                 .where(table.c.state == SyncState.FAILED)
+                 .group_by(message)
+                 .order_by(func.max(table.c.last_synced_at).desc(), func.count().desc())
+                 .limit(limit))
+    with engine.connect() as connection:
+        return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+def failure_group_ids(engine, replicator, message: str | None) -> list[int]:
+    """Registry ids of the failed registries with exactly this message."""
+    table = replicator.registry_table()
+    text = func.coalesce(table.c.last_sync_failure, table.c.verification_failure)
+    condition = text.is_(None) if message is None else text == message
+    with engine.connect() as connection:
+        return list(connection.execute(select(table.c.id).where(
+            table.c.state == SyncState.FAILED, condition).order_by(table.c.id)).scalars())

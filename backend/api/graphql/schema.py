@@ -186,7 +186,8 @@ def _call(function, *args, **kwargs):
 
 def _registries_field(replicator, connection, id_scalar) -> GraphQLField:
     def resolve(node, info, first=None, last=None, before=None, after=None, ids=None,
-                replicationState=None, verificationState=None, keyword=None, sort="ID_ASC"):
+                replicationState=None, verificationState=None, keyword=None, sort="ID_ASC",
+                offset=None):
         site = info.context.site
         engine = site.tracking_engine
         if engine is None or not node.get("current"):
@@ -198,7 +199,7 @@ def _registries_field(replicator, connection, id_scalar) -> GraphQLField:
                       replication_state=replicationState, verification_state=verificationState,
                       keyword=keyword, sort=sort or "ID_ASC")
         page = _call(registry_query.fetch_page, engine, replicator, query, first=first,
-                     last=last, before=before or None, after=after or None,
+                     last=last, before=before or None, after=after or None, offset=offset,
                      max_page_size=MAX_PAGE_SIZE)
         return ConnectionSource(page, lambda limit: _call(
             registry_query.capped_count, engine, replicator, query, limit))
@@ -211,7 +212,30 @@ def _registries_field(replicator, connection, id_scalar) -> GraphQLField:
         "verificationState": GraphQLArgument(VerificationStateEnum),
         "keyword": GraphQLArgument(GraphQLString),
         "sort": GraphQLArgument(GeoRegistrySort),
+        "offset": GraphQLArgument(GraphQLInt, description=(
+            "Geo Console extension: rows to skip before a forward page, for "
+            "random access (the console's table).")),
     }, resolve=resolve, description=f"{replicator.title} registries of this site.")
+
+
+FailureGroup = GraphQLObjectType("GeoRegistryFailureGroup", {
+    "message": _field("message", GraphQLString),
+    "count": _field("count", GraphQLInt),
+    "lastSeenAt": _field("last_seen_at", Time),
+}, description="Failed registries sharing one failure message.")
+
+
+def _resolve_failure_groups(node, info, replicable=None, limit=50):
+    site = info.context.site
+    if site.tracking_engine is None or not node.get("current"):
+        return None
+    names = {r.replicable_name: r for r in site.replicators}
+    replicable = replicable or next(iter(names))
+    if replicable not in names:
+        raise ApiError(f"unknown replicable {replicable!r}")
+    if not 1 <= limit <= 1000:
+        raise ApiError("limit must be between 1 and 1000")
+    return registry_query.failure_groups(site.tracking_engine, names[replicable], limit)
 
 
 HistoryPoint = GraphQLObjectType("GeoStatusHistoryPoint", {
@@ -268,6 +292,12 @@ def build_schema(replicators) -> GraphQLSchema:
                   "buckets": GraphQLArgument(GraphQLInt, default_value=200)},
             resolve=_resolve_history,
             description="Status snapshots of this site over [from, to], bucketed."),
+        "registryFailureGroups": GraphQLField(
+            GraphQLList(FailureGroup),
+            args={"replicable": GraphQLArgument(GraphQLString),
+                  "limit": GraphQLArgument(GraphQLInt, default_value=50)},
+            resolve=_resolve_failure_groups,
+            description="Geo Console extension: failures grouped by message, newest first."),
     }
     for replicator in replicators:
         field_name = _camel(replicator.replicable_name) + "Registries"
