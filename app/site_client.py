@@ -119,17 +119,19 @@ class SiteClient:
                    before: str | None = None, ids: list[int] | None = None,
                    replication_state: str | None = None,
                    verification_state: str | None = None, keyword: str | None = None,
-                   sort: str = "ID_ASC", count_limit: int = 1000) -> RegistryPage:
+                   sort: str = "ID_ASC", count_limit: int = 1000,
+                   offset: int | None = None) -> RegistryPage:
         replicator = _replicator(replicable)
         field = _camel(replicator.replicable_name) + "Registries"
         id_type = f"Geo{replicator.graphql_name}RegistryID"
         query = f"""query($first: Int, $last: Int, $before: String, $after: String,
             $ids: [{id_type}!], $replicationState: ReplicationStateEnum,
             $verificationState: VerificationStateEnum, $keyword: String,
-            $sort: GeoRegistrySort, $countLimit: Int) {{
+            $sort: GeoRegistrySort, $countLimit: Int, $offset: Int) {{
           geoNode {{ {field}(first: $first, last: $last, before: $before, after: $after,
               ids: $ids, replicationState: $replicationState,
-              verificationState: $verificationState, keyword: $keyword, sort: $sort) {{
+              verificationState: $verificationState, keyword: $keyword, sort: $sort,
+              offset: $offset) {{
             count(limit: $countLimit)
             pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
             nodes {{ {REGISTRY_FIELDS} }}
@@ -139,7 +141,7 @@ class SiteClient:
             "ids": None if ids is None else [registry_gid(replicable, i) for i in ids],
             "replicationState": replication_state.upper() if replication_state else None,
             "verificationState": verification_state.upper() if verification_state else None,
-            "keyword": keyword, "sort": sort, "countLimit": count_limit}
+            "keyword": keyword, "sort": sort, "countLimit": count_limit, "offset": offset}
         connection = (self.execute(query, variables)["geoNode"] or {}).get(field)
         if connection is None:
             raise SiteClientError(f"{self.url} has no {replicator.title} registries "

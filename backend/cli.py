@@ -108,14 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _console(config: str | None) -> int:
+    """No command: the desktop console (the embedded demo unless --config)."""
+    try:
+        from app.main import run_console
+    except ImportError:
+        raise UsageError("the console is not installed (pip install -e .[console]); "
+                         "see --help for the commands") from None
+    return run_console(config_path=config)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if not args.command:
-            parser.print_help()
-            return 0
+            return _console(args.config)
         from backend import commands
         return commands.dispatch(args)
     except UsageError as exc:

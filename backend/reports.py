@@ -76,12 +76,39 @@ def export(engine, replicator, selection: RegistryFilter, fmt: str, output: str 
     """Write the registries matching `selection`; returns how many."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; use csv or json")
-    output = pathlib.Path(output)
     query = RegistryQuery(ids=selection.ids, replication_state=selection.replication_state,
                           verification_state=selection.verification_state)
     total = exact_count(engine, replicator, query)
     rows = (report_row(row, replicator)
             for row in registry_rows(engine, replicator, selection, chunk=chunk))
+    described = describe_filter(selection.replication_state, selection.verification_state,
+                                selection.ids)
+    return write_report(replicator, rows, total, fmt, output, filter_description=described,
+                        summary=summary, site_name=site_name, progress=progress,
+                        cancelled=cancelled)
+
+
+def describe_filter(replication_state, verification_state, ids=None, search=None) -> dict:
+    def label(state):
+        return state.label if hasattr(state, "label") else state
+
+    described = {"replication_state": label(replication_state),
+                 "verification_state": label(verification_state),
+                 "ids": list(ids) if ids else None}
+    if search:
+        described["search"] = search
+    return described
+
+
+def write_report(replicator, rows: Iterable[dict], total: int, fmt: str,
+                 output: str | os.PathLike, *, filter_description: dict,
+                 summary: dict | None = None, site_name: str = "",
+                 progress: Callable[[int, int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> int:
+    """Write report rows (see report_row) as CSV or JSON, atomically."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; use csv or json")
+    output = pathlib.Path(output)
     rows = _watched(rows, total, progress, cancelled)
     output.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile("w", dir=output.parent, prefix=f".{output.name}.",
@@ -91,7 +118,8 @@ def export(engine, replicator, selection: RegistryFilter, fmt: str, output: str 
             if fmt == "csv":
                 written = _write_csv(handle, replicator, rows)
             else:
-                written = _write_json(handle, replicator, rows, selection, summary, site_name)
+                written = _write_json(handle, replicator, rows, filter_description, summary,
+                                      site_name)
         os.replace(handle.name, output)
     except BaseException:
         pathlib.Path(handle.name).unlink(missing_ok=True)
@@ -123,17 +151,13 @@ def _write_csv(handle, replicator, rows) -> int:
     return count
 
 
-def _write_json(handle, replicator, rows, selection: RegistryFilter, summary, site_name) -> int:
+def _write_json(handle, replicator, rows, filter_description: dict, summary,
+                site_name) -> int:
     header = {
         "generated_at": iso(dt.datetime.now(dt.timezone.utc)),
         "site": site_name,
         "replicable": replicator.replicable_name,
-        "filter": {
-            "replication_state": selection.replication_state.label
-            if selection.replication_state is not None else None,
-            "verification_state": selection.verification_state.label
-            if selection.verification_state is not None else None,
-            "ids": list(selection.ids) if selection.ids else None},
+        "filter": filter_description,
         "summary": summary or {},
     }
     text = json.dumps(header, indent=2, default=str)

@@ -1,0 +1,87 @@
+"""Starting the console: the embedded demo by default, a configured
+secondary (--config, or the settings), or a remote secondary."""
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def open_source(workspace: pathlib.Path | None, config_path: str | None):
+    """(data source, stop function): blocking; runs on a worker thread."""
+    from app.settings import load_settings
+    from app.sources import LocalSource, RemoteSource
+    from backend.config import load_config, parse_config
+    from backend.secondary.site import SecondarySite
+    if config_path:
+        site = SecondarySite.from_config(load_config(config_path)).start()
+        return LocalSource(site), site.stop
+    settings = load_settings()
+    if settings.get("mode") == "remote":
+        from app.site_client import SiteClient
+        remote = settings.get("remote", {})
+        client = SiteClient(remote.get("url", ""), remote.get("api_token"))
+        client.node()  # fail now, with one clear message, if it cannot be reached
+        return RemoteSource(client), lambda: None
+    if settings.get("mode") == "local":
+        config = parse_config({"secondary": settings.get("secondary", {}),
+                               "feature_flags": settings.get("feature_flags", {})},
+                              "console settings")
+        site = SecondarySite.from_config(config).start()
+        return LocalSource(site), site.stop
+    from backend.demo import Demo, DemoSettings
+    from backend.workspace import demo_dir
+    demo = Demo(DemoSettings(pathlib.Path(workspace) if workspace else demo_dir())).start()
+    return LocalSource(demo.site, demo.primary), demo.stop
+
+
+def run_console(workspace: pathlib.Path | None = None, config_path: str | None = None) -> int:
+    if not has_display():
+        print("geo-console: error: no display found; run `python main.py demo --headless` "
+              "for the demo without a window", file=sys.stderr)
+        return 1
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    from app.main_window import MainWindow
+    from app.tasks import TaskRunner
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Geo Console")
+    app.setOrganizationName("geo-console")
+    app.setStyle("Fusion")
+    splash = QLabel("Starting Geo Console…")
+    splash.setAlignment(splash.alignment())
+    splash.setMinimumSize(360, 80)
+    splash.show()
+    runner = TaskRunner()
+    state = {}
+
+    def started(result):
+        source, stop = result
+        splash.close()
+        window = MainWindow(source, on_close=stop)
+        state["window"] = window
+        window.show()
+        window.start()
+
+    def failed(message):
+        splash.setText(f"Geo Console could not start:\n{message}")
+        print(f"geo-console: error: {message}", file=sys.stderr)
+        state["error"] = message
+
+    runner.submit("startup", lambda: open_source(workspace, config_path), started, failed)
+    code = app.exec()
+    runner.wait()
+    return 1 if "error" in state else code

@@ -1,0 +1,175 @@
+"""Overview: site health, engine state, event lag, per-type progress bars and
+history charts (synced %, verified %, throughput, failures)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QVBoxLayout, QWidget)
+
+from widgets.charts import HistoryChart
+from widgets.stacked_bar import StackedBar
+
+RANGES = [("Last hour", dt.timedelta(hours=1)), ("Last day", dt.timedelta(days=1)),
+          ("Last week", dt.timedelta(days=7)), ("Last month", dt.timedelta(days=30))]
+
+
+class OverviewPage(QWidget):
+    pauseToggled = Signal(bool)  # True: pause
+
+    def __init__(self, runner, source, parent=None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.source = source
+        self.status: dict = {}
+        layout = QVBoxLayout(self)
+
+        site = QGroupBox("Site")
+        grid = QGridLayout(site)
+        self.name_label = QLabel("—")
+        self.health_label = QLabel("—")
+        self.engine_label = QLabel("—")
+        self.lag_label = QLabel("—")
+        self.pause_button = QPushButton("Pause engine")
+        self.pause_button.setEnabled(source.can_pause)
+        self.pause_button.setToolTip("Stop taking new work; syncs in flight finish"
+                                     if source.can_pause else
+                                     "A remote secondary is paused on its own machine")
+        self.pause_button.clicked.connect(self._toggle_pause)
+        for row, (title, widget) in enumerate((("Name", self.name_label),
+                                               ("Health", self.health_label),
+                                               ("Engine", self.engine_label),
+                                               ("Event log", self.lag_label))):
+            grid.addWidget(QLabel(f"{title}:"), row, 0)
+            grid.addWidget(widget, row, 1)
+        grid.addWidget(self.pause_button, 2, 2)
+        grid.setColumnStretch(1, 1)
+        layout.addWidget(site)
+
+        types = QGroupBox("Data types")
+        self.type_grid = QGridLayout(types)
+        for column, title in enumerate(("Data type", "Synchronization", "Verification",
+                                        "Primary checksums")):
+            self.type_grid.addWidget(QLabel(f"<b>{title}</b>"), 0, column)
+        self.bars = {}
+        for row, replicator in enumerate(source.replicators, start=1):
+            self.type_grid.addWidget(QLabel(replicator.title_plural), row, 0)
+            bars = (StackedBar("Synced"), StackedBar("Verified"), StackedBar("Checksummed"))
+            for column, bar in enumerate(bars, start=1):
+                bar.setAccessibleName(f"{replicator.title_plural} {('synchronization', 'verification', 'checksums')[column - 1]}")
+                self.type_grid.addWidget(bar, row, column)
+            self.bars[replicator.plural_name] = bars
+        self.summary_label = QLabel("")
+        self.type_grid.addWidget(self.summary_label, len(source.replicators) + 1, 0, 1, 4)
+        layout.addWidget(types)
+
+        picker = QHBoxLayout()
+        picker.addWidget(QLabel("History:"))
+        self.range_box = QComboBox()
+        self.range_box.addItems([name for name, _ in RANGES])
+        self.range_box.setAccessibleName("History range")
+        self.range_box.currentIndexChanged.connect(lambda _i: self.refresh_history())
+        picker.addWidget(self.range_box)
+        picker.addStretch(1)
+        layout.addLayout(picker)
+        charts = QHBoxLayout()
+        self.progress_chart = HistoryChart("Replicated and verified", "%",
+                                           [("synced %", "#2e9e5b"), ("verified %", "#3b82c4")],
+                                           y_range=(0, 100))
+        self.work_chart = HistoryChart("Throughput and failures", "per minute",
+                                       [("syncs", "#2e9e5b"), ("verifications", "#3b82c4"),
+                                        ("sync failures", "#d9534f"),
+                                        ("verification failures", "#c98a12")])
+        for chart in (self.progress_chart, self.work_chart):
+            chart.setMinimumHeight(220)
+            frame = QFrame()
+            frame_layout = QVBoxLayout(frame)
+            frame_layout.setContentsMargins(0, 0, 0, 0)
+            frame_layout.addWidget(chart)
+            charts.addWidget(frame)
+        layout.addLayout(charts, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(2000)
+        self.timer.timeout.connect(self.refresh)
+        self.history_timer = QTimer(self)
+        self.history_timer.setInterval(5000)
+        self.history_timer.timeout.connect(self.refresh_history)
+
+    # --- refreshing -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.refresh()
+        self.refresh_history()
+        self.timer.start()
+        self.history_timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        self.history_timer.stop()
+
+    def refresh(self) -> None:
+        self.runner.submit("overview", self.source.overview, self.show_status)
+
+    def refresh_history(self) -> None:
+        span = RANGES[self.range_box.currentIndex()][1]
+        end = dt.datetime.now(dt.timezone.utc)
+        self.runner.submit("history", lambda: self.source.history(end - span, end, 240),
+                           self.show_history)
+
+    def show_status(self, status: dict) -> None:
+        self.status = status
+        self.name_label.setText(status.get("name") or "—")
+        healthy = status.get("healthy")
+        colour = "#2e9e5b" if healthy else "#d9534f"
+        self.health_label.setText(f"<span style='color:{colour}'>●</span> "
+                                  f"{status.get('health') or 'Unknown'}")
+        state = status.get("engine_state", "unknown")
+        self.engine_label.setText({"running": "Running", "paused": "Paused",
+                                   "stopped": "Stopped"}.get(state, "Unknown (remote)"))
+        self.pause_button.setText("Resume engine" if state == "paused" else "Pause engine")
+        last, cursor = status.get("last_event_id"), status.get("cursor_last_event_id")
+        if last is None:
+            self.lag_label.setText("No events seen yet")
+        else:
+            behind = max((last or 0) - (cursor or 0), 0)
+            seconds = max((status.get("last_event_timestamp") or 0)
+                          - (status.get("cursor_last_event_timestamp") or 0), 0)
+            self.lag_label.setText(f"last event {last}, processed {cursor} "
+                                   f"({behind} events, {seconds} s behind)")
+        primary = status.get("primary_status") or {}
+        for replicator in self.source.replicators:
+            p = replicator.plural_name
+            sync, verify, checksum = self.bars[p]
+            sync.set_counts(status.get(f"{p}_registry_count"), status.get(f"{p}_synced_count"),
+                            status.get(f"{p}_failed_count"))
+            verify.set_counts(status.get(f"{p}_verification_total_count"),
+                              status.get(f"{p}_verified_count"),
+                              status.get(f"{p}_verification_failed_count"))
+            checksum.set_counts(primary.get(f"{p}_checksum_total_count"),
+                                primary.get(f"{p}_checksummed_count"),
+                                primary.get(f"{p}_checksum_failed_count"))
+        first = self.source.replicators[0].plural_name
+        self.summary_label.setText(
+            f"{status.get(f'{first}_synced_in_percentage') or '—'} synced, "
+            f"{status.get(f'{first}_verified_in_percentage') or '—'} verified")
+
+    def show_history(self, points: list[dict]) -> None:
+        times = [p["time"].timestamp() for p in points]
+        self.progress_chart.set_series(times, {
+            "synced %": [p["synced_percentage"] for p in points],
+            "verified %": [p["verified_percentage"] for p in points]})
+        self.work_chart.set_series(times, {
+            "syncs": [p["syncs_succeeded_per_minute"] for p in points],
+            "verifications": [p["verifications_succeeded_per_minute"] for p in points],
+            "sync failures": [p["syncs_failed_per_minute"] for p in points],
+            "verification failures": [p["verifications_failed_per_minute"] for p in points]})
+
+    def _toggle_pause(self) -> None:
+        pause = self.status.get("engine_state") != "paused"
+        self.pauseToggled.emit(pause)
+
+    def set_theme(self, dark: bool) -> None:
+        for chart in (self.progress_chart, self.work_chart):
+            chart.set_theme(dark)

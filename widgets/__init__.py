@@ -1,0 +1,2 @@
+"""Reusable Qt widgets of the console: they show plain data, never touch the
+engine or a database."""

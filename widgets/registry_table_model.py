@@ -1,0 +1,171 @@
+"""A table model for millions of registries that never holds them all.
+
+Like DB Browser for SQLite's model: the row count comes from an
+asynchronous COUNT, rows arrive in pages of PAGE_SIZE for the visible range
+from a loader running off the GUI thread, rows not loaded yet read
+"loading…", and answers for an older filter are dropped. A small cache of
+pages is kept; nothing here sorts or filters in Python.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from typing import Callable
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+
+PAGE_SIZE = 200
+MAX_CACHED_PAGES = 60
+LOADING = "loading…"
+
+# (key, header, formatter)
+COLUMNS = [
+    ("registry_id", "Registry", None),
+    ("model_id", "Widget", None),
+    ("state", "Replication", None),
+    ("verification_state", "Verification", None),
+    ("retry_count", "Retries", None),
+    ("last_synced_at", "Last synced", "time"),
+    ("verified_at", "Last verified", "time"),
+    ("retry_at", "Next retry", "time"),
+    ("last_sync_failure", "Replication failure", None),
+    ("verification_failure", "Verification failure", None),
+    ("checksum_mismatch", "Mismatch", "bool"),
+    ("created_at", "Created", "time"),
+]
+STATE_COLOURS = {"failed": "#d9534f", "synced": "#2e9e5b", "succeeded": "#2e9e5b",
+                 "started": "#3b82c4", "pending": "#c98a12", "disabled": "#888888"}
+
+
+def format_time(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class RegistryTableModel(QAbstractTableModel):
+    """`fetch_count(generation)` and `fetch_page(generation, page)` are asked
+    for; the owner answers with `set_count` and `set_page`."""
+
+    pageRequested = Signal(int, int)      # generation, page number
+    countRequested = Signal(int)          # generation
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.generation = 0
+        self._count = 0
+        self._pages: OrderedDict[int, list[dict]] = OrderedDict()
+        self._requested: set[int] = set()
+
+    # --- the owner feeds it --------------------------------------------------------
+
+    def reset(self) -> None:
+        """A new filter or sort: drop everything and ask for a count."""
+        self.beginResetModel()
+        self.generation += 1
+        self._count = 0
+        self._pages.clear()
+        self._requested.clear()
+        self.endResetModel()
+        self.countRequested.emit(self.generation)
+
+    def refresh(self) -> None:
+        """Same filter, fresh data (after actions or on a timer): keep showing
+        the old rows until the new ones arrive."""
+        self.generation += 1
+        self._requested.clear()
+        self.countRequested.emit(self.generation)
+        for page in list(self._pages):
+            self._request(page)
+
+    def set_count(self, generation: int, count: int) -> None:
+        if generation != self.generation or count == self._count:
+            return
+        if count > self._count:
+            self.beginInsertRows(QModelIndex(), self._count, count - 1)
+            self._count = count
+            self.endInsertRows()
+        else:
+            self.beginRemoveRows(QModelIndex(), count, self._count - 1)
+            self._count = count
+            self._pages = OrderedDict((p, rows) for p, rows in self._pages.items()
+                                      if p * PAGE_SIZE < count)
+            self.endRemoveRows()
+
+    def set_page(self, generation: int, page: int, rows: list[dict]) -> None:
+        if generation != self.generation:
+            return  # stale answer
+        self._requested.discard(page)
+        self._pages[page] = rows
+        self._pages.move_to_end(page)
+        while len(self._pages) > MAX_CACHED_PAGES:
+            self._pages.popitem(last=False)
+        first = page * PAGE_SIZE
+        last = min(first + PAGE_SIZE, self._count) - 1
+        if last >= first:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+
+    def _request(self, page: int) -> None:
+        if page in self._requested:
+            return
+        self._requested.add(page)
+        self.pageRequested.emit(self.generation, page)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def row_data(self, row: int) -> dict | None:
+        page, offset = divmod(row, PAGE_SIZE)
+        rows = self._pages.get(page)
+        if rows is None or offset >= len(rows):
+            if 0 <= row < self._count:
+                self._request(page)
+            return None
+        return rows[offset]
+
+    def loaded_rows(self, rows: list[int]) -> list[dict]:
+        return [data for data in (self.row_data(row) for row in rows) if data is not None]
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else self._count
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal \
+                and 0 <= section < len(COLUMNS):
+            return COLUMNS[section][1]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.DisplayRole):
+        if not index.isValid() or role not in (Qt.DisplayRole, Qt.ForegroundRole,
+                                                Qt.ToolTipRole):
+            return None
+        row = self.row_data(index.row())
+        key, _header, kind = COLUMNS[index.column()]
+        if row is None:
+            if role == Qt.ForegroundRole:
+                return QBrush(QColor("#999999"))
+            return LOADING if role == Qt.DisplayRole and index.column() == 0 else None
+        value = row.get(key)
+        if role == Qt.ForegroundRole:
+            colour = STATE_COLOURS.get(value) if key in ("state", "verification_state") else None
+            return QBrush(QColor(colour)) if colour else None
+        if role == Qt.ToolTipRole:
+            return str(value) if key.endswith("failure") and value else None
+        if kind == "time":
+            return format_time(value)
+        if kind == "bool":
+            return "yes" if value else ""
+        return "" if value is None else str(value)
+
+    def flags(self, index: QModelIndex):
+        if not index.isValid():
+            return Qt.NoItemFlags
+        return Qt.ItemIsEnabled | Qt.ItemIsSelectable
+
+
+def page_loader(fetch_rows: Callable[[int, int], list[dict]]):
+    """fetch_rows(offset, limit) for one page number."""
+    return lambda page: fetch_rows(page * PAGE_SIZE, PAGE_SIZE)

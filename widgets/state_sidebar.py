@@ -1,0 +1,69 @@
+"""The state filter: sync and verification states with live counts
+(qBittorrent's status filter), one choice per group."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+SYNC = [("", "All"), ("pending", "Pending"), ("started", "Started"), ("synced", "Synced"),
+        ("failed", "Failed")]
+VERIFICATION = [("", "Any"), ("pending", "Pending"), ("started", "Started"),
+                ("succeeded", "Succeeded"), ("failed", "Failed"), ("disabled", "Disabled")]
+
+
+class StateSidebar(QWidget):
+    filterChanged = Signal(object, object)   # replication state, verification state (or None)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.sync_list = self._group(layout, "Replication", SYNC)
+        self.verification_list = self._group(layout, "Verification", VERIFICATION)
+        layout.addStretch(1)
+
+    def _group(self, layout, title: str, entries) -> QListWidget:
+        label = QLabel(f"<b>{title}</b>")
+        layout.addWidget(label)
+        widget = QListWidget()
+        widget.setAccessibleName(f"{title} state filter")
+        for key, text in entries:
+            item = QListWidgetItem(text)
+            item.setData(Qt.UserRole, key)
+            item.setData(Qt.UserRole + 1, text)
+            widget.addItem(item)
+        widget.setCurrentRow(0)
+        widget.setMaximumHeight(widget.sizeHintForRow(0) * (len(entries) + 1) + 8)
+        widget.currentItemChanged.connect(lambda *_: self._changed())
+        label.setBuddy(widget)
+        layout.addWidget(widget)
+        return widget
+
+    def _changed(self) -> None:
+        self.filterChanged.emit(*self.selection())
+
+    def selection(self) -> tuple[str | None, str | None]:
+        def value(widget):
+            item = widget.currentItem()
+            return (item.data(Qt.UserRole) or None) if item else None
+        return value(self.sync_list), value(self.verification_list)
+
+    def select(self, replication: str | None, verification: str | None) -> None:
+        for widget, key in ((self.sync_list, replication or ""),
+                            (self.verification_list, verification or "")):
+            for row in range(widget.count()):
+                if widget.item(row).data(Qt.UserRole) == key:
+                    widget.blockSignals(True)
+                    widget.setCurrentRow(row)
+                    widget.blockSignals(False)
+        self._changed()
+
+    def set_counts(self, counts: dict[str, int]) -> None:
+        """counts: 'all', sync state names, and 'v_<verification state>'."""
+        for widget, prefix in ((self.sync_list, ""), (self.verification_list, "v_")):
+            for row in range(widget.count()):
+                item = widget.item(row)
+                key = item.data(Qt.UserRole)
+                number = counts.get("all" if not key else prefix + key)
+                text = item.data(Qt.UserRole + 1)
+                item.setText(f"{text} ({number:,})" if number is not None else text)
