@@ -117,9 +117,9 @@ class RegistryTableModel(QAbstractTableModel):
     def row_data(self, row: int) -> dict | None:
         page, offset = divmod(row, PAGE_SIZE)
         rows = self._pages.get(page)
+        if rows is None and 0 <= row < self._count:
+            self._request(page)
         if rows is None or offset >= len(rows):
-            if 0 <= row < self._count:
-                self._request(page)
             return None
         return rows[offset]
 

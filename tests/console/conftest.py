@@ -1,0 +1,109 @@
+"""Console tests: real widgets offscreen, real tracking DBs, and strict
+hygiene: a test fails if it leaves a timer running or a worker busy."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import weakref
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings, QThreadPool, QTimer  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.framework.states import SyncState, VerificationState  # noqa: E402
+
+CoolWidgets = replicator_for("cool_widget")
+T0 = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def qt_hygiene(monkeypatch, qapp):
+    """Fail a test that leaves timers active or thread pools working."""
+    timers = weakref.WeakSet()
+    pools = weakref.WeakSet()
+    original_timer_start = QTimer.start
+    original_pool_start = QThreadPool.start
+
+    def timer_start(self, *args):
+        timers.add(self)
+        return original_timer_start(self, *args)
+
+    def pool_start(self, *args):
+        pools.add(self)
+        return original_pool_start(self, *args)
+
+    monkeypatch.setattr(QTimer, "start", timer_start)
+    monkeypatch.setattr(QThreadPool, "start", pool_start)
+    yield
+    qapp.processEvents()
+    busy = [pool for pool in pools if not pool.waitForDone(10000)]
+    active = []
+    for timer in list(timers):
+        try:
+            if timer.isActive():
+                active.append(timer.objectName() or repr(timer))
+                timer.stop()
+        except RuntimeError:  # its C++ object was deleted: fine
+            continue
+    assert not busy, "a thread pool still had work running after the test"
+    assert not active, f"timers left running: {active}"
+
+
+def registry_rows(count: int = 60) -> list[dict]:
+    """Registries 1..count: every 4th failed with one of two messages,
+    every 10th pending, the rest synced and mostly verified."""
+    rows = []
+    for n in range(1, count + 1):
+        failed = n % 4 == 0
+        pending = n % 10 == 5
+        state = SyncState.FAILED if failed else SyncState.PENDING if pending else SyncState.SYNCED
+        vstate = (VerificationState.SUCCEEDED if state == SyncState.SYNCED and n % 7
+                  else VerificationState.FAILED if state == SyncState.SYNCED
+                  else VerificationState.PENDING)
+        rows.append({
+            "cool_widget_id": 500 + n, "created_at": T0, "state": state,
+            "verification_state": vstate,
+            "last_synced_at": T0 + dt.timedelta(minutes=n),
+            "verified_at": T0 + dt.timedelta(minutes=n) if vstate == 2 else None,
+            "retry_count": 1 if failed else 0,
+            "last_sync_failure": ("The file is missing on the Geo primary site" if n % 8 == 0
+                                  else "Downloaded file checksum mismatch") if failed else None,
+            "verification_checksum": b"ab" * 32 if vstate == 2 else None,
+        })
+    return rows
+
+
+@pytest.fixture
+def local_site(tracking_url, tmp_path, credentials):
+    from backend.secondary.site import SecondarySite
+    from tests.support.sites import secondary_config
+    config = secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s", credentials,
+                              api_token="console-token")
+    site = SecondarySite(config).start(serve=False, run_engine=False)
+    with site.tracking_engine.begin() as connection:
+        connection.execute(insert(CoolWidgets.registry_table()), registry_rows())
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def source(local_site):
+    from app.sources import LocalSource
+    return LocalSource(local_site)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "console.ini"), QSettings.IniFormat)
+
+
+def db_states(site) -> dict[int, tuple[int, int]]:
+    from sqlalchemy import select
+    table = CoolWidgets.registry_table()
+    with site.tracking_engine.connect() as connection:
+        return {row.id: (row.state, row.verification_state)
+                for row in connection.execute(select(table))}
