@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.totals_label)
         self.statusBar().addPermanentWidget(self.connection_label)
         self._last_failed: int | None = None
+        self.export_job: ExportJob | None = None
+        self._export_timers: set[QTimer] = set()
         self._last_notified = 0.0
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(2000)
@@ -110,7 +112,11 @@ class MainWindow(QMainWindow):
         self.message_timer.stop()
         for page in (self.overview, self.details, self.failures):
             page.stop()
+        if self.export_job is not None:
+            self.export_job.cancel()  # a half-written export is discarded
         self.runner.wait(60000)
+        for timer in self._export_timers:
+            timer.stop()
         if self.on_close:
             self.on_close()
         super().closeEvent(event)
@@ -232,19 +238,23 @@ class MainWindow(QMainWindow):
 
         timer.timeout.connect(tick)
         timer.start()
+        self._export_timers.add(timer)
 
         def finished(count):
             timer.stop()
+            self._export_timers.discard(timer)
             progress.reset()
             self.show_message(f"Exported {count:,} registries to {path}.")
 
         def failed(message):
             timer.stop()
+            self._export_timers.discard(timer)
             progress.reset()
             self.show_message("Export cancelled." if "cancelled" in message
                               else f"Export failed: {message}", error="cancelled" not in message)
 
-        self.runner.submit("export", job.run, finished, failed)
+        # A key per export: a second export must not make the first's answer stale.
+        self.runner.submit(f"export-{id(job)}", job.run, finished, failed)
         self.export_job = job
         return job
 

@@ -108,23 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console(config: str | None) -> int:
-    """No command: the desktop console (the embedded demo unless --config)."""
-    try:
-        from app.main import run_console
-    except ImportError:
-        raise UsageError("the console is not installed (pip install -e .[console]); "
-                         "see --help for the commands") from None
-    return run_console(config_path=config)
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_console=None) -> int:
+    """Run a command. `open_console(workspace=None, config_path=None)` is given
+    by main.py when the console is installed: the backend never imports it."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.open_console = open_console
         if not args.command:
-            return _console(args.config)
+            if open_console is None:
+                raise UsageError("the console is not installed (pip install -e .[console]); "
+                                 "see --help for the commands")
+            return open_console(config_path=args.config)
         from backend import commands
         return commands.dispatch(args)
     except UsageError as exc:

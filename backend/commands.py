@@ -359,11 +359,9 @@ def _demo(args) -> int:
     workspace = pathlib.Path(args.workspace) if args.workspace else demo_dir()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.headless:
-        try:
-            from app.main import run_console
-        except ImportError:
-            raise CommandError("the console is not installed; use `demo --headless`") from None
-        return run_console(workspace=workspace)
+        if args.open_console is None:
+            raise CommandError("the console is not installed; use `demo --headless`")
+        return args.open_console(workspace=workspace)
     return run_headless(DemoSettings(workspace), args.duration, sys.stdout)
 
 

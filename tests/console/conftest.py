@@ -45,7 +45,10 @@ def qt_hygiene(monkeypatch, qapp):
     for timer in list(timers):
         try:
             if timer.isActive():
-                active.append(timer.objectName() or repr(timer))
+                parent = timer.parent()
+                active.append(f"{timer.objectName() or 'timer'} of "
+                              f"{type(parent).__name__ if parent else 'nothing'} "
+                              f"({timer.interval()} ms)")
                 timer.stop()
         except RuntimeError:  # its C++ object was deleted: fine
             continue

@@ -1,0 +1,253 @@
+"""Overview, failures, export, settings and the main window, offscreen."""
+import csv
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.failures_page import FailuresPage
+from app.main_window import MainWindow
+from app.overview_page import OverviewPage
+from app.settings import SettingsDialog, load_settings, validate
+from app.sources import Filter, RemoteSource
+from app.tasks import TaskRunner
+from backend.framework.states import SyncState
+from tests.console.conftest import db_states, registry_rows
+
+ROWS = registry_rows()
+FAILED = [n for n, row in enumerate(ROWS, 1) if row["state"] == SyncState.FAILED]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def window(qtbot, source, settings):
+    window = MainWindow(source, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    yield window
+    window.close()
+
+
+def test_overview_shows_status_bars_and_pause(qtbot, source, local_site):
+    runner = TaskRunner()
+    page = OverviewPage(runner, source)
+    qtbot.addWidget(page)
+    page.start()
+    qtbot.waitUntil(lambda: page.name_label.text() == "secondary-1", timeout=10000)
+    sync, verify, checksum = page.bars["cool_widgets"]
+    assert (sync.total, sync.success, sync.failed) == (60, 39, len(FAILED))
+    assert "Failed: 15" in sync.toolTip() and "Queued: 6" in sync.toolTip()
+    assert checksum.toolTip() == "Not applicable"  # no primary in this console
+    assert "registries" not in page.lag_label.text()
+    page.pauseToggled.connect(lambda pause: source.pause() if pause else source.resume())
+    page.pause_button.click()
+    assert local_site.engine.paused
+    page.refresh()
+    qtbot.waitUntil(lambda: page.pause_button.text() == "Resume engine", timeout=10000)
+    page.stop()
+    runner.wait()
+
+
+def test_overview_charts_follow_history(qtbot, source, local_site):
+    import datetime as dt
+
+    from backend.secondary import status_history
+    now = dt.datetime.now(dt.timezone.utc)
+    for minute in range(30):
+        status_history.record(local_site.tracking_engine, "cool_widget",
+                              {"registry_count": 60, "synced_count": minute * 2},
+                              {"syncs_succeeded": 2}, 60.0,
+                              now=now - dt.timedelta(minutes=30 - minute))
+    runner = TaskRunner()
+    page = OverviewPage(runner, source)
+    qtbot.addWidget(page)
+    page.refresh_history()
+    curve = page.progress_chart.curves["synced %"]
+    qtbot.waitUntil(lambda: curve.getData()[0] is not None and len(curve.getData()[0]) > 10,
+                    timeout=10000)
+    first = curve  # the same curve object is updated in place
+    page.range_box.setCurrentIndex(3)  # last month
+    qtbot.waitUntil(lambda: runner.pool.activeThreadCount() == 0, timeout=10000)
+    assert page.progress_chart.curves["synced %"] is first
+    assert max(curve.getData()[1]) == pytest.approx(96.67, abs=0.01)
+    runner.wait()
+
+
+def test_failures_grouped_and_a_group_resynced(qtbot, source, local_site):
+    runner = TaskRunner()
+    page = FailuresPage(runner, source)
+    qtbot.addWidget(page)
+    page.refresh()
+    qtbot.waitUntil(lambda: page.tree.topLevelItemCount() == 2, timeout=10000)
+    texts = {page.tree.topLevelItem(i).text(1): page.tree.topLevelItem(i).text(0)
+             for i in range(2)}
+    missing = [n for n in FAILED if n % 8 == 0]
+    assert texts == {"The file is missing on the Geo primary site": str(len(missing)),
+                     "Downloaded file checksum mismatch": str(len(FAILED) - len(missing))}
+    assert page.summary.text() == f"{len(FAILED)} failed registries in 2 groups"
+    for i in range(2):
+        if page.tree.topLevelItem(i).text(1).startswith("The file"):
+            page.tree.topLevelItem(i).setSelected(True)
+    page.resync_button.click()
+    qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
+                                for n in missing), timeout=10000)
+    assert db_states(local_site)[4][0] == SyncState.FAILED  # the other group stays
+    runner.wait()
+
+
+def test_export_csv_and_json_contain_what_the_filter_shows(qtbot, window, tmp_path):
+    window.details.sidebar.sync_list.setCurrentRow(4)  # failed
+    qtbot.waitUntil(lambda: window.details.view_filter == Filter("failed"), timeout=5000)
+    path = tmp_path / "failed.csv"
+    window.export_to(str(path), "csv")
+    qtbot.waitUntil(path.exists, timeout=10000)
+    rows = list(csv.DictReader(path.open()))
+    assert [int(r["registry_id"]) for r in rows] == FAILED
+    assert {r["state"] for r in rows} == {"failed"}
+    json_path = tmp_path / "failed.json"
+    window.export_to(str(json_path), "json")
+    qtbot.waitUntil(json_path.exists, timeout=10000)
+    document = json.loads(json_path.read_text())
+    assert document["count"] == len(FAILED)
+    assert document["filter"]["replication_state"] == "failed"
+    assert document["summary"]["cool_widgets_failed_count"] == len(FAILED)
+    assert "console-token" not in json_path.read_text()
+
+
+def test_cancelled_export_writes_nothing(qtbot, window, tmp_path):
+    path = tmp_path / "all.csv"
+    job = window.export_to(str(path), "csv")
+    job.cancel()
+    window.runner.wait()
+    qtbot.waitUntil(lambda: "cancelled" in window.message_label.text() or path.exists(),
+                    timeout=10000)
+    assert not path.exists() or len(path.read_text().splitlines()) == 61
+
+
+def test_pdf_report(qtbot, window, tmp_path):
+    path = tmp_path / "report.pdf"
+    window.export_pdf(str(path))
+    qtbot.waitUntil(path.exists, timeout=15000)
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 5000
+    assert "PDF report written" in window.message_label.text()
+
+
+def test_status_bar_and_failure_notification(qtbot, window, local_site):
+    qtbot.waitUntil(lambda: "60 registries" in window.totals_label.text(), timeout=10000)
+    # This console's engine is not started: the status bar says so.
+    assert window.connection_label.text() == "▲ secondary-1: The sync engine is not running"
+    window.status_timer.stop()
+    window.runner.wait()
+    qtbot.wait(50)  # deliver answers already queued
+    window._last_failed, window._last_notified = None, 0.0
+    window._maybe_notify(20)
+    window._maybe_notify(25)
+    assert "5 registries newly failed (25 failed in all)" in window.message_label.text()
+    window.show_message("")
+    window._maybe_notify(30)  # within a minute: throttled
+    assert window.message_label.text() == ""
+
+
+def test_theme_choice_is_remembered(window, settings):
+    window.set_theme("dark")
+    assert settings.value("theme") == "dark"
+    assert window.overview.progress_chart.backgroundBrush().color().name() == "#1e1f22"
+    window.set_theme("light")
+    assert settings.value("theme") == "light"
+
+
+def test_window_geometry_and_tab_restored(qtbot, source, settings):
+    first = MainWindow(source, settings=settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(1000, 700)
+    qtbot.waitUntil(lambda: first.size().toTuple() == (1000, 700))
+    first.tabs.setCurrentIndex(2)
+    first.close()
+    second = MainWindow(source, settings=settings)
+    qtbot.addWidget(second)
+    second.show()
+    assert second.tabs.currentIndex() == 2
+    # Qt clamps a restored width to the screen (800 pixels offscreen).
+    qtbot.waitUntil(lambda: second.height() == 700)
+    second.close()
+
+
+def test_settings_validate_persist_and_hide_secrets(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEO_CONSOLE_HOME", str(tmp_path))
+    dialog = SettingsDialog(load_settings())
+    qtbot.addWidget(dialog)
+    dialog.mode.setCurrentIndex(1)  # local secondary
+    dialog.primary_url.setText("ftp://nope")
+    dialog.accept()
+    assert "primary_url must be an http" in dialog.error.text()
+    assert not (tmp_path / "console.toml").exists()
+    dialog.primary_url.setText("http://primary:8090")
+    dialog.access_key.setText("key")
+    dialog.secret.setText("s" * 40)
+    dialog.tracking_url.setText(f"sqlite:///{tmp_path / 't.db'}")
+    dialog.storage.setText(str(tmp_path / "blobs"))
+    dialog.files_capacity.setValue(25)
+    dialog.accept()
+    saved = tmp_path / "console.toml"
+    assert saved.exists() and stat.S_IMODE(saved.stat().st_mode) == 0o600
+    settings = load_settings()
+    assert settings["secondary"]["files_max_capacity"] == 25
+    assert settings["secondary"]["secret"] == "s" * 40
+    again = SettingsDialog(settings)
+    qtbot.addWidget(again)
+    assert again.secret.text() == "" and "saved" in again.secret.placeholderText()
+    assert again.secret.echoMode() == again.secret.EchoMode.Password
+    again.mode.setCurrentIndex(1)
+    assert again.result_settings()["secondary"]["secret"] == "s" * 40  # kept, not shown
+    assert validate({"mode": "remote", "remote": {"url": "nope"}}).startswith("The secondary")
+
+
+def test_remote_source_drives_the_details_page(qtbot, tracking_url, tmp_path, credentials):
+    from sqlalchemy import insert
+
+    from app.details_page import DetailsPage
+    from app.site_client import SiteClient
+    from backend.framework.replicator import replicator_for
+    from backend.secondary.site import SecondarySite
+    from tests.support.sites import secondary_config
+    site = SecondarySite(secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s",
+                                          credentials, api_token="remote-token")
+                         ).start(run_engine=False)
+    try:
+        with site.tracking_engine.begin() as connection:
+            connection.execute(insert(replicator_for("cool_widget").registry_table()), ROWS)
+        runner = TaskRunner()
+        page = DetailsPage(runner, RemoteSource(SiteClient(site.url, "remote-token")))
+        qtbot.addWidget(page)
+        page.start()
+        page.sidebar.sync_list.setCurrentRow(4)
+        qtbot.waitUntil(lambda: page.model.rowCount() == len(FAILED)
+                        and page.model.row_data(0) is not None, timeout=15000)
+        assert page.model.row_data(0)["registry_id"] == FAILED[0]
+        page.table.selectRow(0)
+        page.act_on_selection("resync")
+        qtbot.waitUntil(lambda: db_states(site)[FAILED[0]][0] == SyncState.PENDING,
+                        timeout=10000)
+        page.stop()
+        runner.wait()
+    finally:
+        site.stop()
+
+
+def test_console_without_a_display_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["GEO_CONSOLE_HOME"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "geo-console: error: no display found; run `python main.py demo --headless` for the "
+        "demo without a window"]

@@ -1,0 +1,178 @@
+"""Replication details against a real tracking DB: filters change rows and
+counts, actions change registry states, state persists."""
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtGui import QGuiApplication
+
+from app.details_page import DetailsPage
+from app.sources import Filter
+from app.tasks import TaskRunner
+from backend.framework.states import SyncState, VerificationState
+from tests.console.conftest import db_states, registry_rows
+
+
+@pytest.fixture
+def page(qtbot, source):
+    runner = TaskRunner()
+    page = DetailsPage(runner, source)
+    qtbot.addWidget(page)
+    page.resize(1200, 700)
+    page.show()
+    page.start()
+    yield page
+    page.stop()
+    runner.wait()
+
+
+def loaded(page, qtbot, count):
+    qtbot.waitUntil(lambda: page.model.rowCount() == count and page.count_label.text()
+                    .startswith(f"{count:,} registries — {page.view_filter.describe()}"),
+                    timeout=10000)
+    qtbot.waitUntil(lambda: page.model.row_data(0) is not None or count == 0, timeout=10000)
+
+
+def shown_ids(page):
+    return [page.model.row_data(r)["registry_id"] for r in range(page.model.rowCount())]
+
+
+ROWS = registry_rows()
+FAILED = [n for n, row in enumerate(ROWS, 1) if row["state"] == SyncState.FAILED]
+
+
+def test_shows_every_registry_with_counts(page, qtbot):
+    loaded(page, qtbot, 60)
+    assert page.model.index(0, 0).data() == "1" and page.model.index(0, 1).data() == "501"
+    qtbot.waitUntil(lambda: "All (60)" == page.sidebar.sync_list.item(0).text())
+    assert page.sidebar.sync_list.item(4).text() == f"Failed ({len(FAILED)})"
+    assert "60 registries" in page.count_label.text()
+
+
+def test_state_filter_changes_rows_and_count(page, qtbot):
+    loaded(page, qtbot, 60)
+    page.sidebar.sync_list.setCurrentRow(4)  # Failed
+    loaded(page, qtbot, len(FAILED))
+    assert shown_ids(page) == FAILED
+    assert all(page.model.row_data(r)["state"] == "failed" for r in range(len(FAILED)))
+    page.sidebar.verification_list.setCurrentRow(4)  # and verification failed: none
+    loaded(page, qtbot, 0)
+    assert "0 registries — replication failed, verification failed" in page.count_label.text()
+
+
+def test_search_by_ids_and_failure_text(page, qtbot):
+    loaded(page, qtbot, 60)
+    qtbot.keyClicks(page.search, "3 510")
+    qtbot.keyPress(page.search, Qt.Key_Return)
+    loaded(page, qtbot, 2)
+    assert shown_ids(page) == [3, 10]
+    page.search.setText("missing on the geo")
+    qtbot.keyPress(page.search, Qt.Key_Return)
+    missing = [n for n, r in enumerate(ROWS, 1) if (r["last_sync_failure"] or "").startswith("The file")]
+    loaded(page, qtbot, len(missing))
+    assert shown_ids(page) == missing
+
+
+def test_sort_orders(page, qtbot):
+    loaded(page, qtbot, 60)
+    page.sort_box.setCurrentIndex(page.sort_box.findData("ID_DESC"))
+    qtbot.waitUntil(lambda: page.model.row_data(0) is not None
+                    and page.model.row_data(0)["registry_id"] == 60, timeout=10000)
+    page.sort_box.setCurrentIndex(page.sort_box.findData("LAST_SYNCED_AT_ASC"))
+    qtbot.waitUntil(lambda: page.model.row_data(0) is not None
+                    and page.model.row_data(0)["registry_id"] == 1, timeout=10000)
+
+
+def select(page, rows):
+    selection = page.table.selectionModel()
+    selection.clearSelection()
+    for row in rows:
+        selection.select(page.model.index(row, 0),
+                         QItemSelectionModel.Select | QItemSelectionModel.Rows)
+
+
+def test_resync_selection_with_the_shortcut(page, qtbot, local_site):
+    loaded(page, qtbot, 60)
+    select(page, [0, 1, 2])
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key_R, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: db_states(local_site)[1][0] == SyncState.PENDING, timeout=10000)
+    states = db_states(local_site)
+    assert [states[n][0] for n in (1, 2, 3)] == [SyncState.PENDING] * 3
+    assert states[6][0] == SyncState.SYNCED
+
+
+def test_reverify_selection_and_detail_panel(page, qtbot, local_site):
+    loaded(page, qtbot, 60)
+    select(page, [1])
+    assert page.detail.values["registry_id"].text() == "2"
+    assert page.detail.values["verification_checksum"].text() == "ab" * 32
+    page.reverify_button.click()
+    qtbot.waitUntil(lambda: db_states(local_site)[2][1] == VerificationState.PENDING,
+                    timeout=10000)
+
+
+def test_resync_all_failed_asks_with_the_count(page, qtbot, local_site):
+    loaded(page, qtbot, 60)
+    questions = []
+    page.confirm = lambda title, text: questions.append((title, text)) or True
+    page.act_on_filter("resync", failed_only=True)
+    qtbot.waitUntil(lambda: bool(questions), timeout=10000)
+    assert questions[0][0] == f"Resync {len(FAILED)} registries"
+    assert "downloaded from the primary again" in questions[0][1]
+    qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
+                                for n in FAILED), timeout=10000)
+
+
+def test_declined_confirmation_changes_nothing(page, qtbot, local_site):
+    loaded(page, qtbot, 60)
+    before = db_states(local_site)
+    asked = []
+    page.confirm = lambda title, text: asked.append(title) or False
+    page.act_on_filter("reverify", failed_only=False)
+    qtbot.waitUntil(lambda: bool(asked), timeout=10000)
+    assert asked == ["Reverify 60 registries"]
+    page.runner.wait()
+    assert db_states(local_site) == before
+
+
+def test_copy_rows(page, qtbot):
+    loaded(page, qtbot, 60)
+    select(page, [0, 3])
+    page.copy_rows()
+    lines = QGuiApplication.clipboard().text().splitlines()
+    assert lines[0].startswith("Registry\tWidget\tReplication")
+    assert lines[1].startswith("1\t501\tsynced") and lines[2].startswith("4\t504\tfailed")
+
+
+def test_column_chooser_keeps_one_column(page):
+    for column in range(1, 12):
+        page.set_column_visible(column, False)
+    page.set_column_visible(0, False)
+    assert not page.table.isColumnHidden(0)
+
+
+def test_state_is_saved_and_restored(page, qtbot, source, settings):
+    loaded(page, qtbot, 60)
+    page.sidebar.sync_list.setCurrentRow(4)
+    page.table.setColumnHidden(7, True)
+    page.save_state(settings)
+    runner = TaskRunner()
+    again = DetailsPage(runner, source)
+    qtbot.addWidget(again)
+    again.restore_state(settings)
+    assert again.view_filter == Filter("failed", None, "", "ID_ASC")
+    assert again.table.isColumnHidden(7)
+    again.stop()
+    runner.wait()
+
+
+def test_source_errors_surface_as_messages(page, qtbot, monkeypatch):
+    messages = []
+    page.runner.errorOccurred.connect(messages.append)
+
+    def broken(*args, **kwargs):
+        raise OSError("tracking database went away")
+
+    monkeypatch.setattr(page.source, "state_counts", broken)
+    page.refresh()
+    qtbot.waitUntil(lambda: bool(messages), timeout=10000)
+    assert "tracking database went away" in messages[0]
