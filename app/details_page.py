@@ -3,7 +3,7 @@ state sidebar with live counts, search, sort, actions on the selection or on
 the whole filter, and the detail panel."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QMenu, QMessageBox, QSplitter, QTableView,
@@ -69,6 +69,14 @@ class DetailsPage(QWidget):
         vertical.setDefaultSectionSize(22)
         vertical.hide()
         header = self.table.horizontalHeader()
+        # A header shares the table's selection and asks it, per column and
+        # paint, whether every row is selected: a million checks once all
+        # rows are. Its own (empty) selection model keeps painting instant;
+        # sorting is the sort box's job, so sections need no clicks.
+        header.setHighlightSections(False)
+        header.setSectionsClickable(False)
+        self._header_selection = QItemSelectionModel(self.model, self)
+        header.setSelectionModel(self._header_selection)
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(True)
         header.setContextMenuPolicy(Qt.CustomContextMenu)
@@ -199,23 +207,64 @@ class DetailsPage(QWidget):
 
     # --- selection and actions --------------------------------------------------------------
 
-    def selected_rows(self) -> list[dict]:
-        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+    def selected_ranges(self) -> list[tuple[int, int]]:
+        """Selected rows as (first, last) ranges: cheap even for a million."""
+        ranges = sorted((r.top(), r.bottom()) for r in self.table.selectionModel().selection())
+        merged: list[tuple[int, int]] = []
+        for top, bottom in ranges:
+            if merged and top <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(bottom, merged[-1][1]))
+            else:
+                merged.append((top, bottom))
+        return merged
+
+    def selected_count(self) -> int:
+        return sum(bottom - top + 1 for top, bottom in self.selected_ranges())
+
+    def selected_rows(self, limit: int = 10_000) -> list[dict]:
+        """Loaded rows of the selection (for the detail panel and copying)."""
+        rows: list[int] = []
+        for top, bottom in self.selected_ranges():
+            rows.extend(range(top, min(bottom, top + limit - len(rows) - 1) + 1))
+            if len(rows) >= limit:
+                break
         return self.model.loaded_rows(rows)
 
     def _selection_changed(self) -> None:
-        rows = self.selected_rows()
-        self.detail.show_row(rows[0] if len(rows) == 1 else None)
+        count = self.selected_count()
+        rows = self.selected_rows(limit=1) if count == 1 else []
+        self.detail.show_row(rows[0] if rows else None)
         for widget in (self.resync_button, self.reverify_button, self.copy_button):
-            widget.setEnabled(bool(rows))
+            widget.setEnabled(count > 0)
 
     def act_on_selection(self, action: str) -> None:
-        rows = self.selected_rows()
-        if not rows:
+        ranges = self.selected_ranges()
+        if not ranges:
             self.message.emit("Select registries first.")
             return
-        ids = [row["registry_id"] for row in rows]
-        self._run_action(action, lambda: self.source.act(action, ids=ids))
+        view, total = self.view_filter, self.model.rowCount()
+        if ranges == [(0, total - 1)]:
+            # Everything the filter shows (Ctrl+A): one statement, not a million ids.
+            self._run_action(action, lambda: self.source.act(action, view=view))
+            return
+        known = {row: data["registry_id"] for top, bottom in ranges
+                 for row in range(top, bottom + 1)
+                 if (data := self.model.row_data(row)) is not None} \
+            if self.selected_count() <= 10_000 else {}
+
+        def ids():
+            chosen = []
+            for top, bottom in ranges:
+                missing = [row for row in range(top, bottom + 1) if row not in known]
+                if not missing:
+                    chosen += [known[row] for row in range(top, bottom + 1)]
+                    continue
+                for start in range(top, bottom + 1, 5000):
+                    size = min(5000, bottom + 1 - start)
+                    chosen += [r["registry_id"] for r in self.source.rows(view, start, size)]
+            return self.source.act(action, ids=chosen)
+
+        self._run_action(action, ids)
 
     def act_on_filter(self, action: str, failed_only: bool) -> None:
         view = self.view_filter
@@ -285,14 +334,18 @@ class DetailsPage(QWidget):
         menu.exec(self.table.viewport().mapToGlobal(position))
 
     def copy_rows(self) -> None:
+        """Copy the selected rows that are loaded (at most 10,000) as TSV."""
         rows = self.selected_rows()
         if not rows:
             return
         visible = [c for c in range(len(COLUMNS)) if not self.table.isColumnHidden(c)]
         lines = ["\t".join(COLUMNS[c][1] for c in visible)]
-        for row_number in sorted({i.row() for i in self.table.selectionModel().selectedRows()}):
-            lines.append("\t".join(str(self.model.index(row_number, c).data() or "")
-                                   for c in visible))
+        for top, bottom in self.selected_ranges():
+            for row_number in range(top, min(bottom, top + 10_000) + 1):
+                if self.model.row_data(row_number) is None:
+                    continue
+                lines.append("\t".join(str(self.model.index(row_number, c).data() or "")
+                                       for c in visible))
         QGuiApplication.clipboard().setText("\n".join(lines))
         self.message.emit(f"Copied {len(lines) - 1} rows.")
 

@@ -176,3 +176,28 @@ def test_source_errors_surface_as_messages(page, qtbot, monkeypatch):
     page.refresh()
     qtbot.waitUntil(lambda: bool(messages), timeout=10000)
     assert "tracking database went away" in messages[0]
+
+
+def test_select_all_and_resync_acts_on_the_filter(page, qtbot, local_site):
+    loaded(page, qtbot, 60)
+    page.sidebar.sync_list.setCurrentRow(3)  # synced
+    synced = [n for n, row in enumerate(ROWS, 1) if row["state"] == SyncState.SYNCED]
+    loaded(page, qtbot, len(synced))
+    page.table.setFocus()
+    qtbot.keyClick(page.table, Qt.Key_A, Qt.ControlModifier)
+    assert page.selected_ranges() == [(0, len(synced) - 1)]
+    page.act_on_selection("resync")
+    qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
+                                for n in synced), timeout=10000)
+    assert db_states(local_site)[4][0] == SyncState.FAILED
+
+
+def test_a_selection_beyond_loaded_pages_is_fetched(page, qtbot, local_site):
+    loaded(page, qtbot, 60)
+    page.model._pages.clear()  # as if rows 10-20 had scrolled out of the cache
+    select(page, range(10, 21))
+    page.act_on_selection("resync")
+    qtbot.waitUntil(lambda: db_states(local_site)[11][0] == SyncState.PENDING, timeout=10000)
+    states = db_states(local_site)
+    assert all(states[n][0] == SyncState.PENDING for n in range(11, 22))
+    assert states[10][0] != SyncState.PENDING or ROWS[9]["state"] == SyncState.PENDING

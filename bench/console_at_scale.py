@@ -1,0 +1,149 @@
+"""The console's registry table at 1,000,000 registries (SQLite and PostgreSQL).
+
+    python bench/console_at_scale.py [--rows N] [--postgres URL] [--skip-sqlite]
+
+Fills a tracking DB (as bench/status_at_scale.py does), opens the real
+Replication details page offscreen on it and measures: time to first rows,
+a filter change (to "failed"), scrolling to the last row, selecting all and
+resyncing, and the process's peak memory. The baseline, measured in the
+same run, is what a table holding every row needs: fetching all registries
+into Python once. Not a test; nothing here runs in CI.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+from sqlalchemy import create_engine, select, text  # noqa: E402
+
+from app.details_page import DetailsPage  # noqa: E402
+from app.sources import LocalSource  # noqa: E402
+from app.tasks import TaskRunner  # noqa: E402
+from backend.config import SecondaryConfig  # noqa: E402
+from backend.db.engine import normalize_url  # noqa: E402
+from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.secondary.site import SecondarySite  # noqa: E402
+from bench.status_at_scale import fill_postgres, fill_sqlite  # noqa: E402
+
+CoolWidgets = replicator_for("cool_widget")
+
+
+def wait(app, predicate, timeout=600.0) -> float:
+    started = time.perf_counter()
+    while not predicate():
+        app.processEvents()
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError("the console did not answer in time")
+        time.sleep(0.001)
+    return time.perf_counter() - started
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(app, label: str, url: str, filler, rows: int, storage: str) -> None:
+    config = SecondaryConfig(name="bench", primary_url="http://127.0.0.1:9", access_key="k",
+                             secret="s" * 32, tracking_database_url=url, storage_path=storage)
+    site = SecondarySite(config).start(serve=False, run_engine=False)
+    started = time.perf_counter()
+    filler(site.tracking_engine, rows)
+    print(f"[{label}] filled {rows:,} registries in {time.perf_counter() - started:.1f} s")
+    before = peak_mb()
+    runner = TaskRunner()
+    page = DetailsPage(runner, LocalSource(site))
+    page.resize(1200, 800)
+    page.show()
+    page.confirm = lambda title, question: True
+
+    started = time.perf_counter()
+    page.start()
+    first_rows = wait(app, lambda: page.model.rowCount() == rows
+                      and page.model.row_data(0) is not None)
+    page.sidebar.sync_list.setCurrentRow(4)  # failed
+    failed_expected = rows * 3 // 100
+    filter_change = wait(app, lambda: abs(page.model.rowCount() - failed_expected) <= 1
+                         and page.model.row_data(0) is not None)
+    page.sidebar.sync_list.setCurrentRow(0)
+    wait(app, lambda: page.model.rowCount() == rows and page.model.row_data(0) is not None)
+    page.table.scrollToBottom()
+    scroll = wait(app, lambda: page.model.row_data(rows - 1) is not None)
+    done = []
+    page.actionDone.connect(lambda action, count: done.append(count))
+    started = time.perf_counter()
+    page.table.setFocus()
+    page.table.selectAll()
+    page.act_on_selection("resync")
+    select_resync = wait(app, lambda: bool(done))
+    console_peak = peak_mb()
+    page.stop()
+    runner.wait()
+    page.close()
+
+    started = time.perf_counter()
+    table = CoolWidgets.registry_table()
+    with site.tracking_engine.connect() as connection:
+        everything = connection.execute(select(table)).all()
+    baseline = time.perf_counter() - started
+    baseline_peak = peak_mb()
+    del everything
+    print(f"[{label}] time to first rows:       {first_rows * 1000:9.1f} ms")
+    print(f"[{label}] filter change (failed):   {filter_change * 1000:9.1f} ms")
+    print(f"[{label}] scroll to the last row:   {scroll * 1000:9.1f} ms")
+    print(f"[{label}] select all and resync:    {select_resync * 1000:9.1f} ms "
+          f"({done[0]:,} registries)")
+    print(f"[{label}] baseline, fetch all rows: {baseline * 1000:9.1f} ms")
+    print(f"[{label}] ratio first rows / baseline: {first_rows / baseline:.4f}")
+    print(f"[{label}] peak memory: console {console_peak - before:+.0f} MB over "
+          f"{before:.0f} MB; holding all rows reached {baseline_peak:.0f} MB")
+    site.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only is None:
+        # One process per database, so each peak memory is its own.
+        for database in ("sqlite", "postgresql"):
+            if database == "sqlite" and args.skip_sqlite:
+                continue
+            subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--postgres",
+                            args.postgres, "--only", database], check=True)
+        return
+    app = QApplication([])
+    with tempfile.TemporaryDirectory() as folder:
+        if args.only == "sqlite":
+            run(app, "sqlite", f"sqlite:///{os.path.join(folder, 'tracking.db')}", fill_sqlite,
+                args.rows, folder)
+            return
+        database = f"geo_console_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(normalize_url(f"{args.postgres}/postgres"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        try:
+            run(app, "postgresql", f"{args.postgres}/{database}", fill_postgres, args.rows,
+                folder)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
