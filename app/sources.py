@@ -172,15 +172,8 @@ class LocalSource:
     def resume(self) -> None:
         self.site.engine.resume()
 
-    def export_rows(self, view: Filter, replicable: str | None = None, chunk: int = 2000):
-        """Every row of the filter, in chunks (for reports)."""
-        offset = 0
-        while True:
-            rows = self.rows(view, offset, chunk, replicable)
-            yield from rows
-            if len(rows) < chunk:
-                return
-            offset += chunk
+    def export_rows(self, view: Filter, replicable: str | None = None):
+        return rows_in_chunks(self, view, replicable, chunk=2000)
 
 
 class RemoteSource:
@@ -283,14 +276,19 @@ class RemoteSource:
 
     resume = pause
 
-    def export_rows(self, view: Filter, replicable=None, chunk: int = 500):
-        offset = 0
-        while True:
-            rows = self.rows(view, offset, chunk, replicable)
-            yield from rows
-            if len(rows) < chunk:
-                return
-            offset += chunk
+    def export_rows(self, view: Filter, replicable=None):
+        return rows_in_chunks(self, view, replicable, chunk=500)
+
+
+def rows_in_chunks(source, view: Filter, replicable, chunk: int):
+    """Every row of the filter, `chunk` at a time (for reports)."""
+    offset = 0
+    while True:
+        rows = source.rows(view, offset, chunk, replicable)
+        yield from rows
+        if len(rows) < chunk:
+            return
+        offset += chunk
 
 
 def _arguments(view: Filter) -> dict:

@@ -19,22 +19,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from app.details_page import DetailsPage  # noqa: E402
 from app.sources import LocalSource  # noqa: E402
 from app.tasks import TaskRunner  # noqa: E402
 from backend.config import SecondaryConfig  # noqa: E402
-from backend.db.engine import normalize_url  # noqa: E402
 from backend.framework.replicator import replicator_for  # noqa: E402
 from backend.secondary.site import SecondarySite  # noqa: E402
-from bench.status_at_scale import fill_postgres, fill_sqlite  # noqa: E402
+from bench.status_at_scale import (fill_postgres, fill_sqlite,  # noqa: E402
+                                   fresh_postgres_database)
 
 CoolWidgets = replicator_for("cool_widget")
 
@@ -131,18 +130,8 @@ def main() -> None:
             run(app, "sqlite", f"sqlite:///{os.path.join(folder, 'tracking.db')}", fill_sqlite,
                 args.rows, folder)
             return
-        database = f"geo_console_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(normalize_url(f"{args.postgres}/postgres"),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{database}"'))
-        try:
-            run(app, "postgresql", f"{args.postgres}/{database}", fill_postgres, args.rows,
-                folder)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-            admin.dispose()
+        with fresh_postgres_database(args.postgres) as url:
+            run(app, "postgresql", url, fill_postgres, args.rows, folder)
 
 
 if __name__ == "__main__":

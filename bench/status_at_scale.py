@@ -14,6 +14,7 @@ and prints both and their ratio. Not a test; nothing here runs in CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
@@ -111,23 +112,29 @@ def run(label: str, url: str, filler, rows: int) -> None:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def fresh_postgres_database(server: str):
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    database = f"geo_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalize_url(f"{server}/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    try:
+        yield f"{server}/{database}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
-    database = f"geo_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalize_url(f"{args.postgres}/postgres"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    try:
-        run("postgresql", f"{args.postgres}/{database}", fill_postgres, args.rows)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(args.postgres) as url:
+        run("postgresql", url, fill_postgres, args.rows)
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as folder:
             run("sqlite", f"sqlite:///{os.path.join(folder, 'tracking.db')}", fill_sqlite,

@@ -120,11 +120,12 @@ class SecondaryEngine:
         self._stop.clear()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
         for index in range(self.config.files_max_capacity):
-            self._spawn(f"geo-sync-{index}", self._sync_loop)
+            self._spawn(f"geo-sync-{index}", lambda: self._worker_loop("sync", self.sync_once))
         verify_threads = min(MAX_VERIFY_THREADS, max(1, math.ceil(
             self.config.verification_max_capacity / VERIFICATION_BATCH)))
         for index in range(verify_threads):
-            self._spawn(f"geo-verify-{index}", self._verify_loop)
+            self._spawn(f"geo-verify-{index}",
+                        lambda: self._worker_loop("verification", self.verify_once))
         return self
 
     def _spawn(self, name: str, target) -> None:
@@ -162,15 +163,16 @@ class SecondaryEngine:
 
     # --- sync ------------------------------------------------------------------------
 
-    def _sync_loop(self) -> None:
+    def _worker_loop(self, what: str, work_once) -> None:
+        """Run `work_once` until stopped; idle while paused or without work."""
         while not self._stop.is_set():
             self._resumed.wait()
             if self._stop.is_set():
                 break
             try:
-                worked = self.sync_once()
+                worked = work_once()
             except Exception as exc:  # database or primary down: wait, retry
-                self._report("sync", exc)
+                self._report(what, exc)
                 self._stop.wait(self.poll_interval)
                 continue
             if not worked:
@@ -206,20 +208,6 @@ class SecondaryEngine:
                                     result.bytes)
 
     # --- verification -------------------------------------------------------------------
-
-    def _verify_loop(self) -> None:
-        while not self._stop.is_set():
-            self._resumed.wait()
-            if self._stop.is_set():
-                break
-            try:
-                worked = self.verify_once()
-            except Exception as exc:
-                self._report("verification", exc)
-                self._stop.wait(self.poll_interval)
-                continue
-            if not worked:
-                self._wait_for_work()
 
     def verify_once(self) -> bool:
         worked = False
