@@ -33,6 +33,7 @@ class DetailsPage(QWidget):
         self.source = source
         self.view_filter = Filter()
         self.confirm = self._confirm  # replaced in tests
+        self._running = False
 
         self.sidebar = StateSidebar()
         self.sidebar.filterChanged.connect(self._states_changed)
@@ -146,15 +147,19 @@ class DetailsPage(QWidget):
     # --- life ------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._running = True
         self._apply_filter()
         self.refresh_timer.start()
 
     def stop(self) -> None:
+        self._running = False
         self.refresh_timer.stop()
         self.recount_timer.stop()
         self.search_timer.stop()
 
     def refresh(self) -> None:
+        if not self._running:
+            return  # an answer that arrived after stop() starts nothing
         self.model.refresh()
         self.recount_timer.start()
 
@@ -173,7 +178,8 @@ class DetailsPage(QWidget):
         self.view_filter = Filter(replication, verification, self.search.text().strip(),
                                   self.sort_box.currentData() or "ID_ASC")
         self.model.reset()
-        self.recount_timer.start()
+        if self._running:
+            self.recount_timer.start()
 
     def set_filter(self, view: Filter) -> None:
         """Restore a filter (from settings)."""

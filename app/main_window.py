@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
             page.stop()
         if self.export_job is not None:
             self.export_job.cancel()  # a half-written export is discarded
-        self.runner.wait(60000)
+        self.runner.close()
         for timer in self._export_timers:
             timer.stop()
         if self.on_close:

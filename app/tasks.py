@@ -89,3 +89,10 @@ class TaskRunner(QObject):
 
     def wait(self, msecs: int = 30000) -> bool:
         return self.pool.waitForDone(msecs)
+
+    def close(self, msecs: int = 60000) -> bool:
+        """Let running tasks finish, but deliver none of their answers: the
+        widgets they would update are going away."""
+        self._latest.clear()
+        self._callbacks.clear()
+        return self.pool.waitForDone(msecs)

@@ -204,3 +204,59 @@ def test_only_abandoned_temporary_files_are_removed(tmp_path):
     assert storage.remove_abandoned_temporary_files() == 2
     assert mine.exists() and foreign_fresh.exists()
     assert not dead.exists() and not foreign_old.exists()
+
+
+def test_claims_of_a_dead_engine_are_recovered_without_the_timeout(primary, tracking_url,
+                                                                    tmp_path, credentials):
+    """Registries left started by a killed engine are synced again promptly."""
+    from backend.db.engine import create_db_engine
+    from backend.db.migrate import upgrade
+    ids = [primary.catalog().add_bytes(b"orphan %d" % i, "o") for i in range(5)]
+    upgrade(tracking_url, "tracking")
+    engine = create_db_engine(tracking_url)
+    store = RegistryStore(engine, CoolWidgets)
+    store.insert_pending(ids)
+    claims = store.claim_sync_batch(3)  # a previous engine's claims
+    engine.dispose()
+    clock.advance(dt.timedelta(seconds=1))  # then it died; a new engine starts
+    secondary = start_engine(secondary_config(primary.url, tracking_url, tmp_path / "s",
+                                              credentials))
+    try:
+        wait_until(lambda: all_synced_and_verified(secondary, CoolWidgets, ids), timeout=30,
+                   message="orphaned claims recovered and synced")
+        assert all(r["retry_count"] == 0 for r in registries(secondary, CoolWidgets).values())
+        assert len(claims) == 3
+    finally:
+        secondary.stop()
+
+
+def test_only_claims_of_engines_that_stopped_are_recovered(tracking_url):
+    from backend.db.engine import create_db_engine
+    from backend.db.migrate import upgrade
+    from backend.secondary.heartbeat import Heartbeat, recover_orphaned_claims
+    upgrade(tracking_url, "tracking")
+    engine = create_db_engine(tracking_url)
+    store = RegistryStore(engine, CoolWidgets)
+    store.insert_pending([1, 2])
+    older = Heartbeat(engine, "older")
+    older.beat()
+    clock.advance(dt.timedelta(seconds=5))
+    store.claim_sync_batch(1)               # the older engine claims registry 1
+    with engine.begin() as connection:      # and starts verifying registry 2
+        connection.execute(update(store.table).where(store.fk == 2).values(
+            state=SyncState.SYNCED, verification_state=VerificationState.STARTED,
+            verification_started_at=utcnow(), verification_retry_count=2))
+    clock.advance(dt.timedelta(seconds=5))
+    newer = Heartbeat(engine, "newer")
+    newer.beat()
+    # The older engine is alive: its claim is its own business.
+    assert recover_orphaned_claims(engine, CoolWidgets) == (0, 0)
+    clock.advance(dt.timedelta(minutes=2))  # it stops beating; the newer one goes on
+    newer.beat()
+    assert recover_orphaned_claims(engine, CoolWidgets) == (1, 1)
+    assert store.claim_sync_batch(5)[0].model_id == 1
+    verification = store.claim_verification_batch(5)[0]
+    assert verification.model_id == 2 and verification.verification_retry_count == 2
+    # A claim made after the newest engine started is never taken away.
+    assert recover_orphaned_claims(engine, CoolWidgets) == (0, 0)
+    engine.dispose()

@@ -65,3 +65,18 @@ class EngineLease(TrackingBase):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     holder: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class EngineHeartbeat(TrackingBase):
+    """Each running engine process: when it started and when it was last seen.
+
+    A claim (a started sync or verification) made before the oldest live
+    engine started belongs to an engine that is gone, and is recovered at
+    once instead of after the 8-hour timeout.
+    """
+
+    __tablename__ = "engine_heartbeats"
+
+    holder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -27,6 +27,7 @@ from backend.secondary.downloader import BlobDownloader
 from backend.secondary.engine_counters import EngineCounters
 from backend.secondary.event_consumer import EventConsumer
 from backend.secondary.geo_client import GeoClient
+from backend.secondary.heartbeat import Heartbeat, recover_orphaned_claims
 from backend.secondary.lease import Lease, new_holder_id
 from backend.secondary.local_storage import LocalStorage
 from backend.secondary.registry_store import RegistryStore
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 VERIFICATION_BATCH = 10
 MAX_VERIFY_THREADS = 8
 TIMEOUT_CHECK_INTERVAL = 60.0
+RECOVERY_INTERVAL = 10.0
 
 
 class SecondaryEngine:
@@ -68,6 +70,7 @@ class SecondaryEngine:
         self.counters = EngineCounters(config.name)
         self.holder_id = new_holder_id()
         self.coordination = Lease(self.engine, "housekeeping", self.holder_id)
+        self.heartbeat = Heartbeat(self.engine, self.holder_id)
         self.last_error: str | None = None
         self.last_status_report: float | None = None
         self.latest_status: dict | None = None
@@ -117,6 +120,7 @@ class SecondaryEngine:
         self.storage.root.mkdir(parents=True, exist_ok=True)
         # Downloads killed with their process leave temporary files behind.
         self.storage.remove_abandoned_temporary_files()
+        self.heartbeat.beat()
         self._stop.clear()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
         for index in range(self.config.files_max_capacity):
@@ -143,7 +147,8 @@ class SecondaryEngine:
         self._threads = [t for t in self._threads if t.is_alive()]
         try:
             self.coordination.release()
-        except Exception as exc:  # the lease expires by itself
+            self.heartbeat.stop()
+        except Exception as exc:  # both expire by themselves
             log.info("could not release the engine lease: %s", exc)
         if not self._threads:
             self.client.close()
@@ -234,12 +239,14 @@ class SecondaryEngine:
         next_timeouts = 0.0
         next_status = 0.0
         next_prune = 0.0
+        next_recovery = 0.0
         while not self._stop.is_set():
             self._resumed.wait()
             if self._stop.is_set():
                 break
             now = time.monotonic()
             try:
+                self.heartbeat.beat()
                 # Of several engines on one tracking DB, one holds the lease and
                 # consumes events, walks consistency and times out stuck rows.
                 if self.coordination.acquire():
@@ -251,6 +258,9 @@ class SecondaryEngine:
                     if now >= next_timeouts:
                         self.fail_timed_out()
                         self.storage.remove_abandoned_temporary_files()
+                    if now >= next_recovery:
+                        self.recover_orphaned_claims()
+                        next_recovery = now + RECOVERY_INTERVAL
                         next_timeouts = now + TIMEOUT_CHECK_INTERVAL
                 if now >= next_status:
                     self.snapshot()
@@ -271,6 +281,15 @@ class SecondaryEngine:
                 changed = True
                 self._work.set()
         return changed
+
+    def recover_orphaned_claims(self) -> None:
+        """Claims of engines that died are handed back now, not in 8 hours."""
+        for replicator in self.enabled():
+            syncs, verifications = recover_orphaned_claims(self.engine, replicator)
+            if syncs or verifications:
+                log.warning("recovered %d syncs and %d verifications of %s left by a "
+                            "stopped engine", syncs, verifications, replicator.title_plural)
+                self._work.set()
 
     def fail_timed_out(self) -> None:
         for replicator in self.enabled():

@@ -50,7 +50,7 @@ def test_overview_shows_status_bars_and_pause(qtbot, source, local_site):
     page.refresh()
     qtbot.waitUntil(lambda: page.pause_button.text() == "Resume engine", timeout=10000)
     page.stop()
-    runner.wait()
+    runner.close()
 
 
 def test_overview_charts_follow_history(qtbot, source, local_site):
@@ -75,7 +75,7 @@ def test_overview_charts_follow_history(qtbot, source, local_site):
     qtbot.waitUntil(lambda: runner.pool.activeThreadCount() == 0, timeout=10000)
     assert page.progress_chart.curves["synced %"] is first
     assert max(curve.getData()[1]) == pytest.approx(96.67, abs=0.01)
-    runner.wait()
+    runner.close()
 
 
 def test_failures_grouped_and_a_group_resynced(qtbot, source, local_site):
@@ -97,7 +97,7 @@ def test_failures_grouped_and_a_group_resynced(qtbot, source, local_site):
     qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
                                 for n in missing), timeout=10000)
     assert db_states(local_site)[4][0] == SyncState.FAILED  # the other group stays
-    runner.wait()
+    runner.close()
 
 
 def test_export_csv_and_json_contain_what_the_filter_shows(qtbot, window, tmp_path):
@@ -236,7 +236,7 @@ def test_remote_source_drives_the_details_page(qtbot, tracking_url, tmp_path, cr
         qtbot.waitUntil(lambda: db_states(site)[FAILED[0]][0] == SyncState.PENDING,
                         timeout=10000)
         page.stop()
-        runner.wait()
+        runner.close()
     finally:
         site.stop()
 

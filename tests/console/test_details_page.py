@@ -21,7 +21,7 @@ def page(qtbot, source):
     page.start()
     yield page
     page.stop()
-    runner.wait()
+    runner.close()
 
 
 def loaded(page, qtbot, count):
@@ -162,7 +162,7 @@ def test_state_is_saved_and_restored(page, qtbot, source, settings):
     assert again.view_filter == Filter("failed", None, "", "ID_ASC")
     assert again.table.isColumnHidden(7)
     again.stop()
-    runner.wait()
+    runner.close()
 
 
 def test_source_errors_surface_as_messages(page, qtbot, monkeypatch):

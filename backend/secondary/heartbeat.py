@@ -1,0 +1,77 @@
+"""Engine heartbeats and the recovery of a dead engine's claims.
+
+Every engine records when it started and renews `seen_at` while it runs. A
+claim carries its start time (`last_synced_at` for a sync,
+`verification_started_at` for a verification). A claim older than the
+start of every live engine cannot belong to any of them: its engine died
+(killed, crashed, machine lost), and the row is handed back at once rather
+than after the 8-hour timeout.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from backend.db.engine import is_postgresql, writing
+from backend.db.tracking_schema import EngineHeartbeat
+from backend.framework import transitions as tr
+from backend.framework.clock import utcnow
+from backend.framework.states import SyncState, VerificationState
+
+# A heartbeat not renewed for this long is a dead engine's.
+LIVENESS = dt.timedelta(seconds=60)
+
+
+class Heartbeat:
+    def __init__(self, engine, holder: str) -> None:
+        self.engine = engine
+        self.holder = holder
+        self.started_at = utcnow()
+
+    def beat(self) -> None:
+        table = EngineHeartbeat.__table__
+        dialect_insert = pg_insert if is_postgresql(self.engine) else sqlite_insert
+        statement = dialect_insert(table).values(holder=self.holder, started_at=self.started_at,
+                                                 seen_at=utcnow())
+        statement = statement.on_conflict_do_update(
+            index_elements=["holder"], set_={"seen_at": statement.excluded.seen_at})
+        with writing(self.engine) as connection:
+            connection.execute(statement)
+            # Forget engines long gone.
+            connection.execute(delete(table).where(table.c.seen_at < utcnow() - LIVENESS * 10))
+
+    def stop(self) -> None:
+        table = EngineHeartbeat.__table__
+        with writing(self.engine) as connection:
+            connection.execute(delete(table).where(table.c.holder == self.holder))
+
+
+def oldest_live_start(engine) -> dt.datetime | None:
+    table = EngineHeartbeat.__table__
+    with engine.connect() as connection:
+        return connection.execute(select(func.min(table.c.started_at)).where(
+            table.c.seen_at >= utcnow() - LIVENESS)).scalar()
+
+
+def recover_orphaned_claims(engine, replicator) -> tuple[int, int]:
+    """Hand back syncs and verifications started before any live engine.
+
+    Syncs go back to pending (they are downloaded again), verifications to
+    pending with their retry counters kept. Returns (syncs, verifications).
+    """
+    cutoff = oldest_live_start(engine)
+    if cutoff is None:
+        return 0, 0
+    t = replicator.registry_table()
+    with writing(engine) as connection:
+        syncs = connection.execute(
+            update(t).where(t.c.state == SyncState.STARTED, t.c.last_synced_at < cutoff)
+            .values(**tr.sync_pending())).rowcount
+        verifications = connection.execute(
+            update(t).where(t.c.verification_state == VerificationState.STARTED,
+                            t.c.verification_started_at < cutoff)
+            .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
+    return syncs, verifications
