@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from backend.framework.replicator import replicator_for
 from backend.framework.states import SyncState, VerificationState
+from backend.primary.checksummer import Checksummer
 from backend.secondary.site import SecondarySite
 from tests.support.graphql_http import data
 from tests.support.sites import secondary_config, start_primary, wait_for_checksums, wait_until
@@ -34,10 +35,13 @@ def metrics(url) -> dict:
 @pytest.fixture
 def sites(primary_url, tracking_url, tmp_path, credentials):
     primary = start_primary(primary_url, tmp_path / "p", credentials)
+    primary.checksummer.stop()  # so it cannot checksum the files about to vanish
     catalog = primary.catalog()
     ids = [catalog.add_bytes(b"x" * (100 + i), "w") for i in range(30)]
     for model_id in ids[:3]:
         primary.blob_path(CoolWidgets, model_id)[0].unlink()  # fail on the secondary
+    primary.checksummer = Checksummer(primary)
+    primary.checksummer.start()
     wait_for_checksums(primary)
     secondary = SecondarySite(secondary_config(primary.url, tracking_url, tmp_path / "s",
                                                credentials, api_token="tok"),
