@@ -51,6 +51,13 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
         print("geo-console: error: no display found; run `python main.py demo --headless` "
               "for the demo without a window", file=sys.stderr)
         return 1
+    if config_path:
+        from backend.config import ConfigError, load_config
+        try:
+            load_config(config_path).require_secondary()
+        except ConfigError as exc:  # before any window: one line, as the CLI does
+            print(f"geo-console: error: {exc}", file=sys.stderr)
+            return 1
     from PySide6.QtWidgets import QApplication, QLabel
 
     from app.main_window import MainWindow
@@ -77,9 +84,10 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
         window.start()
 
     def failed(message):
-        splash.setText(f"Geo Console could not start:\n{message}")
         print(f"geo-console: error: {message}", file=sys.stderr)
         state["error"] = message
+        splash.close()
+        app.quit()
 
     runner.submit("startup", lambda: open_source(workspace, config_path), started, failed)
     code = app.exec()

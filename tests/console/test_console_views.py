@@ -251,3 +251,22 @@ def test_console_without_a_display_says_so(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "geo-console: error: no display found; run `python main.py demo --headless` for the "
         "demo without a window"]
+
+
+@pytest.mark.parametrize("config_text,fragment", [
+    (None, "configuration file not found"),
+    ("[secondary]\nname='s'\nprimary_url='http://127.0.0.1:9'\naccess_key='k'\n"
+     "secret='" + "s" * 32 + "'\ntracking_database_url='postgresql://postgres@127.0.0.1:1/x'\n"
+     "storage_path='/tmp/geo-console-test'\n", "database error"),
+])
+def test_console_that_cannot_start_says_why_in_one_line(tmp_path, config_text, fragment):
+    config = tmp_path / "geo.toml"
+    if config_text:
+        config.write_text(config_text)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", GEO_CONSOLE_HOME=str(tmp_path))
+    result = subprocess.run([sys.executable, "main.py", "--config", str(config)], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    errors = [line for line in result.stderr.splitlines() if "propagateSizeHints" not in line]
+    assert result.returncode == 1
+    assert len(errors) == 1 and errors[0].startswith("geo-console: error: ") \
+        and fragment in errors[0], result.stderr
