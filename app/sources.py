@@ -201,15 +201,12 @@ class RemoteSource:
         return [_snake_point(point) for point in points]
 
     def state_counts(self, replicable=None) -> dict[str, int]:
-        counts = {"all": self._count(Filter())}
+        counts = {"all": self.count(Filter())}
         for state in SYNC_STATES:
-            counts[state] = self._count(Filter(replication_state=state))
+            counts[state] = self.count(Filter(replication_state=state))
         for state in VERIFICATION_STATES:
-            counts[f"v_{state}"] = self._count(Filter(verification_state=state))
+            counts[f"v_{state}"] = self.count(Filter(verification_state=state))
         return counts
-
-    def _count(self, view: Filter) -> int:
-        return self.count(view)
 
     def count(self, view: Filter, replicable=None) -> int:
         # The API caps counts at 1000 (GitLab's rule); above that the status
