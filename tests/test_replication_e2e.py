@@ -260,3 +260,32 @@ def test_only_claims_of_engines_that_stopped_are_recovered(tracking_url):
     # A claim made after the newest engine started is never taken away.
     assert recover_orphaned_claims(engine, CoolWidgets) == (0, 0)
     engine.dispose()
+
+
+def test_the_heartbeat_of_a_dead_local_process_is_dropped_at_once(tracking_url):
+    import socket
+    import subprocess
+    import sys
+
+    from sqlalchemy import insert, select
+
+    from backend.db.engine import create_db_engine
+    from backend.db.migrate import upgrade
+    from backend.db.tracking_schema import EngineHeartbeat
+    from backend.secondary.heartbeat import Heartbeat
+    upgrade(tracking_url, "tracking")
+    engine = create_db_engine(tracking_url)
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout.strip()
+    table = EngineHeartbeat.__table__
+    with engine.begin() as connection:
+        connection.execute(insert(table), [
+            {"holder": f"{socket.gethostname()}:{dead_pid}:x", "started_at": utcnow(),
+             "seen_at": utcnow()},
+            {"holder": "elsewhere:1:y", "started_at": utcnow(), "seen_at": utcnow()}])
+    Heartbeat(engine, f"{socket.gethostname()}:{__import__('os').getpid()}:me").beat()
+    with engine.connect() as connection:
+        holders = set(connection.execute(select(table.c.holder)).scalars())
+    assert f"{socket.gethostname()}:{dead_pid}:x" not in holders
+    assert "elsewhere:1:y" in holders  # another machine's: only its silence counts
+    engine.dispose()

@@ -27,7 +27,7 @@ from backend.secondary.downloader import BlobDownloader
 from backend.secondary.engine_counters import EngineCounters
 from backend.secondary.event_consumer import EventConsumer
 from backend.secondary.geo_client import GeoClient
-from backend.secondary.heartbeat import Heartbeat, recover_orphaned_claims
+from backend.secondary.heartbeat import BEAT_INTERVAL, Heartbeat, recover_orphaned_claims
 from backend.secondary.lease import Lease, new_holder_id
 from backend.secondary.local_storage import LocalStorage
 from backend.secondary.registry_store import RegistryStore
@@ -123,6 +123,7 @@ class SecondaryEngine:
         self.heartbeat.beat()
         self._stop.clear()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
+        self._spawn("geo-heartbeat", self._heartbeat_loop)
         for index in range(self.config.files_max_capacity):
             self._spawn(f"geo-sync-{index}", lambda: self._worker_loop("sync", self.sync_once))
         verify_threads = min(MAX_VERIFY_THREADS, max(1, math.ceil(
@@ -246,7 +247,6 @@ class SecondaryEngine:
                 break
             now = time.monotonic()
             try:
-                self.heartbeat.beat()
                 # Of several engines on one tracking DB, one holds the lease and
                 # consumes events, walks consistency and times out stuck rows.
                 if self.coordination.acquire():
@@ -272,6 +272,14 @@ class SecondaryEngine:
             except Exception as exc:
                 self._report("housekeeping", exc)
             self._stop.wait(self.poll_interval)
+
+    def _heartbeat_loop(self) -> None:
+        """Beats even while paused: in-flight work is still this engine's."""
+        while not self._stop.wait(BEAT_INTERVAL):
+            try:
+                self.heartbeat.beat()
+            except Exception as exc:
+                self._report("heartbeat", exc)
 
     def reconcile_once(self) -> bool:
         changed = False

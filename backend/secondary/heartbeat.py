@@ -10,6 +10,8 @@ than after the 8-hour timeout.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,8 +23,11 @@ from backend.framework import transitions as tr
 from backend.framework.clock import utcnow
 from backend.framework.states import SyncState, VerificationState
 
-# A heartbeat not renewed for this long is a dead engine's.
-LIVENESS = dt.timedelta(seconds=60)
+# Engines beat every BEAT_INTERVAL on a thread of their own (paused or
+# not); one not renewed for LIVENESS is a dead engine's. An engine of this
+# host whose process is gone is dead at once.
+BEAT_INTERVAL = 5.0
+LIVENESS = dt.timedelta(seconds=20)
 
 
 class Heartbeat:
@@ -40,13 +45,32 @@ class Heartbeat:
             index_elements=["holder"], set_={"seen_at": statement.excluded.seen_at})
         with writing(self.engine) as connection:
             connection.execute(statement)
-            # Forget engines long gone.
+            # Forget engines long gone, and those of this host whose process died.
             connection.execute(delete(table).where(table.c.seen_at < utcnow() - LIVENESS * 10))
+            holders = connection.execute(select(table.c.holder)).scalars().all()
+            dead = [holder for holder in holders if _dead_here(holder)]
+            if dead:
+                connection.execute(delete(table).where(table.c.holder.in_(dead)))
 
     def stop(self) -> None:
         table = EngineHeartbeat.__table__
         with writing(self.engine) as connection:
             connection.execute(delete(table).where(table.c.holder == self.holder))
+
+
+def _dead_here(holder: str) -> bool:
+    """`host:pid:...` of this host whose process no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def oldest_live_start(engine) -> dt.datetime | None:
