@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from backend.db.engine import create_db_engine
 from backend.framework.replicator import replicator_for
 from backend.secondary.local_storage import LocalStorage
 from tests.support.fixtures_e2e import all_synced_and_verified
@@ -56,13 +57,10 @@ status_interval = 2
         final = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
         try:
-            class Tracking:
-                from backend.db.engine import create_db_engine
-                engine = create_db_engine(tracking_url)
-
-            wait_until(lambda: all_synced_and_verified(Tracking, CoolWidgets, blobs),
+            tracking = create_db_engine(tracking_url)
+            wait_until(lambda: all_synced_and_verified(tracking, CoolWidgets, blobs),
                        timeout=240, interval=0.5, message="every blob synced and verified")
-            Tracking.engine.dispose()
+            tracking.dispose()
         finally:
             final.send_signal(signal.SIGTERM)
             final.wait(timeout=60)

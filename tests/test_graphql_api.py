@@ -8,7 +8,7 @@ from sqlalchemy import insert, select
 
 from backend.framework.replicator import replicator_for
 from backend.framework.states import SyncState, VerificationState
-from tests.support.graphql_http import HTTP, data, error_messages, post
+from tests.support.graphql_http import data, error_messages, post
 from tests.support.sites import secondary_config
 
 CoolWidgets = replicator_for("cool_widget")

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from backend.db.engine import create_db_engine
 from backend.framework.replicator import replicator_for
 from tests.support.fixtures_e2e import all_synced_and_verified
 from tests.support.sites import start_primary, wait_for_checksums, wait_until
@@ -76,13 +77,10 @@ def test_two_engine_processes_never_download_a_blob_twice(
                 [sys.executable, "main.py", "secondary", "run", "--config", str(config)],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
-        class Engine:  # what the helpers need: the tracking engine
-            from backend.db.engine import create_db_engine
-            engine = create_db_engine(tracking_url)
-
-        wait_until(lambda: all_synced_and_verified(Engine, CoolWidgets, ids), timeout=120,
+        tracking = create_db_engine(tracking_url)
+        wait_until(lambda: all_synced_and_verified(tracking, CoolWidgets, ids), timeout=120,
                    message="both engines finished")
-        Engine.engine.dispose()
+        tracking.dispose()
         assert sorted(retrieve_log.hits) == ids
         doubles = {i: n for i, n in retrieve_log.hits.items() if n > 1}
         assert doubles == {}, f"downloaded more than once: {doubles}"

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from PySide6.QtCore import Qt
 
 from app.failures_page import FailuresPage
 from app.main_window import MainWindow

@@ -9,6 +9,8 @@ from backend.framework.states import SyncState, VerificationState
 
 
 def registries(engine, replicator) -> dict[int, dict]:
+    """Rows by model id; `engine` is a SecondaryEngine or a SQLAlchemy engine
+    (whose `.engine` is itself)."""
     t = replicator.registry_table()
     with engine.engine.connect() as connection:
         rows = connection.execute(select(t)).mappings().all()
