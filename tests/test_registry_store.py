@@ -277,3 +277,14 @@ def test_reverify_counts_each_registry_once(store):
     store.mark_verification_failed(store.claim_verification_batch(1)[0], "x")
     set_values(store, 1, state=SyncState.SYNCED)  # failed verification, synced again
     assert store.reverify(RegistryFilter()) == 2
+
+
+def test_claims_made_at_a_lost_timestamp_are_handed_back(store):
+    store.insert_pending([1, 2, 3])
+    lost = utcnow()
+    store.claim_sync_batch(2, now=lost)       # the answer never arrived
+    clock.advance(dt.timedelta(seconds=1))
+    kept = store.claim_sync_batch(1)          # another claim, answered
+    assert store.release_claims_made_at(lost) == (2, 0)
+    assert {c.model_id for c in store.claim_sync_batch(5)} == {1, 2}
+    assert row(store, kept[0].model_id)["state"] == SyncState.STARTED

@@ -18,9 +18,12 @@ import threading
 import time
 from typing import Callable
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from backend.config import SecondaryConfig
 from backend.db import migrate
 from backend.db.engine import create_db_engine
+from backend.framework.clock import utcnow
 from backend.framework.replicator import registered
 from backend.secondary.consistency import RegistryConsistency
 from backend.secondary.downloader import BlobDownloader
@@ -155,6 +158,34 @@ class SecondaryEngine:
             self.client.close()
             self.engine.dispose()
 
+    def _claim(self, store: RegistryStore, claim):
+        """Claim with a known token, so a claim whose answer was lost to a
+        broken connection can be handed back once the database answers."""
+        now = utcnow()
+        try:
+            return claim(now)
+        except (OperationalError, InterfaceError):
+            if not self._stop.is_set():
+                self._record("claim", lambda: store.release_claims_made_at(now))
+            raise
+
+    def _record(self, what: str, write):
+        """Record an outcome, retrying while the tracking DB is unreachable.
+
+        The work is done (a file downloaded, a checksum computed); dropping
+        its outcome would leave the row claimed by this live engine until the
+        8-hour timeout. If the engine stops meanwhile, the next one recovers
+        the claim from the heartbeats.
+        """
+        while True:
+            try:
+                return write()
+            except (OperationalError, InterfaceError) as exc:  # unreachable, not wrong
+                if self._stop.is_set():
+                    raise
+                self._report(what, exc)
+                self._stop.wait(self.poll_interval)
+
     def _wait_for_work(self) -> None:
         self._work.wait(self.poll_interval)
         self._work.clear()
@@ -190,7 +221,9 @@ class SecondaryEngine:
             if self.paused or self._stop.is_set():
                 break
             store = RegistryStore(self.engine, replicator)
-            for claim in store.claim_sync_batch(self.sync_claim_batch):
+            claims = self._claim(store, lambda now: store.claim_sync_batch(
+                self.sync_claim_batch, now=now))
+            for claim in claims:
                 worked = True
                 self._sync_claim(store, claim)
         return worked
@@ -206,10 +239,11 @@ class SecondaryEngine:
             self.counters.sync_finished(name, False, time.monotonic() - started)
             return
         if result.success:
-            store.mark_synced(claim, result.primary_verified)
+            self._record("sync", lambda: store.mark_synced(claim, result.primary_verified))
             self._work.set()  # verification may have work now
         else:
-            store.mark_sync_failed(claim, result.reason, result.missing_on_primary)
+            self._record("sync", lambda: store.mark_sync_failed(
+                claim, result.reason, result.missing_on_primary))
         self.counters.sync_finished(name, result.success, time.monotonic() - started,
                                     result.bytes)
 
@@ -221,11 +255,13 @@ class SecondaryEngine:
             if self.paused or self._stop.is_set():
                 break
             store = RegistryStore(self.engine, replicator)
-            claims = store.claim_verification_batch(VERIFICATION_BATCH)
+            claims = self._claim(store, lambda now: store.claim_verification_batch(
+                VERIFICATION_BATCH, now=now))
             if claims:
                 worked = True
                 started = time.monotonic()
-                outcome = self.verifier.verify_batch(store, claims)
+                outcome = self.verifier.verify_batch(
+                    store, claims, record=lambda fn: self._record("verification", fn))
                 self.counters.verification_finished(
                     replicator.replicable_name, len(claims), outcome["verified"],
                     outcome["failed"], time.monotonic() - started)

@@ -90,10 +90,13 @@ class RegistryStore:
         with writing(self.engine) as connection:
             return connection.execute(statement).all()
 
-    def claim_sync_batch(self, limit: int) -> list[SyncClaim]:
-        """Pending registries first, then failed ones whose retry is due."""
+    def claim_sync_batch(self, limit: int, now: dt.datetime | None = None) -> list[SyncClaim]:
+        """Pending registries first, then failed ones whose retry is due.
+
+        `now` is the claim's token: rows claimed by this call carry it.
+        """
         t = self.table
-        now = utcnow()
+        now = now or utcnow()
         values = tr.sync_started(now)
         returning = (t.c.id, self.fk)
         pending = select(t.c.id).where(t.c.state == SyncState.PENDING).order_by(t.c.id)
@@ -106,10 +109,11 @@ class RegistryStore:
             rows += self._claim(due, values, returning, limit - len(rows))
         return [SyncClaim(row[0], row[1], now) for row in rows]
 
-    def claim_verification_batch(self, limit: int) -> list[VerificationClaim]:
+    def claim_verification_batch(self, limit: int,
+                                 now: dt.datetime | None = None) -> list[VerificationClaim]:
         """Synced registries pending verification, then retry-due failed ones."""
         t = self.table
-        now = utcnow()
+        now = now or utcnow()
         values = tr.verification_started(now)
         returning = (t.c.id, self.fk, t.c.verification_retry_count)
         pending = (select(t.c.id)
@@ -126,6 +130,24 @@ class RegistryStore:
                    .order_by(t.c.verification_retry_at.asc().nulls_first(), t.c.id))
             rows += self._claim(due, values, returning, limit - len(rows))
         return [VerificationClaim(row[0], row[1], now, row[2]) for row in rows]
+
+    def release_claims_made_at(self, claimed_at: dt.datetime) -> tuple[int, int]:
+        """Hand back rows claimed at exactly `claimed_at`.
+
+        For a claim whose answer was lost (the connection broke after the
+        database committed it): the caller never learnt which rows it took,
+        but they carry its timestamp. Returns (syncs, verifications).
+        """
+        t = self.table
+        with writing(self.engine) as connection:
+            syncs = connection.execute(
+                update(t).where(t.c.state == SyncState.STARTED, t.c.last_synced_at == claimed_at)
+                .values(**tr.sync_pending())).rowcount
+            verifications = connection.execute(
+                update(t).where(t.c.verification_state == VerificationState.STARTED,
+                                t.c.verification_started_at == claimed_at)
+                .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
+        return syncs, verifications
 
     # --- sync outcomes -------------------------------------------------------
 

@@ -22,8 +22,14 @@ class Verifier:
         self.client = client
         self.storage = storage
 
-    def verify_batch(self, store: RegistryStore, claims: list[VerificationClaim]) -> dict:
-        """Verify claimed registries; returns counts by outcome."""
+    def verify_batch(self, store: RegistryStore, claims: list[VerificationClaim],
+                     record=None) -> dict:
+        """Verify claimed registries; returns counts by outcome.
+
+        `record(write)` performs each database write (the engine retries it
+        through an outage); by default it just calls it.
+        """
+        record = record or (lambda write: write())
         outcome = {"verified": 0, "failed": 0, "disabled": 0}
         replicator = store.replicator
         try:
@@ -37,24 +43,24 @@ class Verifier:
             if state is None or state["verification_state"] != VerificationState.SUCCEEDED \
                     or not state["checksum"]:
                 # Nothing to compare with until the primary has a checksum.
-                store.mark_verification_disabled(claim)
+                record(lambda: store.mark_verification_disabled(claim))
                 outcome["disabled"] += 1
                 continue
             expected = state["checksum"]
             try:
                 local = self.local_checksum(replicator, claim.model_id, state["file_store"])
             except OSError as exc:
-                store.mark_verification_failed(
-                    claim, f"Error during verification: {exc.strerror or exc}")
+                message = f"Error during verification: {exc.strerror or exc}"
+                record(lambda: store.mark_verification_failed(claim, message))
                 outcome["failed"] += 1
                 continue
             if local == expected:
-                store.mark_verified(claim, local)
+                record(lambda: store.mark_verified(claim, local))
                 outcome["verified"] += 1
             else:
-                store.mark_verification_failed(
+                record(lambda: store.mark_verification_failed(
                     claim, tr.mismatch_failure(local, expected, claim.registry_id),
-                    checksum=local, primary_checksum=expected)
+                    checksum=local, primary_checksum=expected))
                 outcome["failed"] += 1
         return outcome
 
