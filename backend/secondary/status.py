@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from backend.api.status_fields import empty_type_fields
 from backend.framework.states import SyncState, VerificationState
 
 
@@ -45,12 +46,8 @@ def percentage(part: int, whole: int) -> str:
 def secondary_type_status(engine, replicator, enabled: bool) -> dict:
     """The `<plural>_*` fields of a secondary; null when replication is off."""
     p = replicator.plural_name
-    names = ("count", "checksum_total_count", "checksummed_count", "checksum_failed_count",
-             "synced_count", "failed_count", "registry_count", "verification_total_count",
-             "verified_count", "verification_failed_count", "synced_in_percentage",
-             "verified_in_percentage", "oldest_unsynced_time")
     if not enabled:
-        return {f"{p}_{name}": None for name in names}
+        return empty_type_fields(replicator)
     counts = registry_counts(engine, replicator)
     registry = counts["registry_count"]
     oldest = counts["oldest_unsynced_time"]
