@@ -8,7 +8,7 @@
                          files_max_capacity, verification_max_capacity,
                          minimum_reverification_interval, sync_object_storage,
                          selective_sync_type, selective_sync_namespace_ids,
-                         selective_sync_shards, status_interval
+                         selective_sync_shards, status_interval, request_timeout
     [feature_flags]      geo_<replicable>_replication (default true)
 
 Environment variables GEO_CONSOLE_<SECTION>_<KEY> override single values
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,7 @@ class SecondaryConfig:
     selective_sync_namespace_ids: tuple[int, ...] = ()
     selective_sync_shards: tuple[str, ...] = ()
     status_interval: float = 60.0
+    request_timeout: float = 60.0
 
     @property
     def scope(self) -> SyncScope:
@@ -112,14 +114,21 @@ def load_config(path: str | os.PathLike | None, environ: dict | None = None) -> 
             raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: malformed TOML: the file is not UTF-8 text") from None
     return parse_config(data, source, environ)
+
+
+def _shown(name: str) -> str:
+    """A key or section name as it can be shown in a one-line message."""
+    return name if name.isprintable() else repr(name)
 
 
 def parse_config(data: dict, source: str = "<config>", environ: dict | None = None) -> Config:
     environ = {} if environ is None else environ
     unknown = set(data) - {"primary", "secondary", "feature_flags"}
     if unknown:
-        raise ConfigError(f"{source}: unknown section [{sorted(unknown)[0]}]")
+        raise ConfigError(f"{source}: unknown section [{_shown(sorted(unknown)[0])}]")
     primary = _section(data, "primary", PrimaryConfig, source, environ)
     secondary = _section(data, "secondary", SecondaryConfig, source, environ)
     flags = data.get("feature_flags", {})
@@ -131,7 +140,7 @@ def parse_config(data: dict, source: str = "<config>", environ: dict | None = No
             flags[name.removeprefix(ENV_PREFIX + "FEATURE_FLAGS_").lower()] = value
     parsed_flags = {}
     for name, value in flags.items():
-        parsed_flags[name] = _coerce(value, bool, f"{source}: feature_flags.{name}",
+        parsed_flags[name] = _coerce(value, bool, f"{source}: feature_flags.{_shown(name)}",
                                      lenient=isinstance(value, str))
     return Config(primary, secondary, parsed_flags, source)
 
@@ -149,7 +158,7 @@ def _section(data: dict, name: str, cls, source: str, environ: dict):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(raw) - set(fields)
     if unknown:
-        raise ConfigError(f"{source}: unknown key {name}.{sorted(unknown)[0]}")
+        raise ConfigError(f"{source}: unknown key {name}.{_shown(sorted(unknown)[0])}")
     values = {}
     for key, spec in fields.items():
         where = f"{source}: {name}.{key}"
@@ -175,7 +184,7 @@ def _peers(value, where: str) -> tuple[PeerConfig, ...]:
             raise ConfigError(f"{where}[{index}] must be a table")
         unknown = set(item) - {"name", "url", "access_key", "secret"}
         if unknown:
-            raise ConfigError(f"{where}[{index}]: unknown key {sorted(unknown)[0]}")
+            raise ConfigError(f"{where}[{index}]: unknown key {_shown(sorted(unknown)[0])}")
         for key in ("name", "access_key", "secret"):
             if not isinstance(item.get(key), str) or not item.get(key):
                 raise ConfigError(f"{where}[{index}].{key} is required (a non-empty string)")
@@ -198,7 +207,7 @@ def _coerce(value, annotation, where: str, lenient: bool = False):
             raise ConfigError(f"{where} must be a string")
         return value
     if kind in ("int", "<class 'int'>"):
-        if lenient and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if lenient and isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where} must be an integer")
@@ -251,8 +260,10 @@ def _validate(config, name: str, source: str) -> None:
             fail("selective_sync_shards", "must list at least one shard")
         if not config.primary_url.startswith(("http://", "https://")):
             fail("primary_url", "must be an http:// or https:// URL")
-        if config.status_interval <= 0:
-            fail("status_interval", "must be positive")
+        if not 0 < config.status_interval <= 86_400:
+            fail("status_interval", "must be between 0 and 86400 seconds")
+        if not 0 < config.request_timeout <= 3600:
+            fail("request_timeout", "must be between 0 and 3600 seconds")
         for key in ("name", "access_key", "secret", "tracking_database_url", "storage_path"):
             if not getattr(config, key):
                 fail(key, "must not be empty")

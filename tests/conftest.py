@@ -8,6 +8,7 @@ PostgreSQL runs are skipped, except where GEO_CONSOLE_REQUIRE_POSTGRES is set
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import uuid
@@ -132,6 +133,20 @@ def _reset_clock():
     clock.reset()
     yield
     clock.reset()
+
+
+@pytest.fixture
+def retrieve_log():
+    """The blob downloads the primary served during the test."""
+    from tests.support.access_log import RetrieveLog
+    handler = RetrieveLog()
+    logger = logging.getLogger("backend.primary.access")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ def test_defaults_follow_gitlab():
     secondary = config.secondary
     assert (secondary.files_max_capacity, secondary.verification_max_capacity,
             secondary.minimum_reverification_interval, secondary.sync_object_storage,
-            secondary.selective_sync_type) == (10, 100, 7, False, "")
+            secondary.selective_sync_type, secondary.request_timeout) == \
+        (10, 100, 7, False, "", 60.0)
     assert config.flag("geo_cool_widget_replication") is True  # released: on by default
 
 
@@ -72,6 +73,9 @@ def test_secrets_stay_out_of_repr():
     ({"listen": "host:port"}, "listen is invalid"),
     ({"sync_object_storage": "yes"}, "must be true or false"),
     ({"unknown": 1}, "unknown key secondary.unknown"),
+    ({"request_timeout": 0}, "request_timeout must be between 0 and 3600"),
+    ({"request_timeout": float("nan")}, "request_timeout must be between"),
+    ({"status_interval": float("inf")}, "status_interval must be between"),
 ])
 def test_invalid_settings_name_the_key(change, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,8 +1,6 @@
 """Scale-out: engine processes sharing one tracking DB (PostgreSQL, and SQLite
 on one machine) never work the same registry at once, so no blob is
 downloaded twice."""
-import collections
-import logging
 import os
 import subprocess
 import sys
@@ -17,29 +15,6 @@ from tests.support.sites import start_primary, wait_for_checksums, wait_until
 CoolWidgets = replicator_for("cool_widget")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
-
-
-class RetrieveLog(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.hits = collections.Counter()
-        self.peers = collections.Counter()
-
-    def emit(self, record):
-        method, path, status, peer = record.getMessage().split(" ")
-        if "/retrieve/" in path and status == "200":
-            self.hits[int(path.rsplit("/", 1)[1])] += 1
-            self.peers[peer] += 1
-
-
-@pytest.fixture
-def retrieve_log():
-    handler = RetrieveLog()
-    logger = logging.getLogger("backend.primary.access")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
 
 
 def write_config(path, primary_url, tracking_url, storage, credentials, name, key):

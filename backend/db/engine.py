@@ -8,7 +8,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 
@@ -57,6 +57,14 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_pre_ping=True,
         connect_args={"connect_timeout": 10},
     )
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection, as
+    opposed to refusing the statement: worth retrying once it is back."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def is_postgresql(engine: Engine) -> bool:

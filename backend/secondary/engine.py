@@ -18,11 +18,11 @@ import threading
 import time
 from typing import Callable
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+import urllib3
 
 from backend.config import SecondaryConfig
 from backend.db import migrate
-from backend.db.engine import create_db_engine
+from backend.db.engine import create_db_engine, is_unreachable
 from backend.framework.clock import utcnow
 from backend.framework.replicator import registered
 from backend.secondary.consistency import RegistryConsistency
@@ -62,7 +62,9 @@ class SecondaryEngine:
                                        pool_size=config.files_max_capacity + 4)
         self.storage = LocalStorage(config.storage_path)
         self.client = GeoClient(config.primary_url, config.access_key, config.secret,
-                                max_connections=config.files_max_capacity + 4)
+                                max_connections=config.files_max_capacity + 4,
+                                timeout=urllib3.Timeout(connect=config.request_timeout,
+                                                        read=config.request_timeout))
         self.scope = config.scope
         self.downloader = BlobDownloader(self.client, self.storage)
         self.verifier = Verifier(self.client, self.storage)
@@ -164,8 +166,8 @@ class SecondaryEngine:
         now = utcnow()
         try:
             return claim(now)
-        except (OperationalError, InterfaceError):
-            if not self._stop.is_set():
+        except Exception as exc:
+            if is_unreachable(exc) and not self._stop.is_set():
                 self._record("claim", lambda: store.release_claims_made_at(now))
             raise
 
@@ -180,8 +182,8 @@ class SecondaryEngine:
         while True:
             try:
                 return write()
-            except (OperationalError, InterfaceError) as exc:  # unreachable, not wrong
-                if self._stop.is_set():
+            except Exception as exc:
+                if not is_unreachable(exc) or self._stop.is_set():
                     raise
                 self._report(what, exc)
                 self._stop.wait(self.poll_interval)
@@ -235,7 +237,8 @@ class SecondaryEngine:
             result = self.downloader.download(store.replicator, claim.model_id)
         except Exception as exc:
             log.exception("sync of %s %s crashed", store.replicator.title, claim.model_id)
-            store.mark_sync_failed(claim, f"Error while attempting to sync: {exc}")
+            reason = f"Error while attempting to sync: {exc}"
+            self._record("sync", lambda: store.mark_sync_failed(claim, reason))
             self.counters.sync_finished(name, False, time.monotonic() - started)
             return
         if result.success:

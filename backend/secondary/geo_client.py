@@ -5,6 +5,7 @@ Every request carries a GL-Geo token bound to it. Blob downloads stream in
 """
 from __future__ import annotations
 
+import http.client
 import json
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
@@ -173,6 +174,27 @@ def _message(data, status: int) -> str:
     return f"HTTP {status}"
 
 
-def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(reason).split(": ", 1)[-1] if ":" in str(reason) else str(reason)
+def _reason(exc: BaseException) -> str:
+    """One readable line for a failed exchange with the primary."""
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.MaxRetryError) and exc.reason is not None:
+        return _reason(exc.reason)
+    if isinstance(exc, errors.ReadTimeoutError):
+        return "read timed out"
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return "connection timed out"
+    if isinstance(exc, errors.NewConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        return f"cannot connect: {getattr(cause, 'strerror', None) or 'connection failed'}"
+    if isinstance(exc, errors.ProtocolError) and len(exc.args) > 1:
+        return _reason(exc.args[1])
+    if isinstance(exc, (errors.IncompleteRead, http.client.IncompleteRead)):
+        partial = exc.partial if isinstance(exc.partial, int) else len(exc.partial)
+        expected = exc.expected if isinstance(exc.expected, int) else 0
+        return f"truncated body: {partial} of {partial + expected} bytes received"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the primary closed the connection without answering"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else exc.__class__.__name__

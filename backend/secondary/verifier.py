@@ -36,7 +36,7 @@ class Verifier:
             primary = self.client.states(replicator.replicable_name,
                                          [claim.model_id for claim in claims])
         except Exception:
-            release(store, claims)  # primary unreachable: try again later
+            record(lambda: release(store, claims))  # primary unreachable: try again later
             raise
         for claim in claims:
             state = primary.get(claim.model_id)
