@@ -19,6 +19,16 @@ class UsageError(Exception):
     pass
 
 
+# Messages may quote what the user typed (arguments, file names): whatever
+# they hold, the error stays one line on stderr.
+_LINE_BREAKS = str.maketrans({char: repr(char)[1:-1]
+                              for char in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def _one_line(message: str) -> str:
+    return str(message).translate(_LINE_BREAKS)
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):  # argparse prints usage + message; we want one line
         raise UsageError(message)
@@ -124,12 +134,12 @@ def main(argv: list[str] | None = None, open_console=None) -> int:
         from backend import commands
         return commands.dispatch(args)
     except UsageError as exc:
-        print(f"geo-console: error: {exc}", file=sys.stderr)
+        print(f"geo-console: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one line, never a traceback
         from backend.commands import describe_error
-        print(f"geo-console: error: {describe_error(exc)}", file=sys.stderr)
+        print(f"geo-console: error: {_one_line(describe_error(exc))}", file=sys.stderr)
         logging.getLogger(__name__).debug("command failed", exc_info=True)
         return EXIT_ERROR

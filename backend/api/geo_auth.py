@@ -9,7 +9,9 @@ another record or endpoint. The primary also refuses a token seen before.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
+import re
 import threading
 import time
 import uuid
@@ -29,6 +31,9 @@ MIN_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key of at least 256 bits
 TOKEN_LIFETIME = 60
 NOT_BEFORE_SKEW = 5
 LEEWAY = 60
+# RFC 7515 §7.1 compact serialization: base64url without padding, so one
+# token has exactly one spelling (PyJWT would also take a trailing '=').
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 class GeoAuthError(Exception):
@@ -67,7 +72,11 @@ class GeoAuthenticator:
 
     def __init__(self, peers: list[Peer]) -> None:
         self._peers = {peer.access_key: peer for peer in peers}
+        # Used token ids until they expire, and the same in expiry order so
+        # that forgetting expired ones costs O(log n) per token, not a scan
+        # of every token of the last two minutes on every request.
         self._seen: dict[str, float] = {}
+        self._expiries: list[tuple[float, str]] = []
         self._lock = threading.Lock()
 
     def authenticate(self, header: str | None, expected: dict) -> Peer:
@@ -80,6 +89,8 @@ class GeoAuthenticator:
         peer = self._peers.get(access_key)
         if peer is None:
             raise GeoAuthError("unknown access key")
+        if not COMPACT_JWS.fullmatch(token):
+            raise GeoAuthError("invalid token: not a base64url JWT without padding")
         try:
             claims = jwt.decode(token, peer.secret, algorithms=["HS256"], leeway=LEEWAY,
                                 options={"require": ["exp", "iat", "nbf", "jti", "data"]})
@@ -87,11 +98,12 @@ class GeoAuthenticator:
             raise GeoAuthError("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise GeoAuthError(f"invalid token: {exc}") from None
-        if claims["exp"] - claims["iat"] > TOKEN_LIFETIME + NOT_BEFORE_SKEW:
+        # PyJWT checked that int() takes both; they may still be strings.
+        if int(claims["exp"]) - int(claims["iat"]) > TOKEN_LIFETIME + NOT_BEFORE_SKEW:
             raise GeoAuthError("token lifetime too long")
         try:
             data = json.loads(claims["data"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise GeoAuthError("invalid token data") from None
         if data != expected:
             raise GeoAuthError("token does not match the request")
@@ -101,8 +113,10 @@ class GeoAuthenticator:
     def _remember(self, jti: str, expires: float) -> None:
         now = time.time()
         with self._lock:
+            while self._expiries and self._expiries[0][0] <= now:
+                _, old = heapq.heappop(self._expiries)
+                self._seen.pop(old, None)
             if jti in self._seen:
                 raise GeoAuthError("token already used")
-            if len(self._seen) > 10_000:
-                self._seen = {key: exp for key, exp in self._seen.items() if exp > now}
             self._seen[jti] = expires
+            heapq.heappush(self._expiries, (expires, jti))

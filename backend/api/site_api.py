@@ -53,7 +53,7 @@ class SiteApi:
             return _errors(413, "Request body too large.")
         try:
             body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return _errors(400, "The body must be JSON: {\"query\": ..., \"variables\": ...}.")
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return _errors(400, "The body must be a JSON object with a \"query\" string.")

@@ -150,8 +150,8 @@ class GeoApi:
         relative = request.match_info["path"]
         expires = self._int(request.query.get("expires"), "expires")
         signature = request.query.get("signature", "")
-        if expires < time.time() or not hmac.compare_digest(
-                signature, self._signature(relative, expires)):
+        if expires < time.time() or not hmac.compare_digest(  # bytes: any text compares
+                signature.encode(), self._signature(relative, expires).encode()):
             return json_error(403, "403 Forbidden: invalid or expired signature")
         try:
             path = self.site.storage.path(relative, FileStore.REMOTE)
@@ -203,7 +203,7 @@ class GeoApi:
             ids = json.loads(body)["ids"]
             if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise ValueError('body must be {"ids": [integers]}') from None
         if len(ids) > MAX_STATE_IDS:
             raise ValueError(f"at most {MAX_STATE_IDS} ids per request")
@@ -218,7 +218,7 @@ class GeoApi:
             status = json.loads(body)
             if not isinstance(status, dict):
                 raise TypeError
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             raise ValueError("body must be a JSON object") from None
         await asyncio.to_thread(self.site.store_secondary_status, peer.name, status)
         return web.json_response({"stored": True}, status=201)

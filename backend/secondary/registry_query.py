@@ -21,6 +21,7 @@ SORTS = {
     "LAST_SYNCED_AT_DESC": ("last_synced_at", True),
 }
 MAX_COUNT_LIMIT = 1000
+MAX_ID = 2**63 - 1  # ids are BIGINT; larger numbers overflow SQLite's INTEGER
 
 
 class QueryError(ValueError):
@@ -50,9 +51,9 @@ class RegistryQuery:
         keyword = (self.keyword or "").strip()
         if keyword:
             numbers = keyword.replace(",", " ").split()
-            if all(part.isdigit() for part in numbers):
+            if all(part.isascii() and part.isdigit() for part in numbers):
                 # Registry or model ids, as many as given ("12 15 300").
-                values = [int(part) for part in numbers]
+                values = [int(part) for part in numbers if int(part) <= MAX_ID]
                 clauses.append(or_(table.c.id.in_(values), fk.in_(values)))
             else:
                 pattern = f"%{keyword.lower()}%"
@@ -91,11 +92,13 @@ def decode_cursor(cursor: str, sort: str) -> tuple[int, object]:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         registry_id, value = int(data["id"]), data["v"]
-        if data.get("s") != sort:
+        if data.get("s") != sort or not 0 <= registry_id <= MAX_ID:
             raise ValueError
         column, _ = SORTS[sort]
         if column != "id" and value is not None:
             value = dt.datetime.fromisoformat(value)
+            if value.tzinfo is None:  # encode_cursor writes aware times only
+                raise ValueError
     except (ValueError, KeyError, TypeError):
         raise QueryError(f"invalid cursor {cursor!r} for sort {sort}") from None
     return registry_id, value

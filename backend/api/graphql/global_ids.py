@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 PATTERN = re.compile(r"^gid://gitlab/(?P<model>[A-Za-z:]+)/(?P<id>[1-9][0-9]{0,18})$")
+MAX_ID = 2**63 - 1  # ids are BIGINT; larger numbers overflow SQLite's INTEGER
 
 
 def registry_model(replicator) -> str:
@@ -18,6 +19,6 @@ def parse_gid(value) -> tuple[str, int]:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a global id string")
     match = PATTERN.match(value)
-    if not match:
+    if not match or int(match.group("id")) > MAX_ID:
         raise ValueError(f"{value!r} is not a valid global id")
     return match.group("model"), int(match.group("id"))

@@ -173,7 +173,9 @@ def _connection_type(replicator, node_type) -> GraphQLObjectType:
         "count": GraphQLField(
             GraphQLInt, args={"limit": GraphQLArgument(GraphQLInt, default_value=1000)},
             description="Rows matching, up to limit; limit + 1 means more.",
-            resolve=lambda source, _i, limit=1000: source.count(limit)),
+            # An explicit `limit: null` arrives as None: it means the default.
+            resolve=lambda source, _i, limit=1000: source.count(
+                1000 if limit is None else limit)),
     })
 
 
@@ -233,6 +235,7 @@ def _resolve_failure_groups(node, info, replicable=None, limit=50):
     replicable = replicable or next(iter(names))
     if replicable not in names:
         raise ApiError(f"unknown replicable {replicable!r}")
+    limit = 50 if limit is None else limit  # an explicit null means the default
     if not 1 <= limit <= 1000:
         raise ApiError("limit must be between 1 and 1000")
     return registry_query.failure_groups(site.tracking_engine, names[replicable], limit)
