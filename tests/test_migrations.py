@@ -31,7 +31,10 @@ def test_registry_indexes_unique_and_partial(tracking_engine):
     for name in ("cool_widget_registry_failed_verification",
                  "cool_widget_registry_needs_verification",
                  "cool_widget_registry_pending_verification",
-                 "index_cool_widget_registry_on_retry_at", "index_cool_widget_registry_on_state"):
+                 "index_cool_widget_registry_failed_sync",
+                 "index_cool_widget_registry_pending_sync",
+                 "index_cool_widget_registry_on_state",
+                 "index_cool_widget_registry_on_state_and_verification_state"):
         assert name in indexes
     with tracking_engine.connect() as connection:
         if tracking_engine.dialect.name == "sqlite":
@@ -47,8 +50,11 @@ def test_registry_indexes_unique_and_partial(tracking_engine):
     assert "verified_at" in sql["cool_widget_registry_pending_verification"]
     if tracking_engine.dialect.name == "postgresql":
         assert "verification_retry_at NULLS FIRST" in sql["cool_widget_registry_failed_verification"]
-        assert "verified_at NULLS FIRST" in sql["cool_widget_registry_pending_verification"]
+        assert "verified_at NULLS FIRST, id" in sql["cool_widget_registry_pending_verification"]
+        assert "retry_at NULLS FIRST, id" in sql["index_cool_widget_registry_failed_sync"]
     assert "state = 2 AND verification_state = 0" in sql["cool_widget_registry_pending_verification"]
+    assert "WHERE state = 0" in sql["index_cool_widget_registry_pending_sync"]
+    assert "WHERE state = 3" in sql["index_cool_widget_registry_failed_sync"]
     needs = sql["cool_widget_registry_needs_verification"]
     assert "state = 2" in needs and ("IN 0, 3" in needs or "ARRAY[0, 3]" in needs)
 
@@ -91,7 +97,8 @@ def _ours(which):
         # NULLS FIRST indexes are expressions alembic cannot compare; the
         # registry test above checks them.
         if type_ == "index" and name and name.endswith(("_failed_verification",
-                                                        "_pending_verification")):
+                                                        "_pending_verification",
+                                                        "_failed_sync")):
             return False
         return True
     return include

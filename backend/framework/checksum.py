@@ -11,15 +11,18 @@ READ_SIZE = 1 << 20
 
 def file_checksum(path: str | os.PathLike) -> str:
     """Lower-case hex SHA-256 of a local file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as handle:
-        buffer = bytearray(READ_SIZE)
-        view = memoryview(buffer)
-        while True:
-            count = handle.readinto(buffer)
-            if not count:
-                break
-            digest.update(view[:count])
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        # Most blobs are small: the first read holds the whole file.
+        first = os.read(descriptor, READ_SIZE)
+        digest = hashlib.sha256(first)
+        if len(first) == READ_SIZE:
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            while count := os.readv(descriptor, [buffer]):
+                digest.update(view[:count])
+    finally:
+        os.close(descriptor)
     return digest.hexdigest()
 
 

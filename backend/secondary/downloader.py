@@ -4,8 +4,8 @@ temporary file never survives, so a partial file is never taken for a blob."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import tempfile
 from dataclasses import dataclass
 
 from backend.framework.checksum import size_checksum
@@ -16,6 +16,7 @@ from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
 MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
+_serial = itertools.count()  # unique temporary names within this process
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,12 @@ class BlobDownloader:
         except OSError as exc:
             return DownloadResult(False, f"Cannot create folder for the file: {exc.strerror}")
         digest = hashlib.sha256()
-        handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=temporary_prefix(),
-                                             delete=False)
-        temporary = handle.name
+        temporary = destination.parent / f"{temporary_prefix()}{model_id}_{next(_serial)}"
+        try:
+            handle = open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644),
+                          "wb", buffering=0)
+        except OSError as exc:
+            return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
         try:
             with handle:
                 headers = self.client.download(replicator.replicable_name, model_id, handle,
@@ -54,7 +58,6 @@ class BlobDownloader:
                          else digest.hexdigest())
                 if local != headers.checksum:
                     return DownloadResult(False, "Downloaded file checksum mismatch")
-            os.chmod(temporary, 0o644)
             os.replace(temporary, destination)
             return DownloadResult(
                 True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,

@@ -1,10 +1,13 @@
 """The secondary's sync and verify engine.
 
 Threads, all stoppable and all working through the tracking database:
-  - `files_max_capacity` sync workers: claim pending, then retry-due failed
-    registries, download, record the outcome;
+  - a sync scheduler that claims pending, then retry-due failed registries,
+    in batches that refill half of `files_max_capacity` at a time, and
+    `files_max_capacity` sync workers that download what it claimed;
   - verification workers, enough for `verification_max_capacity` rows in
     flight at 10 per batch (GitLab's job size);
+  - an outcome recorder that writes the workers' results in groups, one
+    transaction for all that gathered meanwhile (`outcome_recorder.py`);
   - one housekeeping thread: event log, registry consistency, timeouts,
     status reports to the primary.
 Claims live in the database, so engines in several processes (or machines)
@@ -25,6 +28,7 @@ from backend.db import migrate
 from backend.db.engine import create_db_engine, is_unreachable
 from backend.framework.clock import utcnow
 from backend.framework.replicator import registered
+from backend.secondary.claimed_work import ClaimedWork
 from backend.secondary.consistency import RegistryConsistency
 from backend.secondary.downloader import BlobDownloader
 from backend.secondary.engine_counters import EngineCounters
@@ -33,14 +37,16 @@ from backend.secondary.geo_client import GeoClient
 from backend.secondary.heartbeat import BEAT_INTERVAL, Heartbeat, recover_orphaned_claims
 from backend.secondary.lease import Lease, new_holder_id
 from backend.secondary.local_storage import LocalStorage
+from backend.secondary.outcome_recorder import OutcomeRecorder
 from backend.secondary.registry_store import RegistryStore
 from backend.secondary import status_history
 from backend.secondary.status import secondary_type_status
-from backend.secondary.verifier import Verifier
+from backend.secondary.verifier import Verifier, release as release_verifications
 
 log = logging.getLogger(__name__)
 
 VERIFICATION_BATCH = 10
+VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
 TIMEOUT_CHECK_INTERVAL = 60.0
 RECOVERY_INTERVAL = 10.0
@@ -49,14 +55,13 @@ RECOVERY_INTERVAL = 10.0
 class SecondaryEngine:
     def __init__(self, config: SecondaryConfig, feature_flags: dict[str, bool] | None = None,
                  *, replicators: list | None = None, poll_interval: float = 1.0,
-                 consistency_interval: float = 60.0, sync_claim_batch: int = 1,
+                 consistency_interval: float = 60.0,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.flags = dict(feature_flags or {})
         self.replicators = list(replicators or registered())
         self.poll_interval = poll_interval
         self.consistency_interval = consistency_interval
-        self.sync_claim_batch = max(1, sync_claim_batch)
         self.on_error = on_error
         self.engine = create_db_engine(config.tracking_database_url,
                                        pool_size=config.files_max_capacity + 4)
@@ -83,8 +88,15 @@ class SecondaryEngine:
         self._stop = threading.Event()
         self._resumed = threading.Event()
         self._resumed.set()
-        self._work = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.recorder = OutcomeRecorder(
+            self.engine, retry_interval=poll_interval,
+            on_unreachable=lambda exc: self._report("recording outcomes", exc),
+            on_written=self._signal_work)  # verification may have work now
+        self._syncs = ClaimedWork(config.files_max_capacity)
+        self._verifications = ClaimedWork(config.verification_max_capacity)
+        self.verify_threads = min(MAX_VERIFY_THREADS, max(1, math.ceil(
+            config.verification_max_capacity / VERIFICATION_BATCH)))
 
     # --- feature flags and state ---------------------------------------------
 
@@ -111,10 +123,10 @@ class SecondaryEngine:
 
     def resume(self) -> None:
         self._resumed.set()
-        self._work.set()
+        self._signal_work()
 
     def wake(self) -> None:
-        self._work.set()
+        self._signal_work()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -127,15 +139,20 @@ class SecondaryEngine:
         self.storage.remove_abandoned_temporary_files()
         self.heartbeat.beat()
         self._stop.clear()
+        self.recorder.start()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
         self._spawn("geo-heartbeat", self._heartbeat_loop)
+        self._spawn("geo-sync-scheduler", lambda: self._scheduler_loop(
+            "sync", self._syncs, self.claim_syncs))
+        self._spawn("geo-verify-scheduler", lambda: self._scheduler_loop(
+            "verification", self._verifications, self.claim_verifications,
+            gather=VERIFICATION_GATHER))
         for index in range(self.config.files_max_capacity):
-            self._spawn(f"geo-sync-{index}", lambda: self._worker_loop("sync", self.sync_once))
-        verify_threads = min(MAX_VERIFY_THREADS, max(1, math.ceil(
-            self.config.verification_max_capacity / VERIFICATION_BATCH)))
-        for index in range(verify_threads):
-            self._spawn(f"geo-verify-{index}",
-                        lambda: self._worker_loop("verification", self.verify_once))
+            self._spawn(f"geo-sync-{index}",
+                        lambda: self._worker("sync", self._syncs, self._sync_claim))
+        for index in range(self.verify_threads):
+            self._spawn(f"geo-verify-{index}", lambda: self._worker(
+                "verification", self._verifications, self._verify_batch))
         return self
 
     def _spawn(self, name: str, target) -> None:
@@ -146,12 +163,16 @@ class SecondaryEngine:
     def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
         self._resumed.set()
-        self._work.set()
+        self._signal_work()
         deadline = time.monotonic() + timeout
+        self._syncs.wake()
+        self._verifications.wake()
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        self.recorder.stop(timeout=max(0.1, deadline - time.monotonic()))
         try:
+            self._release_unstarted_claims()
             self.coordination.release()
             self.heartbeat.stop()
         except Exception as exc:  # both expire by themselves
@@ -168,17 +189,13 @@ class SecondaryEngine:
             return claim(now)
         except Exception as exc:
             if is_unreachable(exc) and not self._stop.is_set():
-                self._record("claim", lambda: store.release_claims_made_at(now))
+                self._retry_write("claim", lambda: store.release_claims_made_at(now))
             raise
 
-    def _record(self, what: str, write):
-        """Record an outcome, retrying while the tracking DB is unreachable.
-
-        The work is done (a file downloaded, a checksum computed); dropping
-        its outcome would leave the row claimed by this live engine until the
-        8-hour timeout. If the engine stops meanwhile, the next one recovers
-        the claim from the heartbeats.
-        """
+    def _retry_write(self, what: str, write):
+        """Write now, retrying while the tracking DB is unreachable. If the
+        engine stops meanwhile, the next one recovers the claims from the
+        heartbeats."""
         while True:
             try:
                 return write()
@@ -188,9 +205,9 @@ class SecondaryEngine:
                 self._report(what, exc)
                 self._stop.wait(self.poll_interval)
 
-    def _wait_for_work(self) -> None:
-        self._work.wait(self.poll_interval)
-        self._work.clear()
+    def _signal_work(self) -> None:
+        self._syncs.signal()
+        self._verifications.signal()
 
     def _report(self, where: str, exc: Exception) -> None:
         message = f"{where}: {exc.__class__.__name__}: {exc}".splitlines()[0][:500]
@@ -200,35 +217,70 @@ class SecondaryEngine:
         if self.on_error:
             self.on_error(message)
 
-    # --- sync ------------------------------------------------------------------------
+    # --- scheduling ------------------------------------------------------------------
 
-    def _worker_loop(self, what: str, work_once) -> None:
-        """Run `work_once` until stopped; idle while paused or without work."""
+    def _scheduler_loop(self, what: str, work: ClaimedWork, claim,
+                        gather: float = 0.0) -> None:
+        """Claim rows for the workers whenever half the capacity is free.
+
+        After a claim that found less than there was room for, wait `gather`
+        seconds so that rows becoming ready one by one (verifications behind
+        syncs) are claimed many at a time rather than in a claim each.
+        """
         while not self._stop.is_set():
             self._resumed.wait()
+            room = work.wait_for_room(self._stop, self.poll_interval)
             if self._stop.is_set():
                 break
+            if self.paused:
+                continue
             try:
-                worked = work_once()
-            except Exception as exc:  # database or primary down: wait, retry
+                items, units = claim(room)
+            except Exception as exc:  # database down: wait, retry
                 self._report(what, exc)
                 self._stop.wait(self.poll_interval)
                 continue
-            if not worked:
-                self._wait_for_work()
+            if units:
+                work.add(items, units)
+                if gather and units < room:
+                    self._stop.wait(gather)
+            else:
+                work.wait_for_signal(self.poll_interval)
 
-    def sync_once(self) -> bool:
-        worked = False
+    def _worker(self, what: str, work: ClaimedWork, handle) -> None:
+        """Work what the scheduler claimed. Claims already taken are
+        finished even while paused: they are work in flight."""
+        while not self._stop.is_set():
+            item = work.take(self.poll_interval)
+            if item is None:
+                continue
+            try:
+                handle(*item)
+            except Exception as exc:  # the primary away, a bug: the claim times out
+                self._report(what, exc)
+            finally:
+                work.done(_units(item))
+
+    def _release_unstarted_claims(self) -> None:
+        """Claims no worker started before the stop go back to pending."""
+        for store, claim in self._syncs.drain():
+            store.release_sync_claims([claim])
+        for store, claims in self._verifications.drain():
+            release_verifications(store, claims)
+
+    # --- sync ------------------------------------------------------------------------
+
+    def claim_syncs(self, limit: int) -> tuple[list, int]:
+        """Up to `limit` syncs: pending registries, then retry-due failed ones."""
+        claimed: list[tuple[RegistryStore, object]] = []
         for replicator in self.enabled():
-            if self.paused or self._stop.is_set():
+            wanted = limit - len(claimed)
+            if wanted <= 0:
                 break
             store = RegistryStore(self.engine, replicator)
-            claims = self._claim(store, lambda now: store.claim_sync_batch(
-                self.sync_claim_batch, now=now))
-            for claim in claims:
-                worked = True
-                self._sync_claim(store, claim)
-        return worked
+            claims = self._claim(store, lambda now: store.claim_sync_batch(wanted, now=now))
+            claimed += [(store, claim) for claim in claims]
+        return claimed, len(claimed)
 
     def _sync_claim(self, store: RegistryStore, claim) -> None:
         started = time.monotonic()
@@ -238,39 +290,44 @@ class SecondaryEngine:
         except Exception as exc:
             log.exception("sync of %s %s crashed", store.replicator.title, claim.model_id)
             reason = f"Error while attempting to sync: {exc}"
-            self._record("sync", lambda: store.mark_sync_failed(claim, reason))
+            self.recorder.submit(lambda connection: store.mark_sync_failed(
+                claim, reason, connection=connection))
             self.counters.sync_finished(name, False, time.monotonic() - started)
             return
         if result.success:
-            self._record("sync", lambda: store.mark_synced(claim, result.primary_verified))
-            self._work.set()  # verification may have work now
+            self.recorder.submit(lambda connection: store.mark_synced(
+                claim, result.primary_verified, connection))
         else:
-            self._record("sync", lambda: store.mark_sync_failed(
-                claim, result.reason, result.missing_on_primary))
+            self.recorder.submit(lambda connection: store.mark_sync_failed(
+                claim, result.reason, result.missing_on_primary, connection))
         self.counters.sync_finished(name, result.success, time.monotonic() - started,
                                     result.bytes)
 
     # --- verification -------------------------------------------------------------------
 
-    def verify_once(self) -> bool:
-        worked = False
+    def claim_verifications(self, limit: int) -> tuple[list, int]:
+        """Up to `limit` verifications, in batches spread over the workers
+        (at most 10 a batch, GitLab's job size)."""
+        batches: list[tuple[RegistryStore, list]] = []
+        units = 0
         for replicator in self.enabled():
-            if self.paused or self._stop.is_set():
+            wanted = limit - units
+            if wanted <= 0:
                 break
             store = RegistryStore(self.engine, replicator)
             claims = self._claim(store, lambda now: store.claim_verification_batch(
-                VERIFICATION_BATCH, now=now))
-            if claims:
-                worked = True
-                started = time.monotonic()
-                outcome = self.verifier.verify_batch(
-                    store, claims, record=lambda fn: self._record("verification", fn))
-                self.counters.verification_finished(
-                    replicator.replicable_name, len(claims), outcome["verified"],
-                    outcome["failed"], time.monotonic() - started)
-                if outcome["failed"]:
-                    self._work.set()  # failed verifications are re-synced
-        return worked
+                wanted, now=now))
+            size = max(1, min(VERIFICATION_BATCH, math.ceil(len(claims) / self.verify_threads)))
+            batches += [(store, claims[i:i + size]) for i in range(0, len(claims), size)]
+            units += len(claims)
+        return batches, units
+
+    def _verify_batch(self, store: RegistryStore, claims: list) -> None:
+        started = time.monotonic()
+        outcome = self.verifier.verify_batch(store, claims, record=self.recorder.submit)
+        self.counters.verification_finished(
+            store.replicator.replicable_name, len(claims), outcome["verified"],
+            outcome["failed"], time.monotonic() - started)
 
     # --- housekeeping -----------------------------------------------------------------
 
@@ -290,7 +347,7 @@ class SecondaryEngine:
                 # consumes events, walks consistency and times out stuck rows.
                 if self.coordination.acquire():
                     if self.enabled() and self.events.run_once():
-                        self._work.set()
+                        self._signal_work()
                     if now >= next_consistency:
                         changed = self.reconcile_once()
                         next_consistency = now if changed else now + self.consistency_interval
@@ -326,7 +383,7 @@ class SecondaryEngine:
             result = self.consistency.run_once(replicator)
             if result.changed:
                 changed = True
-                self._work.set()
+                self._signal_work()
         return changed
 
     def recover_orphaned_claims(self) -> None:
@@ -336,7 +393,7 @@ class SecondaryEngine:
             if syncs or verifications:
                 log.warning("recovered %d syncs and %d verifications of %s left by a "
                             "stopped engine", syncs, verifications, replicator.title_plural)
-                self._work.set()
+                self._signal_work()
 
     def fail_timed_out(self) -> None:
         for replicator in self.enabled():
@@ -380,3 +437,9 @@ class SecondaryEngine:
         except Exception as exc:
             self._report("status report", exc)
         return status
+
+
+def _units(item) -> int:
+    """Rows in a claimed item: (store, claim) or (store, [claims])."""
+    claims = item[1]
+    return len(claims) if isinstance(claims, list) else 1

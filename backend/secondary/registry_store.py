@@ -8,14 +8,17 @@ row still carries the claim's start time.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (ARRAY, BigInteger, LargeBinary, String, and_, bindparam, column,
+                        delete, func, literal_column, or_, select, text, true, update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from backend.db.engine import is_postgresql, writing
 from backend.framework import transitions as tr
@@ -24,6 +27,25 @@ from backend.framework.clock import utcnow
 from backend.framework.states import SyncState, VerificationState
 
 CHUNK = 1000
+INSERT_CHUNK = 50_000
+_PREPARED: dict[tuple, object] = {}  # per-blob statements, built once per table
+
+
+def _is(column, state: int):
+    """`column = <number>` with the number in the SQL text, not bound: SQLite
+    uses a partial index (WHERE state = 0) only for a literal it can match."""
+    return column == literal_column(str(int(state)))
+
+
+class _Unqualified:
+    """A table's columns, rendered without the table name (for a FROM that
+    SQLAlchemy only knows as text)."""
+
+    def __init__(self, table) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str):
+        return column(name, self._table.c[name].type)
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,20 @@ class RegistryStore:
         self.fk = self.table.c[replicator.registry_fk]
         self._pg = is_postgresql(engine)
 
+    def _nulls_first(self, column):
+        """Ascending with NULLs first. SQLite sorts so by default, and with
+        NULLS FIRST spelt out its planner no longer reads the index in order."""
+        return column.asc().nulls_first() if self._pg else column.asc()
+
+    @contextlib.contextmanager
+    def transaction(self, connection: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction if given, else a write transaction of our own."""
+        if connection is not None:
+            yield connection
+        else:
+            with writing(self.engine) as connection:
+                yield connection
+
     # --- claims ------------------------------------------------------------
 
     def _claim(self, candidates, values: dict, returning: Sequence, limit: int):
@@ -90,6 +126,20 @@ class RegistryStore:
         with writing(self.engine) as connection:
             return connection.execute(statement).all()
 
+    def _candidates(self, index: str, where, order_by):
+        """SELECT id of claimable rows. `where` and `order_by` take the
+        table's columns. On SQLite the query names its partial index
+        (INDEXED BY): without ANALYZE statistics the planner would rather
+        sort every candidate read through the (state, verification_state)
+        index."""
+        if self._pg:
+            columns = self.table.c
+            return select(columns.id).where(*where(columns)).order_by(*order_by(columns))
+        columns = _Unqualified(self.table)
+        return (select(columns.id)
+                .select_from(text(f'"{self.table.name}" INDEXED BY "{index}"'))
+                .where(*where(columns)).order_by(*order_by(columns)))
+
     def claim_sync_batch(self, limit: int, now: dt.datetime | None = None) -> list[SyncClaim]:
         """Pending registries first, then failed ones whose retry is due.
 
@@ -99,13 +149,17 @@ class RegistryStore:
         now = now or utcnow()
         values = tr.sync_started(now)
         returning = (t.c.id, self.fk)
-        pending = select(t.c.id).where(t.c.state == SyncState.PENDING).order_by(t.c.id)
+        pending = self._candidates(
+            f"index_{t.name}_pending_sync",
+            lambda c: [_is(c.state, SyncState.PENDING)],
+            lambda c: [c.id])
         rows = self._claim(pending, values, returning, limit)
         if len(rows) < limit:
-            due = (select(t.c.id)
-                   .where(t.c.state == SyncState.FAILED,
-                          or_(t.c.retry_at.is_(None), t.c.retry_at < now))
-                   .order_by(t.c.retry_at.asc().nulls_first(), t.c.id))
+            due = self._candidates(
+                f"index_{t.name}_failed_sync",
+                lambda c: [_is(c.state, SyncState.FAILED),
+                           or_(c.retry_at.is_(None), c.retry_at < now)],
+                lambda c: [self._nulls_first(c.retry_at), c.id])
             rows += self._claim(due, values, returning, limit - len(rows))
         return [SyncClaim(row[0], row[1], now) for row in rows]
 
@@ -116,18 +170,20 @@ class RegistryStore:
         now = now or utcnow()
         values = tr.verification_started(now)
         returning = (t.c.id, self.fk, t.c.verification_retry_count)
-        pending = (select(t.c.id)
-                   .where(t.c.state == SyncState.SYNCED,
-                          t.c.verification_state == VerificationState.PENDING)
-                   .order_by(t.c.verified_at.asc().nulls_first(), t.c.id))
+        pending = self._candidates(
+            f"{t.name}_pending_verification",
+            lambda c: [_is(c.state, SyncState.SYNCED),
+                       _is(c.verification_state, VerificationState.PENDING)],
+            lambda c: [self._nulls_first(c.verified_at), c.id])
         rows = self._claim(pending, values, returning, limit)
         if len(rows) < limit:
-            due = (select(t.c.id)
-                   .where(t.c.state == SyncState.SYNCED,
-                          t.c.verification_state == VerificationState.FAILED,
-                          or_(t.c.verification_retry_at.is_(None),
-                              t.c.verification_retry_at < now))
-                   .order_by(t.c.verification_retry_at.asc().nulls_first(), t.c.id))
+            due = self._candidates(
+                f"{t.name}_failed_verification",
+                lambda c: [_is(c.state, SyncState.SYNCED),
+                           _is(c.verification_state, VerificationState.FAILED),
+                           or_(c.verification_retry_at.is_(None),
+                               c.verification_retry_at < now)],
+                lambda c: [self._nulls_first(c.verification_retry_at), c.id])
             rows += self._claim(due, values, returning, limit - len(rows))
         return [VerificationClaim(row[0], row[1], now, row[2]) for row in rows]
 
@@ -149,6 +205,15 @@ class RegistryStore:
                 .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
         return syncs, verifications
 
+    def release_sync_claims(self, claims: Iterable[SyncClaim]) -> int:
+        """Hand back claimed syncs that never started (the engine is stopping)."""
+        released = 0
+        with writing(self.engine) as connection:
+            for claim in claims:
+                released += connection.execute(update(self.table).where(
+                    self._sync_guard(claim)).values(**tr.sync_pending())).rowcount
+        return released
+
     # --- sync outcomes -------------------------------------------------------
 
     def _sync_guard(self, claim: SyncClaim):
@@ -156,33 +221,56 @@ class RegistryStore:
         return and_(t.c.id == claim.registry_id, t.c.state == SyncState.STARTED,
                     t.c.last_synced_at == claim.claimed_at)
 
-    def mark_synced(self, claim: SyncClaim, primary_verified: bool) -> bool:
+    def mark_synced(self, claim: SyncClaim, primary_verified: bool,
+                    connection: Connection | None = None) -> bool:
         """The guarded synced!: lands only if the row is still our started sync.
 
         A resync requested meanwhile set the row pending: it stays pending and
         is synced again, so the newest request always wins. Afterwards the
-        registry awaits verification if the primary has verified the blob.
+        registry awaits verification if the primary has verified the blob
+        (keeping the retry counters of a failed verification). Outcomes take
+        `connection` to be written in a caller's transaction.
         """
-        t = self.table
-        with writing(self.engine) as connection:
-            row = connection.execute(
-                select(t.c.verification_state).where(self._sync_guard(claim))).first()
-            if row is None:
-                return False
-            if primary_verified:
-                after = tr.verification_pending(
-                    from_failed=row[0] == VerificationState.FAILED, registry=True)
+        params = {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at}
+        with self.transaction(connection) as connection:
+            if not primary_verified:
+                return connection.execute(self._synced_statement("disabled"), params).rowcount == 1
+            for after in ("pending", "pending_from_failed"):
+                if connection.execute(self._synced_statement(after), params).rowcount == 1:
+                    return True
+            return False
+
+    def _synced_statement(self, after: str):
+        """Built once per table: these run once per blob."""
+        def build():
+            t = self.table
+            where = [t.c.id == bindparam("b_id"), t.c.state == SyncState.STARTED,
+                     t.c.last_synced_at == bindparam("b_claimed_at")]
+            if after == "disabled":
+                values = tr.disabled()
+            elif after == "pending":
+                values = tr.verification_pending(from_failed=False, registry=True)
+                where.append(t.c.verification_state != VerificationState.FAILED)
             else:
-                after = tr.disabled()
-            values = {**tr.sync_succeeded_cleanup(), "state": SyncState.SYNCED, **after}
-            return connection.execute(
-                update(t).where(self._sync_guard(claim)).values(**values)).rowcount == 1
+                values = tr.verification_pending(from_failed=True, registry=True)
+                where.append(t.c.verification_state == VerificationState.FAILED)
+            return update(t).where(*where).values(
+                **tr.sync_succeeded_cleanup(), state=SyncState.SYNCED, **values)
+        return self._prepared(("synced", after), build)
+
+    def _prepared(self, key: tuple, build):
+        key = (self.table.name, *key)
+        statement = _PREPARED.get(key)
+        if statement is None:
+            statement = _PREPARED[key] = build()
+        return statement
 
     def mark_sync_failed(self, claim: SyncClaim, message: str,
-                         missing_on_primary: bool = False) -> bool:
+                         missing_on_primary: bool = False,
+                         connection: Connection | None = None) -> bool:
         t = self.table
         cap = MISSING_ON_PRIMARY_CAP if missing_on_primary else DEFAULT_CAP
-        with writing(self.engine) as connection:
+        with self.transaction(connection) as connection:
             row = connection.execute(
                 select(t.c.retry_count).where(self._sync_guard(claim))).first()
             if row is None:
@@ -199,26 +287,42 @@ class RegistryStore:
                     t.c.verification_state == VerificationState.STARTED,
                     t.c.verification_started_at == claim.claimed_at)
 
-    def mark_verified(self, claim: VerificationClaim, checksum: str) -> bool:
-        values = tr.verification_succeeded(checksum, utcnow())
-        values.update(checksum_mismatch=False, verification_checksum_mismatched=None)
-        return self._update_verification(claim, values)
+    def mark_verified(self, claim: VerificationClaim, checksum: str,
+                      connection: Connection | None = None) -> bool:
+        def build():
+            t = self.table
+            values = tr.verification_succeeded("", utcnow())
+            values.update(verification_checksum=bindparam("b_checksum", type_=LargeBinary),
+                          verified_at=bindparam("b_verified_at", type_=t.c.verified_at.type),
+                          checksum_mismatch=False, verification_checksum_mismatched=None)
+            return update(t).where(
+                t.c.id == bindparam("b_id"),
+                t.c.verification_state == VerificationState.STARTED,
+                t.c.verification_started_at == bindparam("b_claimed_at")).values(**values)
+        statement = self._prepared(("verified",), build)
+        params = {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
+                  "b_checksum": checksum.encode("ascii"), "b_verified_at": utcnow()}
+        with self.transaction(connection) as connection:
+            return connection.execute(statement, params).rowcount == 1
 
-    def mark_verification_disabled(self, claim: VerificationClaim) -> bool:
-        return self._update_verification(claim, tr.disabled())
+    def mark_verification_disabled(self, claim: VerificationClaim,
+                                   connection: Connection | None = None) -> bool:
+        return self._update_verification(claim, tr.disabled(), connection)
 
     def mark_verification_failed(self, claim: VerificationClaim, failure: str, *,
                                  checksum: str | None = None,
-                                 primary_checksum: str | None = None) -> bool:
+                                 primary_checksum: str | None = None,
+                                 connection: Connection | None = None) -> bool:
         values = tr.registry_verification_failed(
             claim.verification_retry_count, failure, checksum=checksum, now=utcnow())
         if primary_checksum is not None:
             values.update(checksum_mismatch=True,
                           verification_checksum_mismatched=primary_checksum.encode("ascii"))
-        return self._update_verification(claim, values)
+        return self._update_verification(claim, values, connection)
 
-    def _update_verification(self, claim: VerificationClaim, values: dict) -> bool:
-        with writing(self.engine) as connection:
+    def _update_verification(self, claim: VerificationClaim, values: dict,
+                             connection: Connection | None) -> bool:
+        with self.transaction(connection) as connection:
             return connection.execute(update(self.table)
                                       .where(self._verification_guard(claim))
                                       .values(**values)).rowcount == 1
@@ -334,18 +438,30 @@ class RegistryStore:
             return connection.execute(select(func.max(self.fk))).scalar()
 
     def insert_pending(self, model_ids: Iterable[int]) -> int:
-        """Create pending registries for model ids that have none yet."""
-        ids = sorted(set(model_ids))
+        """Create pending registries for model ids that have none yet.
+
+        The ids travel as one array (PostgreSQL) or JSON text (SQLite) per
+        chunk and are expanded by the database: a backfill of a million
+        registries costs about what a COPY of them does.
+        """
+        ids = sorted(set(int(model_id) for model_id in model_ids))
         if not ids:
             return 0
         now = utcnow()
+        if self._pg:
+            expanded = select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))),
+                              bindparam("now", type_=self.table.c.created_at.type))
+        else:
+            each = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+            expanded = select(each.c.value, bindparam(
+                "now", type_=self.table.c.created_at.type)).where(true())
+        statement = self._insert_new().from_select([self.fk.name, "created_at"], expanded)
         inserted = 0
         with writing(self.engine) as connection:
-            for start in range(0, len(ids), CHUNK):
-                rows = [{self.fk.name: model_id, "created_at": now}
-                        for model_id in ids[start:start + CHUNK]]
-                result = connection.execute(self._insert_new().returning(self.fk), rows)
-                inserted += len(result.all())
+            for start in range(0, len(ids), INSERT_CHUNK):
+                chunk = ids[start:start + INSERT_CHUNK]
+                inserted += connection.execute(statement, {
+                    "ids": chunk if self._pg else json.dumps(chunk), "now": now}).rowcount
         return inserted
 
     def _insert_new(self):

@@ -1,0 +1,72 @@
+"""Claimed registries waiting for the engine's workers.
+
+One scheduler thread claims rows in the database and puts them here;
+workers take them. The scheduler refills only once half of the capacity is
+free, so a claim takes many rows at once instead of one per blob, and the
+rows claimed never exceed the capacity (`files_max_capacity` or
+`verification_max_capacity`). A unit is one registry row; an item may hold
+several (a verification batch).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+
+class ClaimedWork:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self._claimed = 0  # units claimed and not finished
+        self._room = threading.Condition()
+        self._queue: queue.Queue = queue.Queue()
+        self._signal = threading.Event()
+
+    @property
+    def claimed(self) -> int:
+        return self._claimed
+
+    def wait_for_room(self, stop: threading.Event, timeout: float) -> int:
+        """Block until half the capacity is free (or `stop`); returns the room."""
+        with self._room:
+            while self._claimed > self.capacity // 2 and not stop.is_set():
+                self._room.wait(timeout)
+            return self.capacity - self._claimed
+
+    def add(self, items: list, units: int) -> None:
+        with self._room:
+            self._claimed += units
+        for item in items:
+            self._queue.put(item)
+
+    def take(self, timeout: float):
+        """The next item, or None after `timeout`."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def done(self, units: int) -> None:
+        with self._room:
+            self._claimed -= units
+            self._room.notify_all()
+
+    def wake(self) -> None:
+        with self._room:
+            self._room.notify_all()
+
+    def signal(self) -> None:
+        """New rows may be claimable: an idle scheduler looks again."""
+        self._signal.set()
+
+    def wait_for_signal(self, timeout: float) -> None:
+        self._signal.wait(timeout)
+        self._signal.clear()
+
+    def drain(self) -> list:
+        """Items no worker took (the engine is stopping)."""
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items

@@ -1,0 +1,112 @@
+"""Writing sync and verification outcomes to the tracking DB in groups.
+
+Workers hand each outcome over as a function of a connection and go on
+with their next blob; one thread writes whatever has gathered in a single
+transaction. Writes are guarded by the claim's start time, so writing one
+twice (after a connection broke at commit) changes nothing.
+
+While the database is unreachable the group is retried until it answers:
+the work is done, and dropping its outcome would leave the rows claimed by
+a live engine. An outcome that fails for another reason is a bug; it is
+logged and skipped without holding back the others.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable
+
+from sqlalchemy.engine import Connection, Engine
+
+from backend.db.engine import is_unreachable, writing
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[Connection], object]
+GROUP_LIMIT = 500     # outcomes per transaction
+BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
+
+
+class OutcomeRecorder:
+    def __init__(self, engine: Engine, *, retry_interval: float,
+                 on_unreachable: Callable[[Exception], None],
+                 on_written: Callable[[], None]) -> None:
+        self.engine = engine
+        self.retry_interval = retry_interval
+        self.on_unreachable = on_unreachable
+        self.on_written = on_written
+        self._queue: queue.Queue[Write | None] = queue.Queue(BACKLOG_LIMIT)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="geo-outcomes", daemon=True)
+        self._thread.start()
+
+    def submit(self, write: Write) -> None:
+        self._queue.put(write)
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout: float) -> None:
+        """Write what is queued (while the database answers), then end."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the writing thread -------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            group = self._next_group()
+            if group:
+                self._write(group)
+            elif self._stop.is_set():
+                return
+
+    def _next_group(self) -> list[Write]:
+        try:
+            first = self._queue.get(timeout=0.5)
+        except queue.Empty:
+            return []
+        group = [first] if first is not None else []
+        while len(group) < GROUP_LIMIT:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                group.append(item)
+        return group
+
+    def _write(self, group: list[Write]) -> None:
+        while True:
+            try:
+                with writing(self.engine) as connection:
+                    for write in group:
+                        write(connection)
+                break
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    self._write_one_by_one(group)
+                    break
+                if self._stop.is_set():
+                    # Stopping with the database away: the next engine hands
+                    # these claims back (see heartbeat.py).
+                    log.warning("%d outcomes not written: %s", len(group), exc)
+                    return
+                self.on_unreachable(exc)
+                self._stop.wait(self.retry_interval)
+        self.on_written()
+
+    def _write_one_by_one(self, group: list[Write]) -> None:
+        for write in group:
+            try:
+                with writing(self.engine) as connection:
+                    write(connection)
+            except Exception:
+                log.exception("could not record an outcome")

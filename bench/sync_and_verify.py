@@ -1,0 +1,332 @@
+"""Sync + verify over loopback, from an empty secondary to all verified,
+against rclone and against a bare download-and-hash loop.
+
+    python bench/sync_and_verify.py --case small     # 10,000 x 16 KiB
+    python bench/sync_and_verify.py --case large     # 8 x 256 MiB
+    options: --tracking sqlite|postgresql (default both), --keep DIR, --skip-rclone
+
+One primary (`main.py primary serve`, its own process) holds the blobs, all
+checksummed before timing starts. Then, each on an empty destination:
+  - rclone (Debian's package): `rclone serve http` on the primary's blob
+    folder, `rclone copy` into an empty folder, then
+    `rclone check --download` (both sides read in full);
+  - a bare loop in Python: `files_max_capacity` threads download each blob
+    from the primary's Geo API with urllib3, hash it while writing it to
+    disk and compare with the primary's checksum; no database, no state;
+  - Geo Console: `main.py secondary run` on an empty tracking database
+    (migrated before the clock starts), timed from its start until every
+    registry is synced and verified.
+Prints times, throughput and Geo Console's throughput as a ratio of each
+baseline. Not a test; nothing here runs in CI.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import hashlib
+import os
+import pathlib
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import urllib3  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+from backend.api.geo_auth import authorization_header, retrieve_data  # noqa: E402
+from backend.config import load_config  # noqa: E402
+from backend.db.engine import create_db_engine  # noqa: E402
+from backend.db.migrate import upgrade  # noqa: E402
+from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.framework.states import SyncState, VerificationState  # noqa: E402
+from backend.primary.site import PrimarySite  # noqa: E402
+
+CoolWidgets = replicator_for("cool_widget")
+CASES = {"small": (10_000, 16 * 1024), "large": (8, 256 * 1024 * 1024)}
+POSTGRES_SERVER = os.environ.get("GEO_CONSOLE_BENCH_POSTGRES_URL",
+                                 "postgresql+psycopg2://postgres@127.0.0.1:5432")
+ACCESS_KEY = "bench-key"
+SECRET = "bench-secret-" + "x" * 32
+CAPACITY = int(os.environ.get("GEO_BENCH_CAPACITY", "10"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout} s")
+
+
+# --- the primary -------------------------------------------------------------------
+
+def write_config(workdir: pathlib.Path, primary_port: int, tracking_url: str,
+                 secondary_storage: pathlib.Path) -> pathlib.Path:
+    path = workdir / "geo.toml"
+    path.write_text(f"""[primary]
+database_url = "sqlite:///{workdir / 'primary.db'}"
+storage_path = "{workdir / 'primary'}"
+listen = "127.0.0.1:{primary_port}"
+
+[[primary.secondaries]]
+name = "bench"
+access_key = "{ACCESS_KEY}"
+secret = "{SECRET}"
+
+[secondary]
+name = "bench"
+primary_url = "http://127.0.0.1:{primary_port}"
+access_key = "{ACCESS_KEY}"
+secret = "{SECRET}"
+tracking_database_url = "{tracking_url}"
+storage_path = "{secondary_storage}"
+listen = "127.0.0.1:{free_port()}"
+files_max_capacity = {CAPACITY}
+verification_max_capacity = 100
+status_interval = 60
+""")
+    return path
+
+
+def fill_primary(config_path: pathlib.Path, count: int, size: int) -> None:
+    site = PrimarySite(load_config(config_path).require_primary())
+    site.upgrade_database()
+    catalog = site.catalog()
+    rng = random.Random(1)
+    block = rng.randbytes(min(size, 1 << 20))
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(count):
+            if size <= 1 << 20:
+                catalog.add_bytes(rng.randbytes(size), f"blob-{index}")
+                continue
+            source = pathlib.Path(scratch) / f"blob-{index}"
+            with open(source, "wb") as handle:
+                for offset in range(0, size, len(block)):
+                    # Varied content, so no two blocks hash alike.
+                    handle.write(offset.to_bytes(8, "little") + block[8:])
+            catalog.add_file(source)
+            source.unlink()
+    site.engine.dispose()
+
+
+def primary_checksums(workdir: pathlib.Path) -> dict[int, str]:
+    engine = create_engine(f"sqlite:///{workdir / 'primary.db'}")
+    storage = CoolWidgets.verification
+    table = storage.table
+    with engine.connect() as connection:
+        rows = connection.execute(select(table.c[storage.key], table.c.verification_checksum))
+        checksums = {row[0]: row[1].decode() if isinstance(row[1], bytes) else row[1]
+                     for row in rows}
+    engine.dispose()
+    return checksums
+
+
+def wait_for_checksums(workdir: pathlib.Path, count: int, timeout: float = 1800) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        checksums = primary_checksums(workdir)
+        if len(checksums) == count and all(checksums.values()):
+            return checksums
+        time.sleep(0.5)
+    raise SystemExit("the primary did not checksum every blob in time")
+
+
+# --- baselines -----------------------------------------------------------------------
+
+def run_rclone(workdir: pathlib.Path) -> float:
+    if not shutil.which("rclone"):
+        raise SystemExit("rclone is not installed (Debian: apt install rclone), or pass "
+                         "--skip-rclone")
+    port = free_port()
+    destination = workdir / f"rclone-{uuid.uuid4().hex[:6]}"
+    remote = [":http:", "--http-url", f"http://127.0.0.1:{port}"]
+    server = subprocess.Popen(["rclone", "serve", "http", str(workdir / "primary" / "local"),
+                               "--addr", f"127.0.0.1:{port}", "--read-only"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        started = time.perf_counter()
+        subprocess.run(["rclone", "copy", *remote, str(destination)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["rclone", "check", "--download", *remote, str(destination)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(destination, ignore_errors=True)
+    return elapsed
+
+
+def run_bare_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -> float:
+    """Download, hash and store each blob; nothing else."""
+    destination = workdir / f"bare-{uuid.uuid4().hex[:6]}"
+    destination.mkdir()
+    http = urllib3.PoolManager(maxsize=CAPACITY, retries=False)
+    base = f"http://127.0.0.1:{port}/api/v4/geo/retrieve/cool_widget/"
+
+    def fetch(model_id: int) -> None:
+        header = authorization_header(ACCESS_KEY, SECRET, retrieve_data("cool_widget", model_id))
+        response = http.request("GET", f"{base}{model_id}", headers={"Authorization": header},
+                                preload_content=False)
+        digest = hashlib.sha256()
+        with open(destination / str(model_id), "wb") as handle:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                handle.write(chunk)
+        response.release_conn()
+        if response.status != 200 or digest.hexdigest() != checksums[model_id]:
+            raise SystemExit(f"bare loop: blob {model_id} came back wrong "
+                             f"(HTTP {response.status})")
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(CAPACITY) as pool:
+        list(pool.map(fetch, checksums))
+    elapsed = time.perf_counter() - started
+    http.clear()
+    shutil.rmtree(destination, ignore_errors=True)
+    return elapsed
+
+
+# --- Geo Console -----------------------------------------------------------------------
+
+def tracking_database(kind: str, workdir: pathlib.Path) -> tuple[str, callable]:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / f'tracking-{uuid.uuid4().hex[:6]}.db'}", lambda: None
+    name = f"geo_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return f"{POSTGRES_SERVER}/{name}", drop
+
+
+def run_engine(workdir: pathlib.Path, primary_port: int, kind: str, count: int,
+               profile: str | None, progress: bool) -> float:
+    tracking_url, drop = tracking_database(kind, workdir)
+    storage = workdir / f"secondary-{uuid.uuid4().hex[:6]}"
+    config = write_config(workdir, primary_port, tracking_url, storage)
+    upgrade(tracking_url, "tracking")
+    engine = create_db_engine(tracking_url)
+    registry = CoolWidgets.registry_table()
+    done = select(func.count()).select_from(registry).where(
+        registry.c.state == SyncState.SYNCED,
+        registry.c.verification_state == VerificationState.SUCCEEDED)
+    by_state = select(registry.c.state, registry.c.verification_state, func.count()).group_by(
+        registry.c.state, registry.c.verification_state)
+    next_progress = 0.0
+    command = [sys.executable, str(ROOT / "main.py"), "secondary", "run", "--config", str(config)]
+    if profile:
+        command = ["py-spy", "record", "--rate", "200", "--format", "raw", "--gil",
+                   "--output", profile, "--", *command]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while True:
+            with engine.connect() as connection:
+                if connection.execute(done).scalar_one() == count:
+                    break
+                if progress and time.perf_counter() >= next_progress:
+                    next_progress = time.perf_counter() + 1
+                    states = {f"{SyncState(a).label}/{VerificationState(b).label}": n
+                              for a, b, n in connection.execute(by_state)}
+                    print(f"  {time.perf_counter() - started:5.1f} s {states}", flush=True)
+            if process.poll() is not None:
+                raise SystemExit("secondary run stopped: " + process.stderr.read().decode())
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        engine.dispose()
+        drop()
+        shutil.rmtree(storage, ignore_errors=True)
+    return elapsed
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=sorted(CASES), default="small")
+    parser.add_argument("--count", type=int, help="number of blobs (default: the case's)")
+    parser.add_argument("--tracking", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--skip-rclone", action="store_true")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    parser.add_argument("--progress", action="store_true",
+                        help="print the engine's registry states every second")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="record the engine with py-spy into PREFIX-<db>.txt")
+    args = parser.parse_args()
+    count, size = CASES[args.case]
+    count = args.count or count
+    workdir = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="geo-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    kinds = ("sqlite", "postgresql") if args.tracking == "both" else (args.tracking,)
+    port = free_port()
+    config = write_config(workdir, port, "sqlite:///unused.db", workdir / "unused")
+    print(f"{count} blobs of {size:,} bytes in {workdir}", flush=True)
+    started = time.perf_counter()
+    fill_primary(config, count, size)
+    primary = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "primary", "serve",
+                                "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        checksums = wait_for_checksums(workdir, count)
+        print(f"primary ready in {time.perf_counter() - started:.1f} s", flush=True)
+        total = count * size
+        results: dict[str, float] = {}
+        if not args.skip_rclone:
+            results["rclone copy + check --download"] = run_rclone(workdir)
+        results["bare Python download-and-hash loop"] = run_bare_loop(workdir, port, checksums)
+        for kind in kinds:
+            profile = f"{args.profile}-{kind}.txt" if args.profile else None
+            results[f"Geo Console ({kind} tracking DB)"] = run_engine(
+                workdir, port, kind, count, profile, args.progress)
+    finally:
+        primary.send_signal(signal.SIGINT)
+        primary.wait(timeout=60)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\n{'':44} {'seconds':>8} {'files/s':>9} {'MB/s':>8}")
+    for name, seconds in results.items():
+        print(f"{name:44} {seconds:8.2f} {count / seconds:9.0f} {total / seconds / 1e6:8.1f}")
+    baselines = {name: s for name, s in results.items() if not name.startswith("Geo Console")}
+    print()
+    for name, seconds in results.items():
+        if name.startswith("Geo Console"):
+            for baseline, base_seconds in baselines.items():
+                print(f"{name} / {baseline}: {base_seconds / seconds:.2f}x throughput")
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    main()

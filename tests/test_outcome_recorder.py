@@ -1,0 +1,76 @@
+"""The outcome recorder writes what workers hand over, in groups, and a
+broken outcome never holds back the others."""
+import threading
+
+from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
+
+from backend.db.engine import create_db_engine
+from backend.secondary.claimed_work import ClaimedWork
+from backend.secondary.outcome_recorder import OutcomeRecorder
+
+metadata = MetaData()
+outcomes = Table("outcomes", metadata, Column("id", Integer, primary_key=True))
+
+
+def recorder_on(databases):
+    engine = create_db_engine(databases.url("outcomes"))
+    metadata.create_all(engine)
+    written = threading.Event()
+    recorder = OutcomeRecorder(engine, retry_interval=0.1, on_unreachable=lambda exc: None,
+                               on_written=written.set)
+    return engine, recorder, written
+
+
+def count(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(outcomes)).scalar_one()
+
+
+def test_queued_outcomes_are_written_by_stop(databases):
+    engine, recorder, written = recorder_on(databases)
+    for n in range(1, 301):
+        recorder.submit(lambda connection, n=n: connection.execute(insert(outcomes).values(id=n)))
+    recorder.start()
+    recorder.stop(timeout=30)
+    assert count(engine) == 300
+    assert written.is_set()
+    engine.dispose()
+
+
+def test_a_broken_outcome_does_not_hold_back_the_others(databases):
+    engine, recorder, _ = recorder_on(databases)
+
+    def broken(connection):
+        raise ValueError("a bug")
+
+    recorder.submit(lambda connection: connection.execute(insert(outcomes).values(id=1)))
+    recorder.submit(broken)
+    recorder.submit(lambda connection: connection.execute(insert(outcomes).values(id=2)))
+    recorder.start()
+    recorder.stop(timeout=30)
+    assert count(engine) == 2
+    engine.dispose()
+
+
+def test_claimed_work_refills_only_when_half_is_free():
+    work = ClaimedWork(10)
+    stop = threading.Event()
+    assert work.wait_for_room(stop, 0.01) == 10
+    work.add(list(range(8)), 8)
+    waited = threading.Event()
+
+    def scheduler():
+        work.wait_for_room(stop, 5)
+        waited.set()
+
+    thread = threading.Thread(target=scheduler)
+    thread.start()
+    for _ in range(2):
+        assert work.take(1) is not None
+        work.done(1)
+    assert not waited.wait(0.2)  # 6 claimed: more than half the capacity
+    work.take(1)
+    work.done(1)
+    assert waited.wait(5)  # 5 claimed: half is free
+    thread.join()
+    assert len(work.drain()) == 5
