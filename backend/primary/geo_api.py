@@ -117,24 +117,21 @@ class GeoApi:
             return json_error(400, "400 Bad request: id must be an integer")
         self._authenticate(request, retrieve_data(name, model_id))
         replicator = self._replicator(request)
-        record = await asyncio.to_thread(replicables_query.states, self.site.engine,
-                                         replicator, [model_id])
-        row = record.get(model_id)
-        if row is None:
+        record = await asyncio.to_thread(self.site.blob_for_download, replicator, model_id)
+        if record is None:
             return json_error(404, "404 Not found")
-        file = await asyncio.to_thread(self.site.blob_path, replicator, model_id)
+        row, path = record
         headers = {"X-Geo-File-Store": str(row["file_store"]),
                    "X-Geo-Verification-State": str(row["verification_state"]),
                    "X-Geo-Checksum": row["checksum"] or ""}
         not_found = json_error(404, f"{replicator.graphql_name} #{model_id} file not found",
                                geo_code="FILE_NOT_FOUND")
-        if file is None or not file[0].is_file():
+        if path is None or not path.is_file():
             return not_found
-        path, relative = file
         if row["file_store"] == FileStore.REMOTE:
             # Like object storage: redirect to a short-lived signed URL that
             # the secondary fetches without its Geo credentials.
-            raise web.HTTPFound(self._signed_url(relative), headers=headers)
+            raise web.HTTPFound(self._signed_url(row["file"]), headers=headers)
         return web.FileResponse(path, headers=headers)
 
     def _signature(self, relative: str, expires: int) -> str:

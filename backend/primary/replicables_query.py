@@ -75,18 +75,34 @@ def describe(row) -> dict:
             "checksum": checksum.decode("ascii") if checksum else None}
 
 
-def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
-    """Primary state of specific records (for verification on a secondary)."""
+def _state_query(replicator, *extra):
     model = replicator.model_table()
     state = replicator.verification.table
     key = state.c[replicator.verification.key]
     statement = select(model.c.id, model.c.file_store, model.c.size,
-                       state.c.verification_state, state.c.verification_checksum)
+                       state.c.verification_state, state.c.verification_checksum, *extra)
     if replicator.verification.separate:
         statement = statement.outerjoin(state, key == model.c.id)
+    return statement
+
+
+def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
+    """Primary state of specific records (for verification on a secondary)."""
+    model = replicator.model_table()
     with engine.connect() as connection:
-        rows = connection.execute(statement.where(model.c.id.in_(model_ids))).all()
+        rows = connection.execute(_state_query(replicator)
+                                  .where(model.c.id.in_(model_ids))).all()
     return {row.id: describe(row) for row in rows}
+
+
+def blob(engine: Engine, replicator, model_id: int) -> dict | None:
+    """State and stored (relative) path of one record, for a download: one
+    query per blob served."""
+    model = replicator.model_table()
+    with engine.connect() as connection:
+        row = connection.execute(_state_query(replicator, model.c.file)
+                                 .where(model.c.id == model_id)).first()
+    return None if row is None else {**describe(row), "file": row.file}
 
 
 def in_scope_ids(engine: Engine, replicator, scope: SyncScope, model_ids: list[int]) -> set[int]:

@@ -21,7 +21,7 @@ from backend.db.primary_schema import GeoNodeStatus
 from backend.framework.clock import utcnow
 from backend.framework.paths import UnsafePathError
 from backend.framework.replicator import registered
-from backend.primary import events
+from backend.primary import events, replicables_query
 from backend.primary.catalog import Catalog
 from backend.primary.checksummer import Checksummer
 from backend.primary.geo_api import GeoApi
@@ -95,6 +95,18 @@ class PrimarySite:
                       replicator.title, model_id)
             return None
         return (path, row.file, row.file_store) if with_store else (path, row.file)
+
+    def blob_for_download(self, replicator, model_id: int):
+        """(state row, absolute path or None) of a record, or None."""
+        row = replicables_query.blob(self.engine, replicator, model_id)
+        if row is None:
+            return None
+        try:
+            return row, self.storage.path(row["file"], row["file_store"])
+        except UnsafePathError:
+            log.error("%s %s has an unsafe path; refusing to serve it",
+                      replicator.title, model_id)
+            return row, None
 
     def store_secondary_status(self, site_name: str, status: dict) -> None:
         values = {"site_name": site_name, "status": status, "updated_at": utcnow()}
