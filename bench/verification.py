@@ -32,14 +32,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.framework.replicator import replicator_for  # noqa: E402
-from backend.secondary.engine import MAX_VERIFY_THREADS, VERIFICATION_BATCH  # noqa: E402
+from backend.secondary.engine import VERIFICATION_BATCH, verification_threads  # noqa: E402
 from backend.secondary.local_storage import LocalStorage  # noqa: E402
 from backend.secondary.verifier import Verifier  # noqa: E402
 
 CoolWidgets = replicator_for("cool_widget")
 SMALL = 16 * 1024
 LARGE = 256 * 1024 * 1024
-DEFAULT_THREADS = min(MAX_VERIFY_THREADS, math.ceil(100 / VERIFICATION_BATCH))
+DEFAULT_THREADS = verification_threads(100)  # the engine's, at the default capacity
 
 
 def write_files(storage: LocalStorage, count: int, size: int, first_id: int) -> list[int]:

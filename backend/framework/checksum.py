@@ -13,10 +13,12 @@ def file_checksum(path: str | os.PathLike) -> str:
     """Lower-case hex SHA-256 of a local file's bytes."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        # Most blobs are small: the first read holds the whole file.
-        first = os.read(descriptor, READ_SIZE)
+        # Most blobs are small: one read of exactly their size (a 1 MiB read
+        # would cost a 1 MiB allocation per file, more than the hashing).
+        size = os.fstat(descriptor).st_size
+        first = os.read(descriptor, min(READ_SIZE, size + 1))
         digest = hashlib.sha256(first)
-        if len(first) == READ_SIZE:
+        if len(first) == READ_SIZE or len(first) > size:  # more to come
             buffer = bytearray(READ_SIZE)
             view = memoryview(buffer)
             while count := os.readv(descriptor, [buffer]):
