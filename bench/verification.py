@@ -8,9 +8,9 @@ tool finds them in the page cache, then times on the same files:
   - baseline: `openssl dgst -sha256` run as two parallel processes, each
     given half of the files;
   - Geo Console's verifier: the secondary's verification threads (as many
-    as the engine starts with the default capacity) computing each file's
-    checksum with `Verifier.local_checksum`, fed batches as the engine's
-    scheduler feeds them.
+    as the engine starts with the default capacity) having each batch
+    hashed by the engine's checksum processes (`Verifier.local_checksums`),
+    fed batches as the engine's scheduler feeds them.
 The engine's bookkeeping around verification (claims, the primary's
 checksums, recording outcomes) is measured by bench/sync_and_verify.py.
 Prints the best of R rounds and the ratio. Not a test; not run in CI.
@@ -31,15 +31,15 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.framework.replicator import replicator_for  # noqa: E402
-from backend.secondary.engine import VERIFICATION_BATCH, verification_threads  # noqa: E402
+from backend.framework.replicator import FileStore, replicator_for  # noqa: E402
+from backend.secondary.checksum_pool import ChecksumPool  # noqa: E402
+from backend.secondary.engine import HASH_BATCH, verification_threads  # noqa: E402
 from backend.secondary.local_storage import LocalStorage  # noqa: E402
 from backend.secondary.verifier import Verifier  # noqa: E402
 
 CoolWidgets = replicator_for("cool_widget")
 SMALL = 16 * 1024
 LARGE = 256 * 1024 * 1024
-DEFAULT_THREADS = verification_threads(100)  # the engine's, at the default capacity
 
 
 def write_files(storage: LocalStorage, count: int, size: int, first_id: int) -> list[int]:
@@ -72,17 +72,24 @@ def openssl_two_processes(paths: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def geo_console_verifier(storage: LocalStorage, ids: list[int], threads: int) -> float:
-    verifier = Verifier(client=None, storage=storage)
-    size = max(1, min(VERIFICATION_BATCH, math.ceil(len(ids) / threads)))
-    batches = [ids[i:i + size] for i in range(0, len(ids), size)]
+def geo_console_verifier(storage: LocalStorage, ids: list[int], threads: int,
+                         capacity: int, pool: ChecksumPool | None) -> float:
+    verifier = Verifier(client=None, storage=storage, pool=pool)
+    # As the engine splits each claim of `capacity` rows over its threads.
+    batches = []
+    for start in range(0, len(ids), capacity):
+        claim = ids[start:start + capacity]
+        size = max(1, min(HASH_BATCH, math.ceil(len(claim) / threads)))
+        batches += [claim[i:i + size] for i in range(0, len(claim), size)]
 
     def verify(batch):
-        return [verifier.local_checksum(CoolWidgets, model_id, 1) for model_id in batch]
+        found = verifier.local_checksums(CoolWidgets, [(i, FileStore.LOCAL) for i in batch])
+        if any(isinstance(value, OSError) for value in found.values()):
+            raise SystemExit("a file could not be read")
 
     started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        list(pool.map(verify, batches))
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool_of_threads:
+        list(pool_of_threads.map(verify, batches))
     return time.perf_counter() - started
 
 
@@ -105,8 +112,12 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help="verification threads (default: the engine's, %(default)s)")
+    parser.add_argument("--no-processes", action="store_true",
+                        help="hash in the verification threads, without the checksum processes")
+    parser.add_argument("--capacity", type=int, default=100,
+                        help="verification_max_capacity (default %(default)s, the engine's)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="verification threads (default: the engine's for the capacity)")
     args = parser.parse_args()
     if not shutil.which("openssl"):
         raise SystemExit("openssl is not installed")
@@ -121,7 +132,13 @@ def main() -> None:
             paths = [str(storage.path(CoolWidgets, i)) for i in ids]
             openssl_two_processes(paths)  # page cache warm for both
             openssl = best(args.rounds, lambda: openssl_two_processes(paths))
-            ours = best(args.rounds, lambda: geo_console_verifier(storage, ids, args.threads))
+            pool = None if args.no_processes else ChecksumPool()
+            threads = args.threads or verification_threads(args.capacity)
+            geo_console_verifier(storage, ids[:100], threads, args.capacity, pool)  # warm
+            ours = best(args.rounds, lambda: geo_console_verifier(
+                storage, ids, threads, args.capacity, pool))
+            if pool:
+                pool.close()
             report(name, count, size, openssl, ours)
             for path in paths:
                 os.unlink(path)

@@ -29,6 +29,7 @@ from backend.db import migrate
 from backend.db.engine import create_db_engine, is_unreachable
 from backend.framework.clock import utcnow
 from backend.framework.replicator import registered
+from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.claimed_work import ClaimedWork
 from backend.secondary.consistency import RegistryConsistency
 from backend.secondary.downloader import BlobDownloader
@@ -46,7 +47,8 @@ from backend.secondary.verifier import Verifier, release as release_verification
 
 log = logging.getLogger(__name__)
 
-VERIFICATION_BATCH = 10
+VERIFICATION_BATCH = 10  # GitLab's verification job size: threads per capacity
+HASH_BATCH = 100        # at most this many files per batch sent to the checksum processes
 VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
 TIMEOUT_CHECK_INTERVAL = 60.0
@@ -73,7 +75,8 @@ class SecondaryEngine:
                                                         read=config.request_timeout))
         self.scope = config.scope
         self.downloader = BlobDownloader(self.client, self.storage)
-        self.verifier = Verifier(self.client, self.storage)
+        self.checksum_pool = ChecksumPool()
+        self.verifier = Verifier(self.client, self.storage, self.checksum_pool)
         self.events = EventConsumer(self.engine, self.client, self.storage,
                                     self.enabled_by_name, self.scope)
         self.consistency = RegistryConsistency(self.engine, self.client, self.storage,
@@ -177,6 +180,7 @@ class SecondaryEngine:
             self.heartbeat.stop()
         except Exception as exc:  # both expire by themselves
             log.info("could not release the engine lease: %s", exc)
+        self.checksum_pool.close()
         if not self._threads:
             self.client.close()
             self.engine.dispose()
@@ -306,8 +310,10 @@ class SecondaryEngine:
     # --- verification -------------------------------------------------------------------
 
     def claim_verifications(self, limit: int) -> tuple[list, int]:
-        """Up to `limit` verifications, in batches spread over the workers
-        (at most 10 a batch, GitLab's job size)."""
+        """Up to `limit` verifications, in batches spread over the workers.
+        A batch is hashed in one message to the checksum processes, so
+        batches are larger than GitLab's 10 (at 10, messaging halved the
+        rate of small files; see docs/PERFORMANCE.md)."""
         batches: list[tuple[RegistryStore, list]] = []
         units = 0
         for replicator in self.enabled():
@@ -317,7 +323,7 @@ class SecondaryEngine:
             store = RegistryStore(self.engine, replicator)
             claims = self._claim(store, lambda now: store.claim_verification_batch(
                 wanted, now=now))
-            size = max(1, min(VERIFICATION_BATCH, math.ceil(len(claims) / self.verify_threads)))
+            size = max(1, min(HASH_BATCH, math.ceil(len(claims) / self.verify_threads)))
             batches += [(store, claims[i:i + size]) for i in range(0, len(claims), size)]
             units += len(claims)
         return batches, units
@@ -440,12 +446,12 @@ class SecondaryEngine:
 
 
 def verification_threads(capacity: int) -> int:
-    """One per batch of capacity, at most one per core (and 8): hashing is
-    CPU work, and more threads than cores only queue for the GIL (measured
-    in bench/verification.py: 4 threads verify small files at half the rate
-    of 1 or 2 on two cores)."""
+    """One per 10 of capacity, at most two per core (and 8). The hashing
+    runs in the checksum processes (one per core); a thread waits for the
+    primary's checksums and for its batch, and two per core keep a batch
+    queued for every process."""
     return max(1, min(MAX_VERIFY_THREADS, math.ceil(capacity / VERIFICATION_BATCH),
-                      max(2, os.cpu_count() or 1)))
+                      2 * (os.cpu_count() or 1)))
 
 
 def _units(item) -> int:

@@ -12,15 +12,17 @@ from backend.framework import transitions as tr
 from backend.framework.checksum import file_checksum, size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
+from backend.secondary.checksum_pool import ChecksumPool, checksums
 from backend.secondary.registry_store import RegistryStore, VerificationClaim
 
 log = logging.getLogger(__name__)
 
 
 class Verifier:
-    def __init__(self, client, storage) -> None:
+    def __init__(self, client, storage, pool: ChecksumPool | None = None) -> None:
         self.client = client
         self.storage = storage
+        self.pool = pool  # worker processes for the hashing, if given
 
     def verify_batch(self, store: RegistryStore, claims: list[VerificationClaim],
                      record=None) -> dict:
@@ -39,18 +41,21 @@ class Verifier:
         except Exception:
             record(lambda connection: release(store, claims, connection))  # try again later
             raise
+        comparable = [claim for claim in claims if _comparable(primary.get(claim.model_id))]
+        computed = self.local_checksums(replicator, [
+            (claim.model_id, primary[claim.model_id]["file_store"]) for claim in comparable])
         for claim in claims:
-            state = primary.get(claim.model_id)
-            if state is None or state["verification_state"] != VerificationState.SUCCEEDED \
-                    or not state["checksum"]:
+            if claim.model_id not in computed:
                 # Nothing to compare with until the primary has a checksum.
                 record(lambda connection, claim=claim:
                        store.mark_verification_disabled(claim, connection))
                 outcome["disabled"] += 1
                 continue
-            expected = state["checksum"]
+            expected = primary[claim.model_id]["checksum"]
             try:
-                local = self.local_checksum(replicator, claim.model_id, state["file_store"])
+                local = computed[claim.model_id]
+                if isinstance(local, OSError):
+                    raise local
             except OSError as exc:
                 message = f"Error during verification: {exc.strerror or exc}"
                 record(lambda connection, claim=claim, message=message:
@@ -70,11 +75,34 @@ class Verifier:
                 outcome["failed"] += 1
         return outcome
 
+    def local_checksums(self, replicator, wanted: list[tuple[int, int]]) -> dict:
+        """{model id: checksum or OSError} for (model id, file store) pairs;
+        local files are hashed in the pool's processes when there is one."""
+        results: dict[int, str | OSError] = {}
+        local = [model_id for model_id, store in wanted if store != FileStore.REMOTE]
+        for model_id, store in wanted:
+            if store == FileStore.REMOTE:
+                try:
+                    results[model_id] = self.local_checksum(replicator, model_id, store)
+                except OSError as exc:
+                    results[model_id] = exc
+        if local:
+            paths = [self.storage.path_text(replicator, model_id) for model_id in local]
+            hashed = self.pool.checksums(paths) if self.pool else checksums(paths)
+            results.update(zip(local, hashed))
+        return results
+
     def local_checksum(self, replicator, model_id: int, file_store: int) -> str:
         path = self.storage.path_text(replicator, model_id)
         if file_store == FileStore.REMOTE:
             return size_checksum(os.stat(path).st_size)
         return file_checksum(path)
+
+
+def _comparable(state: dict | None) -> bool:
+    """The primary has verified this blob and has a checksum to compare with."""
+    return bool(state and state["verification_state"] == VerificationState.SUCCEEDED
+                and state["checksum"])
 
 
 def release(store: RegistryStore, claims: list[VerificationClaim], connection=None) -> None:
