@@ -10,6 +10,7 @@ from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.types import TypeDecorator
 
 UTC = dt.timezone.utc
+MAX_ID = 2**63 - 1  # ids are BIGINT; larger numbers overflow SQLite's INTEGER
 
 
 class UTCDateTime(TypeDecorator):

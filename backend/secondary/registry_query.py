@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, case, false, func, literal, or_, select
 
+from backend.db.types import MAX_ID
 from backend.framework.states import SyncState, VerificationState
 
 SORTS = {
@@ -21,7 +22,6 @@ SORTS = {
     "LAST_SYNCED_AT_DESC": ("last_synced_at", True),
 }
 MAX_COUNT_LIMIT = 1000
-MAX_ID = 2**63 - 1  # ids are BIGINT; larger numbers overflow SQLite's INTEGER
 
 
 class QueryError(ValueError):

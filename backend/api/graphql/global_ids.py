@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import re
 
+from backend.db.types import MAX_ID
+
 PATTERN = re.compile(r"^gid://gitlab/(?P<model>[A-Za-z:]+)/(?P<id>[1-9][0-9]{0,18})$")
-MAX_ID = 2**63 - 1  # ids are BIGINT; larger numbers overflow SQLite's INTEGER
 
 
 def registry_model(replicator) -> str:
