@@ -74,3 +74,24 @@ def test_claimed_work_refills_only_when_half_is_free():
     assert waited.wait(5)  # 5 claimed: half is free
     thread.join()
     assert len(work.drain()) == 5
+
+
+def test_statements_of_a_group_run_as_one_executemany(databases):
+    engine, recorder, _ = recorder_on(databases)
+    statement = insert(outcomes)
+    for n in range(1, 101):
+        recorder.submit_statements([(statement, {"id": n})])
+    recorder.submit(lambda connection: connection.execute(insert(outcomes).values(id=1000)))
+    executions = []
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def seen(conn, cursor, sql, parameters, context, executemany):
+        if sql.startswith("INSERT"):
+            executions.append(executemany)
+
+    recorder.start()
+    recorder.stop(timeout=30)
+    assert count(engine) == 101
+    assert executions.count(True) == 1  # the 100 statements, once
+    engine.dispose()

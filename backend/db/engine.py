@@ -55,6 +55,9 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # UPDATE executemany in pages (psycopg2's execute_batch), not a round
+        # trip per row: the engine writes outcomes that way.
+        executemany_mode="values_plus_batch",
         connect_args={"connect_timeout": 10},
     )
 

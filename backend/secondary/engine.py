@@ -299,8 +299,8 @@ class SecondaryEngine:
             self.counters.sync_finished(name, False, time.monotonic() - started)
             return
         if result.success:
-            self.recorder.submit(lambda connection: store.mark_synced(
-                claim, result.primary_verified, connection))
+            self.recorder.submit_statements(store.synced_statements(
+                claim, result.primary_verified))
         else:
             self.recorder.submit(lambda connection: store.mark_sync_failed(
                 claim, result.reason, result.missing_on_primary, connection))
@@ -330,7 +330,9 @@ class SecondaryEngine:
 
     def _verify_batch(self, store: RegistryStore, claims: list) -> None:
         started = time.monotonic()
-        outcome = self.verifier.verify_batch(store, claims, record=self.recorder.submit)
+        outcome = self.verifier.verify_batch(
+            store, claims, record=self.recorder.submit,
+            record_statements=self.recorder.submit_statements)
         self.counters.verification_finished(
             store.replicator.replicable_name, len(claims), outcome["verified"],
             outcome["failed"], time.monotonic() - started)

@@ -1,8 +1,9 @@
 """Writing sync and verification outcomes to the tracking DB in groups.
 
-Workers hand each outcome over as a function of a connection and go on
-with their next blob; one thread writes whatever has gathered in a single
-transaction. Writes are guarded by the claim's start time, so writing one
+Workers hand each outcome over, as a function of a connection or as
+guarded statements with parameters, and go on with their next blob; one
+thread writes whatever has gathered in a single transaction, running each
+statement once for all its parameter sets. Writes are guarded by the claim's start time, so writing one
 twice (after a connection broke at commit) changes nothing.
 
 While the database is unreachable the group is retried until it answers:
@@ -48,6 +49,11 @@ class OutcomeRecorder:
     def submit(self, write: Write) -> None:
         self._queue.put(write)
 
+    def submit_statements(self, statements: list[tuple[object, dict]]) -> None:
+        """Guarded statements with their parameters: those of a group that
+        share a statement run as one executemany (batched on PostgreSQL)."""
+        self._queue.put(tuple(statements))
+
     def pending(self) -> int:
         return self._queue.qsize()
 
@@ -87,8 +93,7 @@ class OutcomeRecorder:
         while True:
             try:
                 with writing(self.engine) as connection:
-                    for write in group:
-                        write(connection)
+                    _apply(connection, group)
                 break
             except Exception as exc:
                 if not is_unreachable(exc):
@@ -104,9 +109,23 @@ class OutcomeRecorder:
         self.on_written()
 
     def _write_one_by_one(self, group: list[Write]) -> None:
-        for write in group:
+        for item in group:
             try:
                 with writing(self.engine) as connection:
-                    write(connection)
+                    _apply(connection, [item])
             except Exception:
                 log.exception("could not record an outcome")
+
+
+def _apply(connection: Connection, group: list) -> None:
+    """Functions run in turn; statements run once each with every parameter
+    set given for them (their guards make the order between them moot)."""
+    batched: dict[object, list[dict]] = {}
+    for item in group:
+        if callable(item):
+            item(connection)
+        else:
+            for statement, params in item:
+                batched.setdefault(statement, []).append(params)
+    for statement, params in batched.items():
+        connection.execute(statement, params)

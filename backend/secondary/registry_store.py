@@ -231,14 +231,18 @@ class RegistryStore:
         (keeping the retry counters of a failed verification). Outcomes take
         `connection` to be written in a caller's transaction.
         """
-        params = {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at}
         with self.transaction(connection) as connection:
-            if not primary_verified:
-                return connection.execute(self._synced_statement("disabled"), params).rowcount == 1
-            for after in ("pending", "pending_from_failed"):
-                if connection.execute(self._synced_statement(after), params).rowcount == 1:
-                    return True
-            return False
+            return any(connection.execute(statement, params).rowcount == 1
+                       for statement, params in self.synced_statements(claim, primary_verified))
+
+    def synced_statements(self, claim: SyncClaim, primary_verified: bool) -> list:
+        """mark_synced as guarded statements with parameters (for grouped
+        writing): at most one of them matches the row."""
+        params = {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at}
+        if not primary_verified:
+            return [(self._synced_statement("disabled"), params)]
+        return [(self._synced_statement(after), params)
+                for after in ("pending", "pending_from_failed")]
 
     def _synced_statement(self, after: str):
         """Built once per table: these run once per blob."""
@@ -289,6 +293,12 @@ class RegistryStore:
 
     def mark_verified(self, claim: VerificationClaim, checksum: str,
                       connection: Connection | None = None) -> bool:
+        statement, params = self.verified_statements(claim, checksum)[0]
+        with self.transaction(connection) as connection:
+            return connection.execute(statement, params).rowcount == 1
+
+    def verified_statements(self, claim: VerificationClaim, checksum: str) -> list:
+        """mark_verified as a guarded statement with parameters."""
         def build():
             t = self.table
             values = tr.verification_succeeded("", utcnow())
@@ -299,11 +309,9 @@ class RegistryStore:
                 t.c.id == bindparam("b_id"),
                 t.c.verification_state == VerificationState.STARTED,
                 t.c.verification_started_at == bindparam("b_claimed_at")).values(**values)
-        statement = self._prepared(("verified",), build)
-        params = {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
-                  "b_checksum": checksum.encode("ascii"), "b_verified_at": utcnow()}
-        with self.transaction(connection) as connection:
-            return connection.execute(statement, params).rowcount == 1
+        return [(self._prepared(("verified",), build),
+                 {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
+                  "b_checksum": checksum.encode("ascii"), "b_verified_at": utcnow()})]
 
     def mark_verification_disabled(self, claim: VerificationClaim,
                                    connection: Connection | None = None) -> bool:

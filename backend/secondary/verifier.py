@@ -25,14 +25,19 @@ class Verifier:
         self.pool = pool  # worker processes for the hashing, if given
 
     def verify_batch(self, store: RegistryStore, claims: list[VerificationClaim],
-                     record=None) -> dict:
+                     record=None, record_statements=None) -> dict:
         """Verify claimed registries; returns counts by outcome.
 
         `record(write)` performs each database write, a function of a
-        connection (the engine gathers them into few transactions and retries
+        connection, and `record_statements` a list of guarded statements with
+        parameters (the engine gathers them into few transactions and retries
         them through an outage); by default each gets its own transaction.
         """
         record = record or (lambda write: write(None))
+        # Successes, the common outcome, as statements the engine batches.
+        record_statements = record_statements or (lambda statements: record(
+            lambda connection: [connection.execute(statement, params)
+                                for statement, params in statements]))
         outcome = {"verified": 0, "failed": 0, "disabled": 0}
         replicator = store.replicator
         try:
@@ -63,8 +68,7 @@ class Verifier:
                 outcome["failed"] += 1
                 continue
             if local == expected:
-                record(lambda connection, claim=claim, local=local:
-                       store.mark_verified(claim, local, connection))
+                record_statements(store.verified_statements(claim, local))
                 outcome["verified"] += 1
             else:
                 failure = tr.mismatch_failure(local, expected, claim.registry_id)
