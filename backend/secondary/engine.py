@@ -178,8 +178,8 @@ class SecondaryEngine:
             self._release_unstarted_claims()
             self.coordination.release()
             self.heartbeat.stop()
-        except Exception as exc:  # both expire by themselves
-            log.info("could not release the engine lease: %s", exc)
+        except Exception as exc:  # the next engine recovers claims; lease and beat expire
+            log.info("could not hand back claims or release the lease: %s", exc)
         self.checksum_pool.close()
         if not self._threads:
             self.client.close()
