@@ -30,11 +30,9 @@ import pathlib
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -42,7 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import urllib3  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, func, select  # noqa: E402
 
 from backend.api.geo_auth import authorization_header, retrieve_data  # noqa: E402
 from backend.config import load_config  # noqa: E402
@@ -51,29 +49,16 @@ from backend.db.migrate import upgrade  # noqa: E402
 from backend.framework.replicator import replicator_for  # noqa: E402
 from backend.framework.states import SyncState, VerificationState  # noqa: E402
 from backend.primary.site import PrimarySite  # noqa: E402
+from bench.loopback import free_port, wait_for_port  # noqa: E402
+from bench.status_at_scale import fresh_postgres_database  # noqa: E402
 
 CoolWidgets = replicator_for("cool_widget")
 CASES = {"small": (10_000, 16 * 1024), "large": (8, 256 * 1024 * 1024)}
 POSTGRES_SERVER = os.environ.get("GEO_CONSOLE_BENCH_POSTGRES_URL",
-                                 "postgresql+psycopg2://postgres@127.0.0.1:5432")
+                                 "postgresql://postgres@127.0.0.1:5432")
 ACCESS_KEY = "bench-key"
 SECRET = "bench-secret-" + "x" * 32
 CAPACITY = int(os.environ.get("GEO_BENCH_CAPACITY", "10"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} after {timeout} s")
 
 
 # --- the primary -------------------------------------------------------------------
@@ -208,25 +193,24 @@ def run_bare_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -
 
 # --- Geo Console -----------------------------------------------------------------------
 
-def tracking_database(kind: str, workdir: pathlib.Path) -> tuple[str, callable]:
+@contextlib.contextmanager
+def tracking_database(kind: str, workdir: pathlib.Path):
+    """The URL of an empty tracking database, dropped afterwards."""
     if kind == "sqlite":
-        return f"sqlite:///{workdir / f'tracking-{uuid.uuid4().hex[:6]}.db'}", lambda: None
-    name = f"geo_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return f"{POSTGRES_SERVER}/{name}", drop
+        yield f"sqlite:///{workdir / f'tracking-{uuid.uuid4().hex[:6]}.db'}"
+        return
+    with fresh_postgres_database(POSTGRES_SERVER) as url:
+        yield url
 
 
 def run_engine(workdir: pathlib.Path, primary_port: int, kind: str, count: int,
                profile: str | None, progress: bool) -> float:
-    tracking_url, drop = tracking_database(kind, workdir)
+    with tracking_database(kind, workdir) as tracking_url:
+        return time_engine(workdir, primary_port, tracking_url, count, profile, progress)
+
+
+def time_engine(workdir: pathlib.Path, primary_port: int, tracking_url: str, count: int,
+                profile: str | None, progress: bool) -> float:
     storage = workdir / f"secondary-{uuid.uuid4().hex[:6]}"
     config = write_config(workdir, primary_port, tracking_url, storage)
     upgrade(tracking_url, "tracking")
@@ -265,7 +249,6 @@ def run_engine(workdir: pathlib.Path, primary_port: int, kind: str, count: int,
         except subprocess.TimeoutExpired:
             process.kill()
         engine.dispose()
-        drop()
         shutil.rmtree(storage, ignore_errors=True)
     return elapsed
 
@@ -328,5 +311,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    threading.current_thread().name = "bench"
     main()

@@ -31,7 +31,6 @@ import io
 import os
 import pathlib
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -54,18 +53,13 @@ from backend.secondary.consistency import RegistryConsistency  # noqa: E402
 from backend.secondary.geo_client import GeoClient  # noqa: E402
 from backend.secondary.local_storage import LocalStorage  # noqa: E402
 from backend.secondary.registry_store import RegistryFilter, RegistryStore  # noqa: E402
+from bench.loopback import free_port, wait_for_port  # noqa: E402
 from bench.status_at_scale import fresh_postgres_database  # noqa: E402
 
 CoolWidgets = replicator_for("cool_widget")
 ACCESS_KEY = "bench-key"
 SECRET = "bench-secret-" + "x" * 32
 CLAIM_SECONDS = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the primary --------------------------------------------------------------------
@@ -109,14 +103,8 @@ secret = "{SECRET}"
     process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "primary", "serve",
                                 "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            break
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise SystemExit("the primary did not start: " + process.stderr.read().decode())
-        time.sleep(0.1)
     try:
+        wait_for_port(port, 60, process)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGINT)

@@ -79,15 +79,20 @@ def _admin_engine():
     return _admin["engine"]
 
 
-@pytest.fixture(params=DB_KINDS)
-def db_kind(request) -> str:
-    if request.param == "postgresql":
+def require_database(kind: str) -> str:
+    """Skip (fail in CI) a PostgreSQL run without a server; returns `kind`."""
+    if kind == "postgresql":
         reason = _postgres_available()
         if reason:
             if os.environ.get("GEO_CONSOLE_REQUIRE_POSTGRES"):
                 pytest.fail(reason)
             pytest.skip(reason)
-    return request.param
+    return kind
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_kind(request) -> str:
+    return require_database(request.param)
 
 
 @pytest.fixture

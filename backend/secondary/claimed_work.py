@@ -21,10 +21,6 @@ class ClaimedWork:
         self._queue: queue.Queue = queue.Queue()
         self._signal = threading.Event()
 
-    @property
-    def claimed(self) -> int:
-        return self._claimed
-
     def wait_for_room(self, stop: threading.Event, timeout: float) -> int:
         """Block until half the capacity is free (or `stop`); returns the room."""
         with self._room:

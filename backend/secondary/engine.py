@@ -267,8 +267,11 @@ class SecondaryEngine:
 
     def _release_unstarted_claims(self) -> None:
         """Claims no worker started before the stop go back to pending."""
+        syncs: dict[str, tuple[RegistryStore, list]] = {}
         for store, claim in self._syncs.drain():
-            store.release_sync_claims([claim])
+            syncs.setdefault(store.replicator.replicable_name, (store, []))[1].append(claim)
+        for store, claims in syncs.values():
+            store.release_sync_claims(claims)
         for store, claims in self._verifications.drain():
             release_verifications(store, claims)
 

@@ -3,8 +3,9 @@
 Workers hand each outcome over, as a function of a connection or as
 guarded statements with parameters, and go on with their next blob; one
 thread writes whatever has gathered in a single transaction, running each
-statement once for all its parameter sets. Writes are guarded by the claim's start time, so writing one
-twice (after a connection broke at commit) changes nothing.
+statement once for all its parameter sets. Writes are guarded by the
+claim's start time, so writing one twice (after a connection broke at
+commit) changes nothing.
 
 While the database is unreachable the group is retried until it answers:
 the work is done, and dropping its outcome would leave the rows claimed by
@@ -25,6 +26,8 @@ from backend.db.engine import is_unreachable, writing
 log = logging.getLogger(__name__)
 
 Write = Callable[[Connection], object]
+Statements = tuple  # of (statement, parameters): one outcome as guarded statements
+Outcome = Write | Statements
 GROUP_LIMIT = 500     # outcomes per transaction
 BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
 
@@ -37,7 +40,7 @@ class OutcomeRecorder:
         self.retry_interval = retry_interval
         self.on_unreachable = on_unreachable
         self.on_written = on_written
-        self._queue: queue.Queue[Write | None] = queue.Queue(BACKLOG_LIMIT)
+        self._queue: queue.Queue[Outcome | None] = queue.Queue(BACKLOG_LIMIT)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -53,9 +56,6 @@ class OutcomeRecorder:
         """Guarded statements with their parameters: those of a group that
         share a statement run as one executemany (batched on PostgreSQL)."""
         self._queue.put(tuple(statements))
-
-    def pending(self) -> int:
-        return self._queue.qsize()
 
     def stop(self, timeout: float) -> None:
         """Write what is queued (while the database answers), then end."""
@@ -74,7 +74,7 @@ class OutcomeRecorder:
             elif self._stop.is_set():
                 return
 
-    def _next_group(self) -> list[Write]:
+    def _next_group(self) -> list[Outcome]:
         try:
             first = self._queue.get(timeout=0.5)
         except queue.Empty:
@@ -89,7 +89,7 @@ class OutcomeRecorder:
                 group.append(item)
         return group
 
-    def _write(self, group: list[Write]) -> None:
+    def _write(self, group: list[Outcome]) -> None:
         while True:
             try:
                 with writing(self.engine) as connection:
@@ -108,7 +108,7 @@ class OutcomeRecorder:
                 self._stop.wait(self.retry_interval)
         self.on_written()
 
-    def _write_one_by_one(self, group: list[Write]) -> None:
+    def _write_one_by_one(self, group: list[Outcome]) -> None:
         for item in group:
             try:
                 with writing(self.engine) as connection:
@@ -117,7 +117,7 @@ class OutcomeRecorder:
                 log.exception("could not record an outcome")
 
 
-def _apply(connection: Connection, group: list) -> None:
+def _apply(connection: Connection, group: list[Outcome]) -> None:
     """Functions run in turn; statements run once each with every parameter
     set given for them (their guards make the order between them moot)."""
     batched: dict[object, list[dict]] = {}

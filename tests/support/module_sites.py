@@ -3,21 +3,14 @@ and database kind, so hypothesis runs its examples against a site that is
 already up (the per-test fixtures in conftest.py would start one per test)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.conftest import DB_KINDS, DatabaseFactory, _postgres_available
+from tests.conftest import DB_KINDS, DatabaseFactory, require_database
 
 
 @pytest.fixture(scope="module", params=DB_KINDS)
 def module_databases(request, tmp_path_factory):
-    if request.param == "postgresql":
-        reason = _postgres_available()
-        if reason:
-            if os.environ.get("GEO_CONSOLE_REQUIRE_POSTGRES"):
-                pytest.fail(reason)
-            pytest.skip(reason)
+    require_database(request.param)
     factory = DatabaseFactory(request.param, tmp_path_factory.mktemp(request.param))
     yield factory
     factory.cleanup()
