@@ -148,6 +148,8 @@ class SettingsDialog(QDialog):
         self.verification_capacity = QSpinBox()
         self.verification_capacity.setRange(1, 10000)
         self.verification_capacity.setValue(int(secondary.get("verification_max_capacity", 100)))
+        self.verification_capacity.setToolTip(
+            "Verification jobs at once; each verifies up to 10 registries, as in GitLab")
         self.reverification = QSpinBox()
         self.reverification.setRange(1, 3650)
         self.reverification.setSuffix(" days")
@@ -168,7 +170,7 @@ class SettingsDialog(QDialog):
         self.flag = QCheckBox("Replicate Cool Widgets (geo_cool_widget_replication)")
         self.flag.setChecked(bool(flags.get("geo_cool_widget_replication", True)))
         for label, widget in (("Concurrent syncs", self.files_capacity),
-                              ("Concurrent verifications", self.verification_capacity),
+                              ("Verification jobs", self.verification_capacity),
                               ("Re-verify after", self.reverification),
                               ("Selective sync", self.selective), ("Namespaces", self.namespaces),
                               ("Shards", self.shards)):

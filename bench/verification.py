@@ -13,7 +13,8 @@ tool finds them in the page cache, then times on the same files:
     fed batches as the engine's scheduler feeds them.
 The engine's bookkeeping around verification (claims, the primary's
 checksums, recording outcomes) is measured by bench/sync_and_verify.py.
-Prints the best of R rounds and the ratio. Not a test; not run in CI.
+Rounds alternate between the two; prints the best of R rounds of each,
+their ratio, and the spread of the round-by-round ratios. Not a test; not run in CI.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from backend.framework.replicator import FileStore, replicator_for  # noqa: E402
 from backend.secondary.checksum_pool import ChecksumPool  # noqa: E402
-from backend.secondary.engine import HASH_BATCH, verification_threads  # noqa: E402
+from backend.secondary.engine import (  # noqa: E402
+    HASH_BATCH, verification_rows, verification_threads)
 from backend.secondary.local_storage import LocalStorage  # noqa: E402
 from backend.secondary.verifier import Verifier  # noqa: E402
 
@@ -73,12 +75,12 @@ def openssl_two_processes(paths: list[str]) -> float:
 
 
 def geo_console_verifier(storage: LocalStorage, ids: list[int], threads: int,
-                         capacity: int, pool: ChecksumPool | None) -> float:
+                         rows: int, pool: ChecksumPool | None) -> float:
     verifier = Verifier(client=None, storage=storage, pool=pool)
-    # As the engine splits each claim of `capacity` rows over its threads.
+    # As the engine splits each claim of `rows` registries over its threads.
     batches = []
-    for start in range(0, len(ids), capacity):
-        claim = ids[start:start + capacity]
+    for start in range(0, len(ids), rows):
+        claim = ids[start:start + rows]
         size = max(1, min(HASH_BATCH, math.ceil(len(claim) / threads)))
         batches += [claim[i:i + size] for i in range(0, len(claim), size)]
 
@@ -93,29 +95,30 @@ def geo_console_verifier(storage: LocalStorage, ids: list[int], threads: int,
     return time.perf_counter() - started
 
 
-def best(rounds: int, run) -> float:
-    return min(run() for _ in range(rounds))
-
-
-def report(name: str, count: int, size: int, openssl: float, ours: float) -> None:
+def report(name: str, count: int, size: int, rounds: list[tuple[float, float]]) -> None:
     total = count * size
-    print(f"{name}: {count} files x {size:,} bytes")
+    openssl = min(theirs for theirs, _ in rounds)
+    ours = min(mine for _, mine in rounds)
+    each = sorted(theirs / mine for theirs, mine in rounds)
+    print(f"{name}: {count} files x {size:,} bytes, best of {len(rounds)} alternating rounds")
     print(f"  openssl dgst -sha256, 2 processes  {openssl:7.3f} s  {total / openssl / 1e6:8.0f} MB/s"
           f"  {count / openssl:9.0f} files/s")
     print(f"  Geo Console verifier               {ours:7.3f} s  {total / ours / 1e6:8.0f} MB/s"
           f"  {count / ours:9.0f} files/s")
-    print(f"  ratio (Geo Console / openssl)      {openssl / ours:7.2f}x throughput")
+    print(f"  ratio (Geo Console / openssl)      {openssl / ours:7.2f}x throughput"
+          f"  (round by round: {each[0]:.2f} to {each[-1]:.2f}, median {each[len(each) // 2]:.2f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-processes", action="store_true",
                         help="hash in the verification threads, without the checksum processes")
     parser.add_argument("--capacity", type=int, default=100,
-                        help="verification_max_capacity (default %(default)s, the engine's)")
+                        help="verification_max_capacity, in jobs of 10 rows "
+                             "(default %(default)s, the engine's)")
     parser.add_argument("--threads", type=int, default=0,
                         help="verification threads (default: the engine's for the capacity)")
     args = parser.parse_args()
@@ -131,15 +134,17 @@ def main() -> None:
             ids = write_files(storage, count, size, first)
             paths = [str(storage.path(CoolWidgets, i)) for i in ids]
             openssl_two_processes(paths)  # page cache warm for both
-            openssl = best(args.rounds, lambda: openssl_two_processes(paths))
             pool = None if args.no_processes else ChecksumPool()
             threads = args.threads or verification_threads(args.capacity)
-            geo_console_verifier(storage, ids[:100], threads, args.capacity, pool)  # warm
-            ours = best(args.rounds, lambda: geo_console_verifier(
-                storage, ids, threads, args.capacity, pool))
+            rows = verification_rows(args.capacity)
+            geo_console_verifier(storage, ids[:100], threads, rows, pool)  # warm
+            # Rounds alternate, so that both meet the same machine.
+            rounds = [(openssl_two_processes(paths),
+                       geo_console_verifier(storage, ids, threads, rows, pool))
+                      for _ in range(args.rounds)]
             if pool:
                 pool.close()
-            report(name, count, size, openssl, ours)
+            report(name, count, size, rounds)
             for path in paths:
                 os.unlink(path)
     finally:

@@ -4,8 +4,9 @@ Threads, all stoppable and all working through the tracking database:
   - a sync scheduler that claims pending, then retry-due failed registries,
     in batches that refill half of `files_max_capacity` at a time, and
     `files_max_capacity` sync workers that download what it claimed;
-  - verification workers, enough for `verification_max_capacity` rows in
-    flight at 10 per batch (GitLab's job size);
+  - a verification scheduler and workers: `verification_max_capacity`
+    counts verification jobs of up to 10 registries each, as in GitLab, so
+    ten times as many rows may be in flight;
   - an outcome recorder that writes the workers' results in groups, one
     transaction for all that gathered meanwhile (`outcome_recorder.py`);
   - one housekeeping thread: event log, registry consistency, timeouts,
@@ -47,7 +48,7 @@ from backend.secondary.verifier import Verifier, release as release_verification
 
 log = logging.getLogger(__name__)
 
-VERIFICATION_BATCH = 10  # GitLab's verification job size: threads per capacity
+VERIFICATION_BATCH = 10  # GitLab's verification job size: rows per unit of capacity
 HASH_BATCH = 100        # at most this many files per batch sent to the checksum processes
 VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
@@ -98,7 +99,7 @@ class SecondaryEngine:
             on_unreachable=lambda exc: self._report("recording outcomes", exc),
             on_written=self._signal_work)  # verification may have work now
         self._syncs = ClaimedWork(config.files_max_capacity)
-        self._verifications = ClaimedWork(config.verification_max_capacity)
+        self._verifications = ClaimedWork(verification_rows(config.verification_max_capacity))
         self.verify_threads = verification_threads(config.verification_max_capacity)
 
     # --- feature flags and state ---------------------------------------------
@@ -450,13 +451,18 @@ class SecondaryEngine:
         return status
 
 
+def verification_rows(capacity: int) -> int:
+    """Registries in flight for `verification_max_capacity`: GitLab runs that
+    many verification jobs, each taking up to 10 rows."""
+    return max(1, capacity) * VERIFICATION_BATCH
+
+
 def verification_threads(capacity: int) -> int:
-    """One per 10 of capacity, at most two per core (and 8). The hashing
+    """One per job of capacity, at most two per core (and 8). The hashing
     runs in the checksum processes (one per core); a thread waits for the
     primary's checksums and for its batch, and two per core keep a batch
     queued for every process."""
-    return max(1, min(MAX_VERIFY_THREADS, math.ceil(capacity / VERIFICATION_BATCH),
-                      2 * (os.cpu_count() or 1)))
+    return max(1, min(MAX_VERIFY_THREADS, capacity, 2 * (os.cpu_count() or 1)))
 
 
 def _units(item) -> int:

@@ -83,15 +83,18 @@ class Verifier:
         """{model id: checksum or OSError} for (model id, file store) pairs;
         local files are hashed in the pool's processes when there is one."""
         results: dict[int, str | OSError] = {}
-        local = [model_id for model_id, store in wanted if store != FileStore.REMOTE]
+        local: list[int] = []
+        paths: list[str] = []
         for model_id, store in wanted:
             if store == FileStore.REMOTE:
                 try:
                     results[model_id] = self.local_checksum(replicator, model_id, store)
                 except OSError as exc:
                     results[model_id] = exc
+            else:
+                local.append(model_id)
+                paths.append(self.storage.path_text(replicator, model_id))
         if local:
-            paths = [self.storage.path_text(replicator, model_id) for model_id in local]
             hashed = self.pool.checksums(paths) if self.pool else checksums(paths)
             results.update(zip(local, hashed))
         return results
