@@ -288,3 +288,64 @@ def test_claims_made_at_a_lost_timestamp_are_handed_back(store):
     assert store.release_claims_made_at(lost) == (2, 0)
     assert {c.model_id for c in store.claim_sync_batch(5)} == {1, 2}
     assert row(store, kept[0].model_id)["state"] == SyncState.STARTED
+
+
+def test_outcomes_written_as_a_group_land_like_outcomes_written_one_by_one(store):
+    """The recorder runs each outcome statement once for a whole group (on
+    PostgreSQL one UPDATE over arrays): rows must end exactly as when each
+    outcome is written alone, stale claims included."""
+    from sqlalchemy import event
+
+    from backend.secondary.outcome_recorder import OutcomeRecorder
+
+    grouped, alone = list(range(1, 41)), list(range(301, 341))  # same residues
+    store.insert_pending(grouped + alone)
+    for model_id in grouped + alone:
+        if model_id % 3 == 0:  # a failed verification: counters are kept
+            set_values(store, model_id, verification_state=VerificationState.FAILED,
+                       verification_retry_count=2, verification_failure="bad")
+    claims = {c.model_id: c for c in store.claim_sync_batch(100)}
+    stale = [m for m in grouped + alone if m % 5 == 0]
+    store.resync(RegistryFilter(model_ids=tuple(stale)))  # these claims lose
+    updates = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def seen(conn, cursor, sql, parameters, context, executemany):
+        if sql.startswith("UPDATE"):
+            updates.append(sql)
+
+    def record_group(statements_of):
+        recorder = OutcomeRecorder(store.engine, retry_interval=0.1,
+                                   on_unreachable=lambda exc: None, on_written=lambda: None)
+        for model_id in grouped:
+            recorder.submit_statements(statements_of(model_id))
+        updates.clear()
+        recorder.start()
+        recorder.stop(timeout=30)
+        if store.engine.dialect.name == "postgresql":
+            assert all("unnest" in sql for sql in updates)
+        return len(updates)
+
+    statements = record_group(lambda m: store.synced_statements(claims[m], True))
+    for model_id in alone:
+        store.mark_synced(claims[model_id], primary_verified=True)
+    verifications = {c.model_id: c for c in store.claim_verification_batch(100)}
+    assert sorted(verifications) == sorted(m for m in grouped + alone if m not in stale)
+    verified = record_group(lambda m: store.verified_statements(verifications[m], "ab" * 32)
+                            if m in verifications else [])
+    for model_id in alone:
+        if model_id in verifications:
+            store.mark_verified(verifications[model_id], "ab" * 32)
+    if store.engine.dialect.name == "postgresql":
+        assert (statements, verified) == (2, 1)  # one per statement, for 40 rows
+
+    ignored = {"id", "cool_widget_id", "created_at", "last_synced_at", "verified_at",
+               "verification_started_at", "retry_at", "verification_retry_at"}
+    for model_id in grouped:
+        mine, twin = row(store, model_id), row(store, model_id + 300)
+        assert {k: v for k, v in mine.items() if k not in ignored} == \
+            {k: v for k, v in twin.items() if k not in ignored}
+        assert (mine["verified_at"] is None) == (twin["verified_at"] is None)
+    states = [row(store, m)["verification_state"] for m in grouped]
+    assert states.count(VerificationState.SUCCEEDED) == len(grouped) - len(
+        [m for m in grouped if m % 5 == 0])

@@ -3,7 +3,8 @@
 Workers hand each outcome over, as a function of a connection or as
 guarded statements with parameters, and go on with their next blob; one
 thread writes whatever has gathered in a single transaction, running each
-statement once for all its parameter sets. Writes are guarded by the
+statement once for all its parameter sets (on PostgreSQL as one UPDATE over
+arrays, `db/row_updates.py`). Writes are guarded by the
 claim's start time, so writing one twice (after a connection broke at
 commit) changes nothing.
 
@@ -17,11 +18,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Callable
 
 from sqlalchemy.engine import Connection, Engine
 
 from backend.db.engine import is_unreachable, writing
+from backend.db.row_updates import execute_for_rows
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ Write = Callable[[Connection], object]
 Statements = tuple  # of (statement, parameters): one outcome as guarded statements
 Outcome = Write | Statements
 GROUP_LIMIT = 500     # outcomes per transaction
+GATHER = 0.05         # seconds a group may wait for more outcomes after its first
 BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
 
 
@@ -54,7 +58,7 @@ class OutcomeRecorder:
 
     def submit_statements(self, statements: list[tuple[object, dict]]) -> None:
         """Guarded statements with their parameters: those of a group that
-        share a statement run as one executemany (batched on PostgreSQL)."""
+        share a statement run once for all their rows (`db/row_updates.py`)."""
         self._queue.put(tuple(statements))
 
     def stop(self, timeout: float) -> None:
@@ -75,18 +79,24 @@ class OutcomeRecorder:
                 return
 
     def _next_group(self) -> list[Outcome]:
+        """The outcomes that arrive within GATHER seconds of the first: a
+        transaction costs about as much for one outcome as for fifty."""
         try:
             first = self._queue.get(timeout=0.5)
         except queue.Empty:
             return []
-        group = [first] if first is not None else []
+        if first is None:
+            return []
+        group = [first]
+        deadline = time.monotonic() + GATHER
         while len(group) < GROUP_LIMIT:
             try:
-                item = self._queue.get_nowait()
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if item is not None:
-                group.append(item)
+            if item is None:  # stopping: write what we have now
+                break
+            group.append(item)
         return group
 
     def _write(self, group: list[Outcome]) -> None:
@@ -128,4 +138,4 @@ def _apply(connection: Connection, group: list[Outcome]) -> None:
             for statement, params in item:
                 batched.setdefault(statement, []).append(params)
     for statement, params in batched.items():
-        connection.execute(statement, params)
+        execute_for_rows(connection, statement, params)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from backend.db.engine import is_postgresql, writing
+from backend.db.row_updates import per_row_update
 from backend.framework import transitions as tr
 from backend.framework.backoff import DEFAULT_CAP, MISSING_ON_PRIMARY_CAP
 from backend.framework.clock import utcnow
@@ -246,10 +247,10 @@ class RegistryStore:
 
     def _synced_statement(self, after: str):
         """Built once per table: these run once per blob."""
-        def build():
+        def build(value):
             t = self.table
-            where = [t.c.id == bindparam("b_id"), t.c.state == SyncState.STARTED,
-                     t.c.last_synced_at == bindparam("b_claimed_at")]
+            where = [t.c.id == value("b_id", t.c.id.type), t.c.state == SyncState.STARTED,
+                     t.c.last_synced_at == value("b_claimed_at", t.c.last_synced_at.type)]
             if after == "disabled":
                 values = tr.disabled()
             elif after == "pending":
@@ -260,7 +261,7 @@ class RegistryStore:
                 where.append(t.c.verification_state == VerificationState.FAILED)
             return update(t).where(*where).values(
                 **tr.sync_succeeded_cleanup(), state=SyncState.SYNCED, **values)
-        return self._prepared(("synced", after), build)
+        return self._prepared(("synced", after), lambda: per_row_update(build))
 
     def _prepared(self, key: tuple, build):
         key = (self.table.name, *key)
@@ -299,17 +300,18 @@ class RegistryStore:
 
     def verified_statements(self, claim: VerificationClaim, checksum: str) -> list:
         """mark_verified as a guarded statement with parameters."""
-        def build():
+        def build(value):
             t = self.table
             values = tr.verification_succeeded("", utcnow())
-            values.update(verification_checksum=bindparam("b_checksum", type_=LargeBinary),
-                          verified_at=bindparam("b_verified_at", type_=t.c.verified_at.type),
+            values.update(verification_checksum=value("b_checksum", LargeBinary()),
+                          verified_at=value("b_verified_at", t.c.verified_at.type),
                           checksum_mismatch=False, verification_checksum_mismatched=None)
             return update(t).where(
-                t.c.id == bindparam("b_id"),
+                t.c.id == value("b_id", t.c.id.type),
                 t.c.verification_state == VerificationState.STARTED,
-                t.c.verification_started_at == bindparam("b_claimed_at")).values(**values)
-        return [(self._prepared(("verified",), build),
+                t.c.verification_started_at == value(
+                    "b_claimed_at", t.c.verification_started_at.type)).values(**values)
+        return [(self._prepared(("verified",), lambda: per_row_update(build)),
                  {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
                   "b_checksum": checksum.encode("ascii"), "b_verified_at": utcnow()})]
 
