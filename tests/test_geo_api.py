@@ -7,6 +7,7 @@ import urllib3
 
 from backend.framework.replicator import FileStore, replicator_for
 from backend.framework.scope import SyncScope
+from backend.primary.geo_api import INLINE_BODY
 from backend.secondary.geo_client import GeoApiError, GeoClient
 from tests.support.sites import start_primary, wait_for_checksums
 
@@ -36,6 +37,29 @@ def test_retrieve_streams_the_blob_with_its_checksum(primary, client):
     assert sink.getvalue() == data
     assert headers.checksum == hashlib.sha256(data).hexdigest()
     assert headers.verification_state == 2 and headers.file_store == FileStore.LOCAL
+
+
+@pytest.mark.parametrize("size", [0, INLINE_BODY, INLINE_BODY + 1, 3 * INLINE_BODY + 5])
+def test_blobs_of_every_size_come_back_whole(primary, client, size):
+    """Up to INLINE_BODY from memory, beyond it with sendfile: same bytes,
+    same headers, a Content-Length the client checks."""
+    data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    model_id = primary.catalog().add_bytes(data, "w.bin")
+    wait_for_checksums(primary)
+    sink = io.BytesIO()
+    headers = client.download("cool_widget", model_id, sink)
+    assert sink.getvalue() == data
+    assert headers.checksum == hashlib.sha256(data).hexdigest()
+
+
+def test_a_folder_where_the_file_should_be_is_file_not_found(primary, client):
+    model_id = primary.catalog().add_bytes(b"x", "w.bin")
+    path = primary.blob_path(CoolWidgets, model_id)[0]
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(GeoApiError) as caught:
+        client.download("cool_widget", model_id, io.BytesIO())
+    assert caught.value.status == 404 and caught.value.geo_code == "FILE_NOT_FOUND"
 
 
 def test_missing_file_answers_file_not_found(primary, client):

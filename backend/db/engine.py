@@ -91,13 +91,28 @@ def _sqlite_on_begin(connection):
     # transaction that reads and then updates never meets a stale snapshot
     # (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries) and claims
     # cannot interleave. Reads stay deferred and never wait for writers.
-    if connection.get_execution_options().get(_IMMEDIATE):
+    options = connection.get_execution_options()
+    if options.get(_IMMEDIATE):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
+    elif not options.get(_SINGLE_READ):
         connection.exec_driver_sql("BEGIN")
 
 
 _IMMEDIATE = "geo_console_immediate"
+_SINGLE_READ = "geo_console_single_read"
+
+
+@contextlib.contextmanager
+def single_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for one read statement, which is its own snapshot: no
+    BEGIN and ROLLBACK around it (round trips on PostgreSQL, statements on
+    SQLite) on paths that run once per blob served."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execution_options(**{_SINGLE_READ: True})
+        else:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 _write_locks: dict[str, threading.Lock] = {}

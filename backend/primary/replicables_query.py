@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
+from backend.db.engine import single_read
 from backend.db.primary_schema import Namespace, Project
 from backend.framework.replicator import FileStore
 from backend.framework.scope import SyncScope
@@ -99,7 +100,7 @@ def blob(engine: Engine, replicator, model_id: int) -> dict | None:
     """State and stored (relative) path of one record, for a download: one
     query per blob served."""
     model = replicator.model_table()
-    with engine.connect() as connection:
+    with single_read(engine) as connection:
         row = connection.execute(_state_query(replicator, model.c.file)
                                  .where(model.c.id == model_id)).first()
     return None if row is None else {**describe(row), "file": row.file}

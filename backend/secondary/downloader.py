@@ -34,18 +34,25 @@ class BlobDownloader:
         self.storage = storage
 
     def download(self, replicator, model_id: int) -> DownloadResult:
-        destination = self.storage.path(replicator, model_id)
-        if destination.is_dir():
+        # Strings, not pathlib, and the folder made only when missing: this
+        # runs for every blob.
+        destination = self.storage.path_text(replicator, model_id)
+        if os.path.isdir(destination):
             return DownloadResult(False, f"Destination {destination} is a directory")
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return DownloadResult(False, f"Cannot create folder for the file: {exc.strerror}")
+        folder = os.path.dirname(destination)
         digest = hashlib.sha256()
-        temporary = destination.parent / f"{temporary_prefix()}{model_id}_{next(_serial)}"
+        temporary = f"{folder}/{temporary_prefix()}{model_id}_{next(_serial)}"
         try:
-            handle = open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644),
-                          "wb", buffering=0)
+            handle = _create(temporary)
+        except FileNotFoundError:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                return DownloadResult(False, f"Cannot create folder for the file: {exc.strerror}")
+            try:
+                handle = _create(temporary)
+            except OSError as exc:
+                return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
         except OSError as exc:
             return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
         try:
@@ -75,3 +82,8 @@ class BlobDownloader:
                 os.unlink(temporary)
             except FileNotFoundError:
                 pass
+
+
+def _create(path: str):
+    """A new file, never one that exists (another engine's download)."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb", buffering=0)

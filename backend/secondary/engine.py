@@ -2,8 +2,9 @@
 
 Threads, all stoppable and all working through the tracking database:
   - a sync scheduler that claims pending, then retry-due failed registries,
-    in batches that refill half of `files_max_capacity` at a time, and
-    `files_max_capacity` sync workers that download what it claimed;
+    up to twice `files_max_capacity` (claims run one capacity ahead) in
+    batches whenever half of that is free, and `files_max_capacity` sync
+    workers that download what it claimed;
   - a verification scheduler and workers: `verification_max_capacity`
     counts verification jobs of up to 10 registries each, as in GitLab, so
     ten times as many rows may be in flight;
@@ -52,6 +53,7 @@ VERIFICATION_BATCH = 10  # GitLab's verification job size: rows per unit of capa
 HASH_BATCH = 100        # at most this many files per batch sent to the checksum processes
 VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
+SYNC_CLAIM_AHEAD = 2  # sync rows claimed per sync worker, at most
 TIMEOUT_CHECK_INTERVAL = 60.0
 RECOVERY_INTERVAL = 10.0
 
@@ -98,7 +100,9 @@ class SecondaryEngine:
             self.engine, retry_interval=poll_interval,
             on_unreachable=lambda exc: self._report("recording outcomes", exc),
             on_written=self._signal_work)  # verification may have work now
-        self._syncs = ClaimedWork(config.files_max_capacity)
+        # Claims run one capacity ahead of the workers: a worker done with a
+        # blob finds the next one claimed, and each claim takes twice as many.
+        self._syncs = ClaimedWork(SYNC_CLAIM_AHEAD * config.files_max_capacity)
         self._verifications = ClaimedWork(verification_rows(config.verification_max_capacity))
         self.verify_threads = verification_threads(config.verification_max_capacity)
 
