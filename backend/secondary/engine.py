@@ -50,7 +50,7 @@ from backend.secondary.verifier import Verifier, release as release_verification
 log = logging.getLogger(__name__)
 
 VERIFICATION_BATCH = 10  # GitLab's verification job size: rows per unit of capacity
-HASH_BATCH = 100        # at most this many files per batch sent to the checksum processes
+HASH_BATCH = 100  # rows per verification batch: one states request, one hashing request
 VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
 SYNC_CLAIM_AHEAD = 2  # sync rows claimed per sync worker, at most
@@ -319,9 +319,9 @@ class SecondaryEngine:
 
     def claim_verifications(self, limit: int) -> tuple[list, int]:
         """Up to `limit` verifications, in batches spread over the workers.
-        A batch is hashed in one message to the checksum processes, so
-        batches are larger than GitLab's 10 (at 10, messaging halved the
-        rate of small files; see docs/PERFORMANCE.md)."""
+        A batch is one request for the primary's checksums and one request
+        to the checksum processes, so batches are larger than GitLab's 10
+        (small batches starve the processes; see docs/PERFORMANCE.md)."""
         batches: list[tuple[RegistryStore, list]] = []
         units = 0
         for replicator in self.enabled():
