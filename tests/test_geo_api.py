@@ -1,6 +1,7 @@
 """The primary's Geo API over real HTTP on loopback, through the secondary's client."""
 import hashlib
 import io
+import os
 
 import pytest
 import urllib3
@@ -52,11 +53,13 @@ def test_blobs_of_every_size_come_back_whole(primary, client, size):
     assert headers.checksum == hashlib.sha256(data).hexdigest()
 
 
-def test_a_folder_where_the_file_should_be_is_file_not_found(primary, client):
+@pytest.mark.parametrize("replacement", ["folder", "fifo"])
+def test_something_else_where_the_file_should_be_is_file_not_found(primary, client,
+                                                                  replacement):
     model_id = primary.catalog().add_bytes(b"x", "w.bin")
     path = primary.blob_path(CoolWidgets, model_id)[0]
     path.unlink()
-    path.mkdir()
+    path.mkdir() if replacement == "folder" else os.mkfifo(path)
     with pytest.raises(GeoApiError) as caught:
         client.download("cool_widget", model_id, io.BytesIO())
     assert caught.value.status == 404 and caught.value.geo_code == "FILE_NOT_FOUND"

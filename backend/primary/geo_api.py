@@ -65,8 +65,9 @@ async def errors_as_json(request: web.Request, handler):
 
 def read_if_small(path) -> bytes | None:
     """A regular file's bytes if it is at most INLINE_BODY long, else None
-    (served with sendfile); raises IsADirectoryError for anything else."""
-    descriptor = os.open(path, os.O_RDONLY)
+    (served with sendfile); raises IsADirectoryError for anything else.
+    O_NONBLOCK: opening a FIFO put in the storage must not hang the thread."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
