@@ -29,14 +29,20 @@ def client(primary, credentials):
     client.close()
 
 
-def test_retrieve_streams_the_blob_with_its_checksum(primary, client):
-    data = b"widget bytes" * 1000
+def round_trip(primary, client, data: bytes):
+    """Store `data` on the primary, download it; asserts the bytes and the
+    checksum header came back, returns the headers."""
     model_id = primary.catalog().add_bytes(data, "w.bin")
     wait_for_checksums(primary)
     sink = io.BytesIO()
     headers = client.download("cool_widget", model_id, sink)
     assert sink.getvalue() == data
     assert headers.checksum == hashlib.sha256(data).hexdigest()
+    return headers
+
+
+def test_retrieve_streams_the_blob_with_its_checksum(primary, client):
+    headers = round_trip(primary, client, b"widget bytes" * 1000)
     assert headers.verification_state == 2 and headers.file_store == FileStore.LOCAL
 
 
@@ -44,13 +50,7 @@ def test_retrieve_streams_the_blob_with_its_checksum(primary, client):
 def test_blobs_of_every_size_come_back_whole(primary, client, size):
     """Up to INLINE_BODY from memory, beyond it with sendfile: same bytes,
     same headers, a Content-Length the client checks."""
-    data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
-    model_id = primary.catalog().add_bytes(data, "w.bin")
-    wait_for_checksums(primary)
-    sink = io.BytesIO()
-    headers = client.download("cool_widget", model_id, sink)
-    assert sink.getvalue() == data
-    assert headers.checksum == hashlib.sha256(data).hexdigest()
+    round_trip(primary, client, bytes(range(256)) * (size // 256) + b"z" * (size % 256))
 
 
 @pytest.mark.parametrize("replacement", ["folder", "fifo"])

@@ -45,7 +45,7 @@ from backend.secondary.outcome_recorder import OutcomeRecorder
 from backend.secondary.registry_store import RegistryStore
 from backend.secondary import status_history
 from backend.secondary.status import secondary_type_status
-from backend.secondary.verifier import Verifier, release as release_verifications
+from backend.secondary.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class SecondaryEngine:
         for store, claims in syncs.values():
             store.release_sync_claims(claims)
         for store, claims in self._verifications.drain():
-            release_verifications(store, claims)
+            store.release_verification_claims(claims)
 
     # --- sync ------------------------------------------------------------------------
 

@@ -208,11 +208,22 @@ class RegistryStore:
 
     def release_sync_claims(self, claims: Iterable[SyncClaim]) -> int:
         """Hand back claimed syncs that never started (the engine is stopping)."""
+        return self._release(claims, self._sync_guard, tr.sync_pending())
+
+    def release_verification_claims(self, claims: Iterable[VerificationClaim],
+                                    connection: Connection | None = None) -> int:
+        """Hand back claimed verifications as pending, keeping their retry
+        counters (not started, or the primary's checksums were unreachable)."""
+        return self._release(claims, self._verification_guard,
+                             tr.verification_pending(from_failed=True, registry=True),
+                             connection)
+
+    def _release(self, claims, guard, values: dict, connection: Connection | None = None) -> int:
         released = 0
-        with writing(self.engine) as connection:
+        with self.transaction(connection) as connection:
             for claim in claims:
-                released += connection.execute(update(self.table).where(
-                    self._sync_guard(claim)).values(**tr.sync_pending())).rowcount
+                released += connection.execute(
+                    update(self.table).where(guard(claim)).values(**values)).rowcount
         return released
 
     # --- sync outcomes -------------------------------------------------------

@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import os
 
-from sqlalchemy import update
-
 from backend.framework import transitions as tr
 from backend.framework.checksum import file_checksum, size_checksum
 from backend.framework.replicator import FileStore
@@ -44,7 +42,8 @@ class Verifier:
             primary = self.client.states(replicator.replicable_name,
                                          [claim.model_id for claim in claims])
         except Exception:
-            record(lambda connection: release(store, claims, connection))  # try again later
+            record(lambda connection: store.release_verification_claims(
+                claims, connection))  # try again later
             raise
         comparable = [claim for claim in claims if _comparable(primary.get(claim.model_id))]
         computed = self.local_checksums(replicator, [
@@ -111,11 +110,3 @@ def _comparable(state: dict | None) -> bool:
     return bool(state and state["verification_state"] == VerificationState.SUCCEEDED
                 and state["checksum"])
 
-
-def release(store: RegistryStore, claims: list[VerificationClaim], connection=None) -> None:
-    """Hand claimed rows back as pending, keeping their retry counters."""
-    t = store.table
-    values = tr.verification_pending(from_failed=True, registry=True)
-    with store.transaction(connection) as connection:
-        for claim in claims:
-            connection.execute(update(t).where(store._verification_guard(claim)).values(**values))
