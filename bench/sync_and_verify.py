@@ -10,9 +10,11 @@ checksummed before timing starts. Then, each on an empty destination:
   - rclone (Debian's package): `rclone serve http` on the primary's blob
     folder, `rclone copy` into an empty folder, then
     `rclone check --download` (both sides read in full);
-  - a bare loop in Python: `files_max_capacity` threads download each blob
-    from the primary's Geo API with urllib3, hash it while writing it to
-    disk and compare with the primary's checksum; no database, no state;
+  - two bare loops in Python that download each blob from the primary's
+    Geo API, hash it while writing it to disk and compare with the
+    primary's checksum, `files_max_capacity` at a time; no database, no
+    state: one with threads and urllib3, one with coroutines and aiohttp
+    (the engine's own transport, so the ratio to it is the bookkeeping);
   - Geo Console: `main.py secondary run` on an empty tracking database
     (migrated before the clock starts), timed from its start until every
     registry is synced and verified.
@@ -22,6 +24,7 @@ baseline. Not a test; nothing here runs in CI.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
@@ -39,6 +42,7 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import urllib3  # noqa: E402
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
@@ -191,6 +195,39 @@ def run_bare_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -
     return elapsed
 
 
+def run_bare_async_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -> float:
+    """The same with aiohttp: CAPACITY coroutines on one event loop."""
+    destination = workdir / f"bare-async-{uuid.uuid4().hex[:6]}"
+    destination.mkdir()
+    base = f"http://127.0.0.1:{port}/api/v4/geo/retrieve/cool_widget/"
+
+    async def main() -> None:
+        ids = iter(checksums)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CAPACITY),
+                                         cookie_jar=aiohttp.DummyCookieJar()) as session:
+            async def worker() -> None:
+                for model_id in ids:
+                    header = authorization_header(ACCESS_KEY, SECRET,
+                                                  retrieve_data("cool_widget", model_id))
+                    digest = hashlib.sha256()
+                    async with session.get(f"{base}{model_id}",
+                                           headers={"Authorization": header}) as response:
+                        with open(destination / str(model_id), "wb") as handle:
+                            async for chunk in response.content.iter_chunked(1 << 20):
+                                digest.update(chunk)
+                                handle.write(chunk)
+                    if response.status != 200 or digest.hexdigest() != checksums[model_id]:
+                        raise SystemExit(f"bare async loop: blob {model_id} came back wrong "
+                                         f"(HTTP {response.status})")
+            await asyncio.gather(*(worker() for _ in range(CAPACITY)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(destination, ignore_errors=True)
+    return elapsed
+
+
 # --- Geo Console -----------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -288,7 +325,8 @@ def main() -> None:
         results: dict[str, float] = {}
         if not args.skip_rclone:
             results["rclone copy + check --download"] = run_rclone(workdir)
-        results["bare Python download-and-hash loop"] = run_bare_loop(workdir, port, checksums)
+        results["bare loop, threads + urllib3"] = run_bare_loop(workdir, port, checksums)
+        results["bare loop, asyncio + aiohttp"] = run_bare_async_loop(workdir, port, checksums)
         for kind in kinds:
             profile = f"{args.profile}-{kind}.txt" if args.profile else None
             results[f"Geo Console ({kind} tracking DB)"] = run_engine(

@@ -94,25 +94,54 @@ def _sqlite_on_begin(connection):
     options = connection.get_execution_options()
     if options.get(_IMMEDIATE):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-    elif not options.get(_SINGLE_READ):
+    else:
         connection.exec_driver_sql("BEGIN")
 
 
 _IMMEDIATE = "geo_console_immediate"
-_SINGLE_READ = "geo_console_single_read"
 
 
-@contextlib.contextmanager
-def single_read(engine: Engine) -> Iterator[Connection]:
-    """A connection for one read statement, which is its own snapshot: no
-    BEGIN and ROLLBACK around it (round trips on PostgreSQL, statements on
-    SQLite) on paths that run once per blob served."""
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.execution_options(**{_SINGLE_READ: True})
-        else:
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield connection
+class PreparedRead:
+    """One SELECT compiled once for an engine's dialect and run straight on a
+    pooled DBAPI connection, outside any transaction (no BEGIN, no ROLLBACK):
+    for a lookup that runs once per blob served, where SQLAlchemy's
+    per-execution work (about 0.15 ms) and the statement's construction
+    (about 0.08 ms) cost more than the query. Parameters are plain values
+    (no type processing); rows come back as dicts of the selected columns,
+    with binary values as bytes."""
+
+    def __init__(self, engine: Engine, statement) -> None:
+        self.engine = engine
+        self._compiled = statement.compile(dialect=engine.dialect)
+        self._sql = str(self._compiled)
+        self._columns = [column.key for column in statement.selected_columns]
+        self._autocommit = engine.dialect.name != "sqlite"  # SQLite: isolation_level None
+
+    def first(self, **values) -> dict | None:
+        params = self._compiled.construct_params(values)
+        if self._compiled.positional:
+            params = tuple(params[name] for name in self._compiled.positiontup)
+        connection = self.engine.raw_connection()
+        try:
+            if self._autocommit:
+                connection.driver_connection.autocommit = True
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._sql, params)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            if self._autocommit:
+                connection.driver_connection.autocommit = False
+        except Exception:
+            connection.invalidate()  # in an unknown state: never reuse it
+            raise
+        finally:
+            connection.close()
+        if row is None:
+            return None
+        return {name: bytes(value) if isinstance(value, memoryview) else value
+                for name, value in zip(self._columns, row)}
 
 
 _write_locks: dict[str, threading.Lock] = {}

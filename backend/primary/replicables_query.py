@@ -1,11 +1,11 @@
 """In-scope replicables of an id range, as the Geo API lists them."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
-from backend.db.engine import single_read
+from backend.db.engine import PreparedRead
 from backend.db.primary_schema import Namespace, Project
 from backend.framework.replicator import FileStore
 from backend.framework.scope import SyncScope
@@ -70,9 +70,13 @@ def list_range(engine: Engine, replicator, scope: SyncScope, after_id: int,
 
 
 def describe(row) -> dict:
-    checksum = row.verification_checksum
-    return {"id": row.id, "file_store": row.file_store, "size": row.size,
-            "verification_state": row.verification_state,
+    return describe_values(row._mapping)
+
+
+def describe_values(row) -> dict:
+    checksum = row["verification_checksum"]
+    return {"id": row["id"], "file_store": row["file_store"], "size": row["size"],
+            "verification_state": row["verification_state"],
             "checksum": checksum.decode("ascii") if checksum else None}
 
 
@@ -96,14 +100,20 @@ def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
     return {row.id: describe(row) for row in rows}
 
 
+_blob_lookups: dict[tuple[int, str], PreparedRead] = {}
+
+
 def blob(engine: Engine, replicator, model_id: int) -> dict | None:
     """State and stored (relative) path of one record, for a download: one
-    query per blob served."""
-    model = replicator.model_table()
-    with single_read(engine) as connection:
-        row = connection.execute(_state_query(replicator, model.c.file)
-                                 .where(model.c.id == model_id)).first()
-    return None if row is None else {**describe(row), "file": row.file}
+    query per blob served, compiled once per engine and replicator."""
+    key = (id(engine), replicator.replicable_name)
+    lookup = _blob_lookups.get(key)
+    if lookup is None or lookup.engine is not engine:
+        model = replicator.model_table()
+        lookup = _blob_lookups[key] = PreparedRead(engine, _state_query(
+            replicator, model.c.file).where(model.c.id == bindparam("model_id")))
+    row = lookup.first(model_id=int(model_id))
+    return None if row is None else {**describe_values(row), "file": row["file"]}
 
 
 def in_scope_ids(engine: Engine, replicator, scope: SyncScope, model_ids: list[int]) -> set[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Callable
 
 
 class ClaimedWork:
@@ -21,6 +22,7 @@ class ClaimedWork:
         self._room = threading.Condition()
         self._queue: queue.Queue = queue.Queue()
         self._signal = threading.Event()
+        self.on_added: Callable[[], None] | None = None  # consumers not blocked in take()
 
     def wait_for_room(self, stop: threading.Event, timeout: float) -> int:
         """Block until half the capacity is free (or `stop`); returns the room."""
@@ -34,6 +36,8 @@ class ClaimedWork:
             self._claimed += units
         for item in items:
             self._queue.put(item)
+        if self.on_added is not None:
+            self.on_added()
 
     def take(self, timeout: float):
         """The next item, or None after `timeout`."""
@@ -42,10 +46,18 @@ class ClaimedWork:
         except queue.Empty:
             return None
 
+    def take_nowait(self):
+        """The next item, or None if there is none."""
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
     def done(self, units: int) -> None:
         with self._room:
             self._claimed -= units
-            self._room.notify_all()
+            if self._claimed <= self.capacity // 2:  # what wait_for_room waits for
+                self._room.notify_all()
 
     def wake(self) -> None:
         with self._room:

@@ -1,8 +1,15 @@
 """Downloading one blob: stream into a temporary file beside the destination,
 check the primary's checksum, then rename into place atomically. The
-temporary file never survives, so a partial file is never taken for a blob."""
+temporary file never survives, so a partial file is never taken for a blob.
+
+Runs as a coroutine on the sync workers' event loop. A small blob is
+written and hashed right there (microseconds); pieces of a large one go to
+a worker thread, so large downloads hash in parallel and never hold up the
+loop for long.
+"""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import os
@@ -11,12 +18,14 @@ from dataclasses import dataclass
 from backend.framework.checksum import size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
-from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
+from backend.secondary.blob_client import BlobClient
+from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
 MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
 _serial = itertools.count()  # unique temporary names within this process
+INLINE_PIECE = 256 * 1024  # larger pieces are written and hashed in a thread
 
 
 @dataclass(frozen=True)
@@ -29,11 +38,11 @@ class DownloadResult:
 
 
 class BlobDownloader:
-    def __init__(self, client: GeoClient, storage: LocalStorage) -> None:
+    def __init__(self, client: BlobClient, storage: LocalStorage) -> None:
         self.client = client
         self.storage = storage
 
-    def download(self, replicator, model_id: int) -> DownloadResult:
+    async def download(self, replicator, model_id: int) -> DownloadResult:
         # Strings, not pathlib, and the folder made only when missing: this
         # runs for every blob.
         destination = self.storage.path_text(replicator, model_id)
@@ -57,8 +66,18 @@ class BlobDownloader:
             return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
         try:
             with handle:
-                headers = self.client.download(replicator.replicable_name, model_id, handle,
-                                               on_chunk=digest.update)
+                def keep(piece: bytes) -> None:
+                    handle.write(piece)
+                    digest.update(piece)
+
+                async def consume(piece: bytes) -> None:
+                    if len(piece) <= INLINE_PIECE:
+                        keep(piece)
+                    else:
+                        await asyncio.get_running_loop().run_in_executor(None, keep, piece)
+
+                headers = await self.client.download(replicator.replicable_name, model_id,
+                                                     consume)
                 size = handle.tell()
             if headers.checksum:
                 local = (size_checksum(size) if headers.file_store == FileStore.REMOTE

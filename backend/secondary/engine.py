@@ -4,7 +4,8 @@ Threads, all stoppable and all working through the tracking database:
   - a sync scheduler that claims pending, then retry-due failed registries,
     up to twice `files_max_capacity` (claims run one capacity ahead) in
     batches whenever half of that is free, and `files_max_capacity` sync
-    workers that download what it claimed;
+    workers that download what it claimed: coroutines on one event loop
+    thread (`sync_workers.py`, `blob_client.py`);
   - a verification scheduler and workers: `verification_max_capacity`
     counts verification jobs of up to 10 registries each, as in GitLab, so
     ten times as many rows may be in flight;
@@ -31,6 +32,7 @@ from backend.db import migrate
 from backend.db.engine import create_db_engine, is_unreachable
 from backend.framework.clock import utcnow
 from backend.framework.replicator import registered
+from backend.secondary.blob_client import BlobClient
 from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.claimed_work import ClaimedWork
 from backend.secondary.consistency import RegistryConsistency
@@ -45,6 +47,7 @@ from backend.secondary.outcome_recorder import OutcomeRecorder
 from backend.secondary.registry_store import RegistryStore
 from backend.secondary import status_history
 from backend.secondary.status import secondary_type_status
+from backend.secondary.sync_workers import SyncWorkers
 from backend.secondary.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,10 @@ class SecondaryEngine:
                                 timeout=urllib3.Timeout(connect=config.request_timeout,
                                                         read=config.request_timeout))
         self.scope = config.scope
-        self.downloader = BlobDownloader(self.client, self.storage)
+        self.blob_client = BlobClient(config.primary_url, config.access_key, config.secret,
+                                      max_connections=config.files_max_capacity + 4,
+                                      timeout=config.request_timeout)
+        self.downloader = BlobDownloader(self.blob_client, self.storage)
         self.checksum_pool = ChecksumPool()
         self.verifier = Verifier(self.client, self.storage, self.checksum_pool)
         self.events = EventConsumer(self.engine, self.client, self.storage,
@@ -103,6 +109,11 @@ class SecondaryEngine:
         # Claims run one capacity ahead of the workers: a worker done with a
         # blob finds the next one claimed, and each claim takes twice as many.
         self._syncs = ClaimedWork(SYNC_CLAIM_AHEAD * config.files_max_capacity)
+        self.sync_workers = SyncWorkers(
+            self._syncs, config.files_max_capacity, self._sync_claim,
+            on_error=lambda exc: self._report("sync", exc),
+            open_resources=self.blob_client.open, close_resources=self.blob_client.close)
+        self._syncs.on_added = self.sync_workers.claims_added
         self._verifications = ClaimedWork(verification_rows(config.verification_max_capacity))
         self.verify_threads = verification_threads(config.verification_max_capacity)
 
@@ -119,7 +130,7 @@ class SecondaryEngine:
 
     @property
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        return self.sync_workers.running or any(t.is_alive() for t in self._threads)
 
     @property
     def paused(self) -> bool:
@@ -148,6 +159,7 @@ class SecondaryEngine:
         self.heartbeat.beat()
         self._stop.clear()
         self.recorder.start()
+        self.sync_workers.start()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
         self._spawn("geo-heartbeat", self._heartbeat_loop)
         self._spawn("geo-sync-scheduler", lambda: self._scheduler_loop(
@@ -155,9 +167,6 @@ class SecondaryEngine:
         self._spawn("geo-verify-scheduler", lambda: self._scheduler_loop(
             "verification", self._verifications, self.claim_verifications,
             gather=VERIFICATION_GATHER))
-        for index in range(self.config.files_max_capacity):
-            self._spawn(f"geo-sync-{index}",
-                        lambda: self._worker("sync", self._syncs, self._sync_claim))
         for index in range(self.verify_threads):
             self._spawn(f"geo-verify-{index}", lambda: self._worker(
                 "verification", self._verifications, self._verify_batch))
@@ -175,6 +184,7 @@ class SecondaryEngine:
         deadline = time.monotonic() + timeout
         self._syncs.wake()
         self._verifications.wake()
+        self.sync_workers.stop(timeout=max(0.1, deadline - time.monotonic()))
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
@@ -186,7 +196,7 @@ class SecondaryEngine:
         except Exception as exc:  # the next engine recovers claims; lease and beat expire
             log.info("could not hand back claims or release the lease: %s", exc)
         self.checksum_pool.close()
-        if not self._threads:
+        if not self._threads and not self.sync_workers.running:
             self.client.close()
             self.engine.dispose()
 
@@ -294,11 +304,12 @@ class SecondaryEngine:
             claimed += [(store, claim) for claim in claims]
         return claimed, len(claimed)
 
-    def _sync_claim(self, store: RegistryStore, claim) -> None:
+    async def _sync_claim(self, store: RegistryStore, claim) -> None:
+        """On the sync workers' event loop."""
         started = time.monotonic()
         name = store.replicator.replicable_name
         try:
-            result = self.downloader.download(store.replicator, claim.model_id)
+            result = await self.downloader.download(store.replicator, claim.model_id)
         except Exception as exc:
             log.exception("sync of %s %s crashed", store.replicator.title, claim.model_id)
             reason = f"Error while attempting to sync: {exc}"

@@ -1,21 +1,19 @@
-"""The secondary's client for the primary's Geo API (urllib3, pooled).
+"""The secondary's client for the primary's JSON Geo API (urllib3, pooled):
+events, replicables, states and status reports, called from the engine's
+threads. Blobs come through `blob_client.py` on an event loop.
 
-Every request carries a GL-Geo token bound to it. Blob downloads stream in
-1 MiB reads straight into a file object given by the caller.
+Every request carries a GL-Geo token bound to it.
 """
 from __future__ import annotations
 
 import http.client
 import json
-from dataclasses import dataclass
-from typing import BinaryIO, Callable
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 import urllib3
 
-from backend.api.geo_auth import authorization_header, request_data, retrieve_data
+from backend.api.geo_auth import authorization_header, request_data
 
-READ_SIZE = 1 << 20
 TIMEOUT = urllib3.Timeout(connect=60.0, read=60.0)
 
 
@@ -30,13 +28,6 @@ class GeoApiError(Exception):
 
 class PrimaryUnreachable(Exception):
     """No answer from the primary (refused, reset, timed out)."""
-
-
-@dataclass(frozen=True)
-class DownloadHeaders:
-    file_store: int | None
-    verification_state: int | None
-    checksum: str | None
 
 
 class GeoClient:
@@ -70,7 +61,7 @@ class GeoClient:
                                  preload_content=True)
         data = _decode(response)
         if response.status >= 400:
-            raise GeoApiError(response.status, _message(data, response.status),
+            raise GeoApiError(response.status, error_message(data, response.status),
                               data.get("geo_code") if isinstance(data, dict) else None)
         return data
 
@@ -97,68 +88,6 @@ class GeoClient:
     def post_status(self, status: dict) -> None:
         self._json("POST", "api/v4/geo/status", body=status)
 
-    # --- blobs ------------------------------------------------------------------
-
-    def download(self, replicable_name: str, model_id: int, sink: BinaryIO,
-                 on_chunk: Callable[[bytes], None] | None = None) -> DownloadHeaders:
-        """Stream one blob into `sink`; raises GeoApiError on non-2xx."""
-        path = f"api/v4/geo/retrieve/{replicable_name}/{model_id}"
-        header = authorization_header(self.access_key, self._secret,
-                                      retrieve_data(replicable_name, model_id))
-        response = self._request("GET", urljoin(self.base, path),
-                                 headers={"Authorization": header,
-                                          "X-Sendfile-Type": "X-Sendfile"},
-                                 preload_content=False)
-        completed = False
-        try:
-            headers = _download_headers(response)
-            if response.status in (301, 302, 303, 307, 308):
-                # Object storage: follow without the Geo credentials, URL as given.
-                location = urljoin(self.base, response.headers.get("Location", ""))
-                response.drain_conn()
-                response.release_conn()
-                if urlsplit(location).scheme not in ("http", "https"):
-                    raise GeoApiError(response.status, "Redirect to an invalid location")
-                response = self._request("GET", location, preload_content=False)
-            if response.status >= 400 or response.status < 200:
-                data = _decode(response)
-                raise GeoApiError(response.status, _message(data, response.status),
-                                  data.get("geo_code") if isinstance(data, dict) else None)
-            expected = response.headers.get("Content-Length")
-            received = 0
-            try:
-                while True:
-                    chunk = response.read(READ_SIZE)
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    sink.write(chunk)
-                    if on_chunk:
-                        on_chunk(chunk)
-            except urllib3.exceptions.HTTPError as exc:
-                raise PrimaryUnreachable(_reason(exc)) from exc
-            if expected is not None and received != int(expected):
-                raise PrimaryUnreachable(
-                    f"truncated body: {received} of {expected} bytes received")
-            completed = True
-            return headers
-        finally:
-            if completed:
-                response.release_conn()
-            else:
-                # A connection with unread or broken data must not be reused.
-                response.close()
-
-
-def _download_headers(response) -> DownloadHeaders:
-    def number(name):
-        value = response.headers.get(name)
-        return int(value) if value and value.lstrip("-").isdigit() else None
-
-    checksum = response.headers.get("X-Geo-Checksum") or None
-    return DownloadHeaders(number("X-Geo-File-Store"), number("X-Geo-Verification-State"),
-                           checksum)
-
 
 def _decode(response):
     try:
@@ -168,7 +97,7 @@ def _decode(response):
         return {}
 
 
-def _message(data, status: int) -> str:
+def error_message(data, status: int) -> str:
     if isinstance(data, dict) and data.get("message"):
         return str(data["message"])
     return f"HTTP {status}"
@@ -188,10 +117,6 @@ def _reason(exc: BaseException) -> str:
         return f"cannot connect: {getattr(cause, 'strerror', None) or 'connection failed'}"
     if isinstance(exc, errors.ProtocolError) and len(exc.args) > 1:
         return _reason(exc.args[1])
-    if isinstance(exc, (errors.IncompleteRead, http.client.IncompleteRead)):
-        partial = exc.partial if isinstance(exc.partial, int) else len(exc.partial)
-        expected = exc.expected if isinstance(exc.expected, int) else 0
-        return f"truncated body: {partial} of {partial + expected} bytes received"
     if isinstance(exc, http.client.RemoteDisconnected):
         return "the primary closed the connection without answering"
     if isinstance(exc, OSError) and exc.strerror:

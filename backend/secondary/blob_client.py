@@ -1,0 +1,161 @@
+"""Blob downloads from the primary's Geo API on an asyncio event loop (aiohttp).
+
+Why not the urllib3 client of `geo_client.py`: a blob is one small request
+per record, and the engine makes hundreds a second. On the 2-core machines
+of docs/PERFORMANCE.md urllib3 spends about 0.8 ms of the engine's CPU (and
+GIL) on each request, most of it in http.client's header parsing; aiohttp,
+whose HTTP parser is compiled, about 0.25 ms. Handing each request from a
+thread to a loop and back costs most of that gain again, so the sync
+workers are coroutines on the loop themselves (`sync_workers.py`).
+
+Every request carries a GL-Geo token bound to it, like the JSON calls.
+A body is handed to `consume` in pieces of up to about 1 MiB.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from backend.api.geo_auth import authorization_header, retrieve_data
+from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable, error_message
+
+READ_SIZE = 1 << 20
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class DownloadHeaders:
+    file_store: int | None
+    verification_state: int | None
+    checksum: str | None
+
+
+class BlobClient:
+    """Must be opened and used on one event loop."""
+
+    def __init__(self, primary_url: str, access_key: str, secret: str,
+                 max_connections: int = 16, timeout: float = 60.0) -> None:
+        self.base = primary_url.rstrip("/") + "/"
+        self.access_key = access_key
+        self._secret = secret
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> "BlobClient":
+        # sock_read: like urllib3's read timeout, the longest wait for data,
+        # so a large blob that keeps streaming never times out.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
+                                        sock_read=self.timeout)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_connections),
+            timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
+        return self
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> "BlobClient":
+        return await self.open()
+
+    async def __aexit__(self, *_exc) -> None:
+        await self.close()
+
+    async def download(self, replicable_name: str, model_id: int,
+                       consume: Callable[[bytes], Awaitable[None]]) -> DownloadHeaders:
+        """Stream one blob into `consume`; raises GeoApiError on a non-2xx
+        answer and PrimaryUnreachable when the exchange breaks."""
+        url = f"{self.base}api/v4/geo/retrieve/{replicable_name}/{int(model_id)}"
+        header = authorization_header(self.access_key, self._secret,
+                                      retrieve_data(replicable_name, model_id))
+        try:
+            async with self._session.get(url, allow_redirects=False, headers={
+                    "Authorization": header, "X-Sendfile-Type": "X-Sendfile"}) as response:
+                headers = _download_headers(response.headers)
+                if response.status not in REDIRECTS:
+                    await _stream(response, consume)
+                    return headers
+                # Object storage: follow without the Geo credentials, URL as given.
+                location = urljoin(self.base, response.headers.get("Location", ""))
+            if urlsplit(location).scheme not in ("http", "https"):
+                raise GeoApiError(response.status, "Redirect to an invalid location")
+            async with self._session.get(location, allow_redirects=False) as redirected:
+                await _stream(redirected, consume)
+            return headers
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise PrimaryUnreachable(reason(exc)) from exc
+
+
+async def _stream(response: aiohttp.ClientResponse, consume) -> None:
+    if not 200 <= response.status < 300:
+        data = await _error_body(response)
+        raise GeoApiError(response.status, error_message(data, response.status),
+                          data.get("geo_code") if isinstance(data, dict) else None)
+    expected = response.content_length
+    received = 0
+    parts: list[bytes] = []
+    buffered = 0
+    try:
+        while True:
+            part = await response.content.readany()
+            if part:
+                parts.append(part)
+                buffered += len(part)
+            if parts and (buffered >= READ_SIZE or not part):
+                chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+                parts, buffered = [], 0
+                received += len(chunk)
+                await consume(chunk)
+            if not part:
+                break
+    except aiohttp.ClientPayloadError:
+        raise PrimaryUnreachable(_truncated(received + buffered, expected)) from None
+    if expected is not None and received != expected:
+        raise PrimaryUnreachable(_truncated(received, expected))
+
+
+def _truncated(received: int, expected: int | None) -> str:
+    if expected is None:
+        return f"truncated body: the connection broke after {received} bytes"
+    return f"truncated body: {received} of {expected} bytes received"
+
+
+async def _error_body(response: aiohttp.ClientResponse):
+    try:
+        data = await response.content.read(MAX_ERROR_BODY)
+        return json.loads(data) if data else {}
+    except (ValueError, aiohttp.ClientError, asyncio.TimeoutError):
+        return {}
+
+
+def _download_headers(headers) -> DownloadHeaders:
+    def number(name):
+        value = headers.get(name)
+        return int(value) if value and value.lstrip("-").isdigit() else None
+
+    return DownloadHeaders(number("X-Geo-File-Store"), number("X-Geo-Verification-State"),
+                           headers.get("X-Geo-Checksum") or None)
+
+
+def reason(exc: BaseException) -> str:
+    """One readable line for a failed exchange with the primary."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connection timed out"
+    if isinstance(exc, asyncio.TimeoutError):  # aiohttp's read timeouts are these too
+        return "read timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or 'connection failed'}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the primary closed the connection without answering"
+    if isinstance(exc, OSError) and exc.strerror:  # ClientOSError: reset, refused...
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else exc.__class__.__name__
