@@ -53,9 +53,12 @@ class BlobClient:
         # so a large blob that keeps streaming never times out.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
                                         sock_read=self.timeout)
+        # read_bufsize: aiohttp stops reading a connection once twice this
+        # is buffered; at its default of 64 KiB a large blob streams in
+        # thousands of pauses and resumes.
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections),
-            timeout=timeout, cookie_jar=aiohttp.DummyCookieJar())
+            timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=READ_SIZE)
         return self
 
     async def close(self) -> None:
