@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 from urllib.parse import urljoin, urlsplit
@@ -155,7 +156,9 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's read timeouts are these too
         return "read timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect: {exc.os_error.strerror or 'connection failed'}"
+        # asyncio's strerror names the address; the errno's text is the reason.
+        number = exc.os_error.errno
+        return f"cannot connect: {os.strerror(number) if number else 'connection failed'}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the primary closed the connection without answering"
     if isinstance(exc, OSError) and exc.strerror:  # ClientOSError: reset, refused...

@@ -50,11 +50,14 @@ class SyncWorkers:
 
     def start(self) -> None:
         self._stopping = False
+        self._start_error = None
         self._started.clear()
         self._thread = threading.Thread(target=self._run, name="geo-sync-workers", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._start_error is not None:
+            self._thread.join()
+            self._thread = None
             raise self._start_error
 
     def claims_added(self) -> None:
@@ -77,7 +80,8 @@ class SyncWorkers:
         except RuntimeError:
             pass
         thread.join(timeout=max(0.1, timeout + 5))
-        self._thread = None
+        if not thread.is_alive():
+            self._thread = None
 
     # --- on the loop ---------------------------------------------------------------
 
