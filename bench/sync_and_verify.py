@@ -21,11 +21,13 @@ checksummed before timing starts. Then, each on an empty destination:
 Prints times, throughput and Geo Console's throughput as a ratio of each
 baseline. Not a test; nothing here runs in CI.
 
-Every contender's copies stay until the end of the run (they go with the
-work folder, or stay with --keep): ext4 skips inodes freed in the last
-minutes when it allocates new ones, so a contender started right after
-another's 10,000 files were deleted paid several tenths of a millisecond
-more of kernel time per file than the one before it.
+Many small copies stay until the end of the run (they go with the work
+folder, or stay with --keep): ext4 skips inodes freed in the last minutes
+when it allocates new ones, so a contender started right after another's
+10,000 files were deleted paid several tenths of a millisecond more of
+kernel time per file. A few large copies are deleted at once instead:
+kept, their gigabytes of dirty pages would throttle the next contender's
+writes.
 """
 from __future__ import annotations
 
@@ -69,6 +71,14 @@ POSTGRES_SERVER = os.environ.get("GEO_CONSOLE_BENCH_POSTGRES_URL",
 ACCESS_KEY = "bench-key"
 SECRET = "bench-secret-" + "x" * 32
 CAPACITY = int(os.environ.get("GEO_BENCH_CAPACITY", "10"))
+KEEP_COPIES_FROM = 1000  # blobs; see the module's docstring
+keep_copies = False
+
+
+def discard(copies: pathlib.Path) -> None:
+    """A contender's copies, once timed: deleted unless they are many."""
+    if not keep_copies:
+        shutil.rmtree(copies, ignore_errors=True)
 
 
 # --- the primary -------------------------------------------------------------------
@@ -167,6 +177,7 @@ def run_rclone(workdir: pathlib.Path) -> float:
     finally:
         server.terminate()
         server.wait()
+        discard(destination)
     return elapsed
 
 
@@ -196,6 +207,7 @@ def run_bare_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -
         list(pool.map(fetch, checksums))
     elapsed = time.perf_counter() - started
     http.clear()
+    discard(destination)
     return elapsed
 
 
@@ -228,6 +240,7 @@ def run_bare_async_loop(workdir: pathlib.Path, port: int, checksums: dict[int, s
     started = time.perf_counter()
     asyncio.run(main())
     elapsed = time.perf_counter() - started
+    discard(destination)
     return elapsed
 
 
@@ -289,6 +302,7 @@ def time_engine(workdir: pathlib.Path, primary_port: int, tracking_url: str, cou
         except subprocess.TimeoutExpired:
             process.kill()
         engine.dispose()
+        discard(storage)
     return elapsed
 
 
@@ -308,6 +322,8 @@ def main() -> None:
     args = parser.parse_args()
     count, size = CASES[args.case]
     count = args.count or count
+    global keep_copies
+    keep_copies = count >= KEEP_COPIES_FROM
     workdir = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="geo-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     kinds = ("sqlite", "postgresql") if args.tracking == "both" else (args.tracking,)
