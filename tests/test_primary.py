@@ -206,3 +206,34 @@ def test_counts(site, replicator):
     Checksummer(site).run_once()
     counts = PrimaryVerificationStore(site.engine, replicator).counts()
     assert counts == {"checksum_total": 3, "checksummed": 2, "checksum_failed": 1}
+
+
+def test_the_blob_lookup_answers_like_the_sqlalchemy_query(site, replicator):
+    """replicables_query.blob runs a statement compiled once straight on the
+    DBAPI connection: same row as the states query, the checksum as text,
+    None for an unknown id, and no transaction left open on the connection
+    it gives back (PostgreSQL: autocommit restored, nothing in progress)."""
+    from backend.primary import replicables_query
+    catalog = site.catalog(replicator)
+    model_id = catalog.add_bytes(b"lookup", "l.bin")
+    Checksummer(site).run_once()
+    for _ in range(3):  # the second and third reuse the compiled statement
+        row = replicables_query.blob(site.engine, replicator, model_id)
+        assert {k: v for k, v in row.items() if k != "file"} == \
+            replicables_query.states(site.engine, replicator, [model_id])[model_id]
+        assert row["checksum"] == hashlib.sha256(b"lookup").hexdigest()
+        assert site.storage.path(row["file"]).read_bytes() == b"lookup"
+    assert replicables_query.blob(site.engine, replicator, model_id + 1000) is None
+    idle = [site.engine.raw_connection() for _ in range(site.engine.pool.checkedin())]
+    try:
+        for raw in idle:  # every connection the pool holds, the lookup's among them
+            if site.engine.dialect.name == "postgresql":
+                import psycopg2.extensions
+                assert raw.driver_connection.autocommit is False
+                assert raw.driver_connection.info.transaction_status == \
+                    psycopg2.extensions.TRANSACTION_STATUS_IDLE
+            else:
+                assert raw.driver_connection.in_transaction is False
+    finally:
+        for raw in idle:
+            raw.close()

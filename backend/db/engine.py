@@ -111,17 +111,17 @@ class PreparedRead:
     with binary values as bytes."""
 
     def __init__(self, engine: Engine, statement) -> None:
-        self.engine = engine
+        # No reference to the engine: a cache keyed by engine may hold this.
         self._compiled = statement.compile(dialect=engine.dialect)
         self._sql = str(self._compiled)
         self._columns = [column.key for column in statement.selected_columns]
         self._autocommit = engine.dialect.name != "sqlite"  # SQLite: isolation_level None
 
-    def first(self, **values) -> dict | None:
+    def first(self, engine: Engine, **values) -> dict | None:
         params = self._compiled.construct_params(values)
         if self._compiled.positional:
             params = tuple(params[name] for name in self._compiled.positiontup)
-        connection = self.engine.raw_connection()
+        connection = engine.raw_connection()
         try:
             if self._autocommit:
                 connection.driver_connection.autocommit = True

@@ -1,6 +1,8 @@
 """In-scope replicables of an id range, as the Geo API lists them."""
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
@@ -100,19 +102,20 @@ def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
     return {row.id: describe(row) for row in rows}
 
 
-_blob_lookups: dict[tuple[int, str], PreparedRead] = {}
+_blob_lookups: weakref.WeakKeyDictionary[Engine, dict[str, PreparedRead]] = \
+    weakref.WeakKeyDictionary()
 
 
 def blob(engine: Engine, replicator, model_id: int) -> dict | None:
     """State and stored (relative) path of one record, for a download: one
     query per blob served, compiled once per engine and replicator."""
-    key = (id(engine), replicator.replicable_name)
-    lookup = _blob_lookups.get(key)
-    if lookup is None or lookup.engine is not engine:
+    lookups = _blob_lookups.setdefault(engine, {})
+    lookup = lookups.get(replicator.replicable_name)
+    if lookup is None:
         model = replicator.model_table()
-        lookup = _blob_lookups[key] = PreparedRead(engine, _state_query(
+        lookup = lookups[replicator.replicable_name] = PreparedRead(engine, _state_query(
             replicator, model.c.file).where(model.c.id == bindparam("model_id")))
-    row = lookup.first(model_id=int(model_id))
+    row = lookup.first(engine, model_id=int(model_id))
     return None if row is None else {**describe_values(row), "file": row["file"]}
 
 
