@@ -11,6 +11,7 @@ from backend.secondary.blob_client import BlobClient
 from backend.secondary.claimed_work import ClaimedWork
 from backend.secondary.geo_client import PrimaryUnreachable
 from backend.secondary.sync_workers import SyncWorkers
+from tests.support.sites import wait_until
 
 
 class Recorder:
@@ -45,18 +46,14 @@ class Recorder:
         self.closed += 1
 
 
-def workers_for(work: ClaimedWork, recorder: Recorder, count: int, errors: list) -> SyncWorkers:
-    workers = SyncWorkers(work, count, recorder.handle, on_error=errors.append,
+def workers_for(work: ClaimedWork, recorder: Recorder, count: int, errors: list,
+                handle=None) -> SyncWorkers:
+    """Workers running `handle` (the recorder's by default), opening and
+    closing through the recorder."""
+    workers = SyncWorkers(work, count, handle or recorder.handle, on_error=errors.append,
                           open_resources=recorder.open, close_resources=recorder.close)
     work.on_added = workers.claims_added
     return workers
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_every_claim_is_handled_at_most_count_at_a_time():
@@ -78,12 +75,19 @@ def test_every_claim_is_handled_at_most_count_at_a_time():
     assert not workers.running
 
 
-def test_stop_finishes_downloads_in_flight_and_leaves_the_rest_claimed():
-    work, recorder, errors = ClaimedWork(10), Recorder(0.3), []
-    workers = workers_for(work, recorder, 2, errors)
+def busy_workers(count: int, claims: int, seconds: float):
+    """(work, recorder, workers): `count` workers started on `claims` claims
+    that take `seconds` each, returned once every worker is in one."""
+    work, recorder = ClaimedWork(10), Recorder(seconds)
+    workers = workers_for(work, recorder, count, [])
     workers.start()
-    work.add([("store", i) for i in range(6)], 6)
-    wait_until(lambda: recorder.running == 2)
+    work.add([("store", i) for i in range(claims)], claims)
+    wait_until(lambda: recorder.running == count)
+    return work, recorder, workers
+
+
+def test_stop_finishes_downloads_in_flight_and_leaves_the_rest_claimed():
+    work, recorder, workers = busy_workers(2, claims=6, seconds=0.3)
     workers.stop(timeout=10)
     assert sorted(recorder.handled) == [0, 1] and recorder.cancelled == []
     assert sorted(claim for _, claim in work.drain()) == [2, 3, 4, 5]
@@ -91,11 +95,7 @@ def test_stop_finishes_downloads_in_flight_and_leaves_the_rest_claimed():
 
 
 def test_stop_cancels_what_outlives_the_deadline():
-    work, recorder, errors = ClaimedWork(10), Recorder(30.0), []
-    workers = workers_for(work, recorder, 3, errors)
-    workers.start()
-    work.add([("store", i) for i in range(3)], 3)
-    wait_until(lambda: recorder.running == 3)
+    _, recorder, workers = busy_workers(3, claims=3, seconds=30.0)
     started = time.monotonic()
     workers.stop(timeout=0.2)
     assert time.monotonic() - started < 3
@@ -111,13 +111,8 @@ def test_a_failing_handle_is_reported_and_the_worker_goes_on():
             raise RuntimeError("boom")
         handled.append(claim)
 
-    async def nothing():
-        return None
-
     handled: list = []
-    workers = SyncWorkers(work, 1, handle, on_error=errors.append,
-                          open_resources=nothing, close_resources=nothing)
-    work.on_added = workers.claims_added
+    workers = workers_for(work, Recorder(), 1, errors, handle=handle)
     workers.start()
     try:
         work.add([("store", 0), ("store", 1)], 2)
@@ -131,11 +126,9 @@ def test_a_failure_to_open_reaches_start():
     async def refuse():
         raise OSError("no sockets today")
 
-    async def nothing():
-        return None
-
-    workers = SyncWorkers(ClaimedWork(1), 1, Recorder().handle, on_error=print,
-                          open_resources=refuse, close_resources=nothing)
+    recorder = Recorder()
+    recorder.open = refuse
+    workers = workers_for(ClaimedWork(1), recorder, 1, [])
     with pytest.raises(OSError, match="no sockets today"):
         workers.start()
     assert not workers.running

@@ -91,8 +91,7 @@ def _sqlite_on_begin(connection):
     # transaction that reads and then updates never meets a stale snapshot
     # (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries) and claims
     # cannot interleave. Reads stay deferred and never wait for writers.
-    options = connection.get_execution_options()
-    if options.get(_IMMEDIATE):
+    if connection.get_execution_options().get(_IMMEDIATE):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         connection.exec_driver_sql("BEGIN")

@@ -66,16 +66,13 @@ def list_range(engine: Engine, replicator, scope: SyncScope, after_id: int,
         statement = (statement.where(model.c.id > after_id, model.c.id <= range_end,
                                      *scope_clauses(replicator, scope))
                      .order_by(model.c.id))
-        rows = connection.execute(statement).all()
+        rows = connection.execute(statement).mappings().all()
     return {"range_start": after_id + 1, "range_end": range_end,
             "replicables": [describe(row) for row in rows]}
 
 
 def describe(row) -> dict:
-    return describe_values(row._mapping)
-
-
-def describe_values(row) -> dict:
+    """A replicable as the Geo API shows it, from a row mapping."""
     checksum = row["verification_checksum"]
     return {"id": row["id"], "file_store": row["file_store"], "size": row["size"],
             "verification_state": row["verification_state"],
@@ -98,8 +95,8 @@ def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
     model = replicator.model_table()
     with engine.connect() as connection:
         rows = connection.execute(_state_query(replicator)
-                                  .where(model.c.id.in_(model_ids))).all()
-    return {row.id: describe(row) for row in rows}
+                                  .where(model.c.id.in_(model_ids))).mappings().all()
+    return {row["id"]: describe(row) for row in rows}
 
 
 _blob_lookups: weakref.WeakKeyDictionary[Engine, dict[str, PreparedRead]] = \
@@ -116,7 +113,7 @@ def blob(engine: Engine, replicator, model_id: int) -> dict | None:
         lookup = lookups[replicator.replicable_name] = PreparedRead(engine, _state_query(
             replicator, model.c.file).where(model.c.id == bindparam("model_id")))
     row = lookup.first(engine, model_id=int(model_id))
-    return None if row is None else {**describe_values(row), "file": row["file"]}
+    return None if row is None else {**describe(row), "file": row["file"]}
 
 
 def in_scope_ids(engine: Engine, replicator, scope: SyncScope, model_ids: list[int]) -> set[int]:

@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from backend.api.geo_auth import authorization_header, retrieve_data
-from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable, error_message
+from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable, api_error
 
 READ_SIZE = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -101,8 +101,7 @@ class BlobClient:
 async def _stream(response: aiohttp.ClientResponse, consume) -> None:
     if not 200 <= response.status < 300:
         data = await _error_body(response)
-        raise GeoApiError(response.status, error_message(data, response.status),
-                          data.get("geo_code") if isinstance(data, dict) else None)
+        raise api_error(response.status, data)
     expected = response.content_length
     received = 0
     parts: list[bytes] = []

@@ -63,7 +63,7 @@ RECOVERY_INTERVAL = 10.0
 # The sync workers' event loop waits for the GIL after every wake-up; at
 # CPython's default of 5 ms a busy scheduler, recorder or verification
 # thread holds it that long each time (docs/PERFORMANCE.md: 10,000 small
-# blobs went from about 430 to 520-570 files/s with 0.5 ms).
+# blobs went from about 430 to 470-570 files/s with 0.5 ms).
 SWITCH_INTERVAL = 0.0005
 
 

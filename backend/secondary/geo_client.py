@@ -61,8 +61,7 @@ class GeoClient:
                                  preload_content=True)
         data = _decode(response)
         if response.status >= 400:
-            raise GeoApiError(response.status, error_message(data, response.status),
-                              data.get("geo_code") if isinstance(data, dict) else None)
+            raise api_error(response.status, data)
         return data
 
     def _request(self, method: str, url: str, **kwargs):
@@ -97,10 +96,12 @@ def _decode(response):
         return {}
 
 
-def error_message(data, status: int) -> str:
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    return f"HTTP {status}"
+def api_error(status: int, data) -> GeoApiError:
+    """The error for an answer of `status` whose decoded body is `data`."""
+    if isinstance(data, dict):
+        return GeoApiError(status, str(data.get("message") or f"HTTP {status}"),
+                           data.get("geo_code"))
+    return GeoApiError(status, f"HTTP {status}")
 
 
 def _reason(exc: BaseException) -> str:
