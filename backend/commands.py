@@ -16,7 +16,6 @@ from backend.db import migrate
 from backend.db.engine import DatabaseUrlError, create_db_engine, normalize_url
 from backend.framework.replicator import registered, replicator_for
 from backend.framework.states import parse_sync_state, parse_verification_state
-from backend.primary.catalog import CatalogError
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,8 @@ class CommandError(Exception):
 
 
 def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, (ConfigError, CatalogError, CommandError, DatabaseUrlError)):
+    # The catalog's CatalogError is a ValueError: its text is the message too.
+    if isinstance(exc, (ConfigError, CommandError, DatabaseUrlError)):
         return str(exc)
     if isinstance(exc, OperationalError) or isinstance(exc, DBAPIError):
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]

@@ -1,10 +1,15 @@
 """Alembic creates both databases; the registry matches GitLab's template."""
+import pathlib
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from backend.db.engine import create_db_engine
-from backend.db.migrate import current_revision, head_revision, metadata_for, upgrade
+from backend.db.migrate import (current_revision, head_revision, metadata_for, newest_revision,
+                                upgrade)
 
 REGISTRY_COLUMNS = [
     ("id", False), ("cool_widget_id", False), ("created_at", False), ("last_synced_at", True),
@@ -114,5 +119,31 @@ def test_upgrade_is_idempotent(databases):
     upgrade(url, "tracking")
     upgrade(url, "tracking")
     engine = create_db_engine(url)
+    assert current_revision(engine, "tracking") == head_revision("tracking")
+    engine.dispose()
+
+
+def test_the_newest_revision_file_is_alembics_head():
+    for which in ("primary", "tracking"):
+        assert newest_revision(which) == head_revision(which)
+
+
+def test_a_database_at_the_newest_revision_starts_without_alembic(databases):
+    url = databases.url("tracking")
+    upgrade(url, "tracking")
+    check = ("import sys; from backend.db.migrate import upgrade; "
+             f"upgrade({url!r}, 'tracking'); print('alembic' in sys.modules)")
+    answer = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).parent.parent, timeout=60)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "False"
+
+
+def test_an_older_database_is_still_upgraded(databases):
+    url = databases.url("tracking")
+    upgrade(url, "tracking", "0004")
+    engine = create_db_engine(url)
+    assert current_revision(engine, "tracking") == "0004"
+    upgrade(engine, "tracking")
     assert current_revision(engine, "tracking") == head_revision("tracking")
     engine.dispose()

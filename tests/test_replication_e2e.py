@@ -107,6 +107,21 @@ def test_full_replication_deletion_corruption_and_missing_files(primary, make_en
     assert dt.timedelta(hours=1, seconds=75) < wait <= dt.timedelta(hours=4, seconds=75)
 
 
+def test_a_directory_in_the_destination_fails_the_sync_and_leaves_no_file(
+        primary, make_engine, tmp_path):
+    model_id = primary.catalog().add_bytes(b"blob", "w.bin")
+    config_storage = tmp_path / "secondary"
+    in_the_way = config_storage / CoolWidgets.plural_name / "0" / str(model_id)
+    in_the_way.mkdir(parents=True)
+    engine = make_engine()
+    row = wait_until(lambda: (r := registries(engine, CoolWidgets).get(model_id))
+                     and r["state"] == SyncState.FAILED and r, timeout=30,
+                     message="sync failed")
+    assert row["last_sync_failure"] == f"Destination {in_the_way.resolve()} is a directory"
+    assert in_the_way.is_dir() and not any(in_the_way.iterdir())
+    assert engine.storage.temporary_files() == []
+
+
 def test_new_widgets_replicate_from_events(primary, make_engine):
     engine = make_engine()
     wait_until(lambda: engine.events.cursor.get() is not None, message="cursor initialised")

@@ -43,11 +43,10 @@ class BlobDownloader:
         self.storage = storage
 
     async def download(self, replicator, model_id: int) -> DownloadResult:
-        # Strings, not pathlib, and the folder made only when missing: this
-        # runs for every blob.
+        # Runs for every blob: strings, not pathlib, and no system call that
+        # can be spared (the folder is made only when missing; a directory
+        # in the way shows when the rename fails).
         destination = self.storage.path_text(replicator, model_id)
-        if os.path.isdir(destination):
-            return DownloadResult(False, f"Destination {destination} is a directory")
         folder = os.path.dirname(destination)
         digest = hashlib.sha256()
         temporary = f"{folder}/{temporary_prefix()}{model_id}_{next(_serial)}"
@@ -64,11 +63,15 @@ class BlobDownloader:
                 return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
         except OSError as exc:
             return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
+        size = 0
+        renamed = False
         try:
             with handle:
                 def keep(piece: bytes) -> None:
+                    nonlocal size
                     handle.write(piece)
                     digest.update(piece)
+                    size += len(piece)
 
                 async def consume(piece: bytes) -> None:
                     if len(piece) <= INLINE_PIECE:
@@ -78,13 +81,16 @@ class BlobDownloader:
 
                 headers = await self.client.download(replicator.replicable_name, model_id,
                                                      consume)
-                size = handle.tell()
             if headers.checksum:
                 local = (size_checksum(size) if headers.file_store == FileStore.REMOTE
                          else digest.hexdigest())
                 if local != headers.checksum:
                     return DownloadResult(False, "Downloaded file checksum mismatch")
-            os.replace(temporary, destination)
+            try:
+                os.replace(temporary, destination)
+            except IsADirectoryError:
+                return DownloadResult(False, f"Destination {destination} is a directory")
+            renamed = True
             return DownloadResult(
                 True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
                 bytes=size)
@@ -97,10 +103,11 @@ class BlobDownloader:
         except OSError as exc:
             return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
         finally:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
+            if not renamed:
+                try:
+                    os.unlink(temporary)
+                except FileNotFoundError:
+                    pass
 
 
 def _create(path: str):

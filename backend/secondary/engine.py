@@ -2,8 +2,8 @@
 
 Threads, all stoppable and all working through the tracking database:
   - a sync scheduler that claims pending, then retry-due failed registries,
-    up to twice `files_max_capacity` (claims run one capacity ahead) in
-    batches whenever half of that is free, and `files_max_capacity` sync
+    up to four times `files_max_capacity` (claims run ahead of the workers)
+    in batches whenever half of that is free, and `files_max_capacity` sync
     workers that download what it claimed: coroutines on one event loop
     thread (`sync_workers.py`, `blob_client.py`);
   - a verification scheduler and workers: `verification_max_capacity`
@@ -57,7 +57,7 @@ VERIFICATION_BATCH = 10  # GitLab's verification job size: rows per unit of capa
 HASH_BATCH = 100  # rows per verification batch: one states request, one hashing request
 VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
-SYNC_CLAIM_AHEAD = 2  # sync rows claimed per sync worker, at most
+SYNC_CLAIM_AHEAD = 4  # sync rows claimed per sync worker, at most
 TIMEOUT_CHECK_INTERVAL = 60.0
 RECOVERY_INTERVAL = 10.0
 # The sync workers' event loop waits for the GIL after every wake-up; at
@@ -112,8 +112,9 @@ class SecondaryEngine:
             self.engine, retry_interval=poll_interval,
             on_unreachable=lambda exc: self._report("recording outcomes", exc),
             on_written=self._signal_work)  # verification may have work now
-        # Claims run one capacity ahead of the workers: a worker done with a
-        # blob finds the next one claimed, and each claim takes twice as many.
+        # Claims run ahead of the workers: a worker done with a blob finds
+        # the next one claimed, and a claim (a write transaction) takes at
+        # least twice as many rows as there are workers.
         self._syncs = ClaimedWork(SYNC_CLAIM_AHEAD * config.files_max_capacity)
         self.sync_workers = SyncWorkers(
             self._syncs, config.files_max_capacity, self._sync_claim,

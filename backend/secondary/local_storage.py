@@ -22,9 +22,23 @@ def _host() -> str:
     return socket.gethostname().replace("_", "-")
 
 
+_prefix: str | None = None  # cached: each blob's temporary name starts with it
+
+
 def temporary_prefix() -> str:
     """`tmp_<host>_<pid>_`: tells whose download a temporary file is."""
-    return f"{TEMP_PREFIX}{_host()}_{os.getpid()}_"
+    global _prefix
+    if _prefix is None:
+        _prefix = f"{TEMP_PREFIX}{_host()}_{os.getpid()}_"
+    return _prefix
+
+
+def _forget_prefix() -> None:
+    global _prefix
+    _prefix = None
+
+
+os.register_at_fork(after_in_child=_forget_prefix)  # a child has its own pid
 
 
 def _pid_alive(pid: int) -> bool:
