@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from typing import Callable
 
 from sqlalchemy.engine import Connection, Engine
