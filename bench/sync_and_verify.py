@@ -10,11 +10,13 @@ checksummed before timing starts. Then, each on an empty destination:
   - rclone (Debian's package): `rclone serve http` on the primary's blob
     folder, `rclone copy` into an empty folder, then
     `rclone check --download` (both sides read in full);
-  - two bare loops in Python that download each blob from the primary's
-    Geo API, hash it while writing it to disk and compare with the
-    primary's checksum, `files_max_capacity` at a time; no database, no
-    state: one with threads and urllib3, one with coroutines and aiohttp
-    (the engine's own transport, so the ratio to it is the bookkeeping);
+  - two bare loops in Python (bench/bare_loops.py) that download each blob
+    from the primary's Geo API, hash it while writing it to disk and
+    compare with the primary's checksum, `files_max_capacity` at a time; no
+    database, no state: one with threads and urllib3, one with coroutines
+    and aiohttp (the engine's own transport, so the ratio to it is the
+    bookkeeping). Each runs as its own process, timed from its start to its
+    exit like rclone and the engine;
   - Geo Console: `main.py secondary run` on an empty tracking database
     (migrated before the clock starts), timed from its start until every
     registry is synced and verified.
@@ -32,10 +34,8 @@ writes.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
 import contextlib
-import hashlib
+import json
 import os
 import pathlib
 import random
@@ -50,17 +50,15 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-import urllib3  # noqa: E402
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
-from backend.api.geo_auth import authorization_header, retrieve_data  # noqa: E402
 from backend.config import load_config  # noqa: E402
 from backend.db.engine import create_db_engine  # noqa: E402
 from backend.db.migrate import upgrade  # noqa: E402
 from backend.framework.replicator import replicator_for  # noqa: E402
 from backend.framework.states import SyncState, VerificationState  # noqa: E402
 from backend.primary.site import PrimarySite  # noqa: E402
+from bench.bare_loops import ACCESS_KEY, CAPACITY, SECRET  # noqa: E402
 from bench.loopback import free_port, wait_for_port  # noqa: E402
 from bench.status_at_scale import fresh_postgres_database  # noqa: E402
 
@@ -68,9 +66,6 @@ CoolWidgets = replicator_for("cool_widget")
 CASES = {"small": (10_000, 16 * 1024), "large": (8, 256 * 1024 * 1024)}
 POSTGRES_SERVER = os.environ.get("GEO_CONSOLE_BENCH_POSTGRES_URL",
                                  "postgresql://postgres@127.0.0.1:5432")
-ACCESS_KEY = "bench-key"
-SECRET = "bench-secret-" + "x" * 32
-CAPACITY = int(os.environ.get("GEO_BENCH_CAPACITY", "10"))
 KEEP_COPIES_FROM = 1000  # blobs; see the module's docstring
 keep_copies = False
 
@@ -181,65 +176,20 @@ def run_rclone(workdir: pathlib.Path) -> float:
     return elapsed
 
 
-def run_bare_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -> float:
-    """Download, hash and store each blob; nothing else."""
-    destination = workdir / f"bare-{uuid.uuid4().hex[:6]}"
-    destination.mkdir()
-    http = urllib3.PoolManager(maxsize=CAPACITY, retries=False)
-    base = f"http://127.0.0.1:{port}/api/v4/geo/retrieve/cool_widget/"
-
-    def fetch(model_id: int) -> None:
-        header = authorization_header(ACCESS_KEY, SECRET, retrieve_data("cool_widget", model_id))
-        response = http.request("GET", f"{base}{model_id}", headers={"Authorization": header},
-                                preload_content=False)
-        digest = hashlib.sha256()
-        with open(destination / str(model_id), "wb") as handle:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                handle.write(chunk)
-        response.release_conn()
-        if response.status != 200 or digest.hexdigest() != checksums[model_id]:
-            raise SystemExit(f"bare loop: blob {model_id} came back wrong "
-                             f"(HTTP {response.status})")
-
+def run_bare_loop(kind: str, workdir: pathlib.Path, port: int,
+                  checksums: dict[int, str]) -> float:
+    """One of bench/bare_loops.py's loops, timed from its start to its exit."""
+    destination = workdir / f"bare-{kind}-{uuid.uuid4().hex[:6]}"
+    listing = workdir / "checksums.json"
+    if not listing.exists():
+        listing.write_text(json.dumps(checksums))
     started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(CAPACITY) as pool:
-        list(pool.map(fetch, checksums))
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bare_loops.py"), kind,
+                           str(port), str(destination), str(listing)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
-    http.clear()
-    discard(destination)
-    return elapsed
-
-
-def run_bare_async_loop(workdir: pathlib.Path, port: int, checksums: dict[int, str]) -> float:
-    """The same with aiohttp: CAPACITY coroutines on one event loop."""
-    destination = workdir / f"bare-async-{uuid.uuid4().hex[:6]}"
-    destination.mkdir()
-    base = f"http://127.0.0.1:{port}/api/v4/geo/retrieve/cool_widget/"
-
-    async def main() -> None:
-        ids = iter(checksums)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CAPACITY),
-                                         cookie_jar=aiohttp.DummyCookieJar()) as session:
-            async def worker() -> None:
-                for model_id in ids:
-                    header = authorization_header(ACCESS_KEY, SECRET,
-                                                  retrieve_data("cool_widget", model_id))
-                    digest = hashlib.sha256()
-                    async with session.get(f"{base}{model_id}",
-                                           headers={"Authorization": header}) as response:
-                        with open(destination / str(model_id), "wb") as handle:
-                            async for chunk in response.content.iter_chunked(1 << 20):
-                                digest.update(chunk)
-                                handle.write(chunk)
-                    if response.status != 200 or digest.hexdigest() != checksums[model_id]:
-                        raise SystemExit(f"bare async loop: blob {model_id} came back wrong "
-                                         f"(HTTP {response.status})")
-            await asyncio.gather(*(worker() for _ in range(CAPACITY)))
-
-    started = time.perf_counter()
-    asyncio.run(main())
-    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"bare loop ({kind}) failed: {done.stderr.decode().strip()}")
     discard(destination)
     return elapsed
 
@@ -343,8 +293,10 @@ def main() -> None:
         results: dict[str, float] = {}
         if not args.skip_rclone:
             results["rclone copy + check --download"] = run_rclone(workdir)
-        results["bare loop, threads + urllib3"] = run_bare_loop(workdir, port, checksums)
-        results["bare loop, asyncio + aiohttp"] = run_bare_async_loop(workdir, port, checksums)
+        results["bare loop, threads + urllib3"] = run_bare_loop(
+            "threads", workdir, port, checksums)
+        results["bare loop, asyncio + aiohttp"] = run_bare_loop(
+            "asyncio", workdir, port, checksums)
         for kind in kinds:
             profile = f"{args.profile}-{kind}.txt" if args.profile else None
             results[f"Geo Console ({kind} tracking DB)"] = run_engine(

@@ -8,11 +8,16 @@ every row's parameters as arrays instead:
     UPDATE t SET ... FROM unnest(CAST(:b_id AS BIGINT[]), ...) AS rows(b_id, ...)
     WHERE t.id = rows.b_id AND ...
 
-one statement for the group, whatever its size. A statement is written once
-as `build(value)`, where `value(name, type)` stands for a per-row parameter;
-`per_row_update` returns its one-row form (bound parameters, any database)
-and remembers how to build the many-row form, which `execute_for_rows` uses
-on PostgreSQL. Each row's guard still decides alone whether it changes.
+one statement for the group, whatever its size. Elsewhere (SQLite) the
+rows go to the driver's executemany as tuples, converted by the columns'
+own bind processors: SQLAlchemy's executemany builds a parameter dict per
+row through the compiler, which cost the recorder more than SQLite itself.
+
+A statement is written once as `build(value)`, where `value(name, type)`
+stands for a per-row parameter; `per_row_update` returns its one-row form
+(bound parameters, any database) and remembers how to build the other
+forms, which `execute_for_rows` uses. Each row's guard still decides alone
+whether it changes.
 """
 from __future__ import annotations
 
@@ -27,14 +32,23 @@ Build = Callable[[Callable], object]  # build(value) -> an UPDATE statement
 
 _builders: dict[object, Build] = {}          # one-row statement -> its build
 _many_rows: dict[object, tuple] = {}         # one-row statement -> (statement, names)
+_per_row_names: dict[object, frozenset] = {}  # one-row statement -> its per-row names
+_driver_forms: dict[tuple, tuple] = {}       # (statement, dialect name) -> (sql, values)
 _lock = threading.Lock()
 
 
 def per_row_update(build: Build):
     """The one-row form of `build`, with a bound parameter per value."""
-    statement = build(lambda name, type_: bindparam(name, type_=type_))
+    names: set[str] = set()
+
+    def value(name, type_):
+        names.add(name)
+        return bindparam(name, type_=type_)
+
+    statement = build(value)
     with _lock:
         _builders[statement] = build
+        _per_row_names[statement] = frozenset(names)
     return statement
 
 
@@ -42,13 +56,54 @@ def execute_for_rows(connection: Connection, statement, rows: list[dict]) -> Non
     """Run `statement` once for each parameter set in `rows`: as one UPDATE
     over arrays on PostgreSQL when it came from `per_row_update`, otherwise
     as an executemany."""
-    if connection.dialect.name == "postgresql" and len(rows) > 1:
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and len(rows) > 1:
         many = _many_rows_form(statement)
         if many is not None:
             many_rows, names = many
             connection.execute(many_rows, {name: [row[name] for row in rows] for name in names})
             return
+    if dialect.paramstyle == "qmark" and len(rows) > 1:
+        driver = _driver_form(statement, dialect)
+        if driver is not None:
+            sql, values = driver
+            connection.exec_driver_sql(sql, [
+                tuple(value(row) for value in values) for row in rows])
+            return
     connection.execute(statement, rows)
+
+
+def _driver_form(statement, dialect) -> tuple | None:
+    """The statement as SQL with `?` placeholders, and for each placeholder
+    a function of a row giving the driver's value: the row's parameter
+    through its type's bind processor, or the statement's own constant."""
+    key = (statement, dialect.name)
+    with _lock:
+        found = _driver_forms.get(key)
+        per_row = _per_row_names.get(statement)
+    if found is not None or per_row is None:
+        return found
+    compiled = statement.compile(dialect=dialect)
+    values = []
+    for name in compiled.positiontup:
+        bind = compiled.binds[name]
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name in per_row:
+            values.append(_per_row(name, process))
+        else:
+            constant = bind.effective_value
+            constant = process(constant) if process else constant
+            values.append(lambda row, constant=constant: constant)
+    found = (compiled.string, values)
+    with _lock:
+        _driver_forms[key] = found
+    return found
+
+
+def _per_row(name: str, process):
+    if process is None:
+        return lambda row: row[name]
+    return lambda row: process(row[name])
 
 
 def _many_rows_form(statement) -> tuple | None:
