@@ -39,6 +39,9 @@ def test_two_engine_processes_never_download_a_blob_twice(
     # key so the primary's access log tells them apart.
     primary = start_primary(primary_url, tmp_path / "primary", credentials,
                             secondaries=("engine-a", "engine-b"))
+    # 400 blobs take one engine about 4 s: the other, whatever its start-up
+    # time and idle poll, joins in (checked at the end).
+    retrieve_log.delay = 0.01
     processes = []
     try:
         catalog = primary.catalog()

@@ -49,27 +49,41 @@ class EngineCounters:
         self._verify_seconds = Histogram("geo_engine_verification_duration_seconds",
                                          "Time to verify one batch of blobs", labels,
                                          buckets=DURATION_BUCKETS, registry=self.registry)
+        self._labelled: dict[str, dict] = {}  # replicable -> its labelled metrics
+
+    def _metrics(self, replicable: str) -> dict:
+        """The labelled children, looked up once per type: `labels()` takes
+        a lock and builds a key, and this runs for every blob."""
+        metrics = self._labelled.get(replicable)
+        if metrics is None:
+            metrics = {name: counter.labels(self.site_name, replicable)
+                       for name, counter in self._counters.items()}
+            metrics["sync_seconds"] = self._sync_seconds.labels(self.site_name, replicable)
+            metrics["verify_seconds"] = self._verify_seconds.labels(self.site_name, replicable)
+            self._labelled[replicable] = metrics
+        return metrics
 
     def _add(self, replicable: str, **amounts: int) -> None:
         with self._lock:
             for name, amount in amounts.items():
                 self._totals[name] += amount
                 self._interval[replicable][name] += amount
+        metrics = self._metrics(replicable)
         for name, amount in amounts.items():
             if amount:
-                self._counters[name].labels(self.site_name, replicable).inc(amount)
+                metrics[name].inc(amount)
 
     def sync_finished(self, replicable: str, success: bool, seconds: float,
                       size: int = 0) -> None:
         self._add(replicable, syncs_attempted=1, syncs_succeeded=int(success),
                   syncs_failed=int(not success), bytes_downloaded=size if success else 0)
-        self._sync_seconds.labels(self.site_name, replicable).observe(seconds)
+        self._metrics(replicable)["sync_seconds"].observe(seconds)
 
     def verification_finished(self, replicable: str, attempted: int, succeeded: int,
                               failed: int, seconds: float) -> None:
         self._add(replicable, verifications_attempted=attempted,
                   verifications_succeeded=succeeded, verifications_failed=failed)
-        self._verify_seconds.labels(self.site_name, replicable).observe(seconds)
+        self._metrics(replicable)["verify_seconds"].observe(seconds)
 
     def snapshot(self) -> dict[str, int]:
         """Totals since the engine started."""
