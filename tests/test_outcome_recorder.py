@@ -1,6 +1,7 @@
 """The outcome recorder writes what workers hand over, in groups, and a
 broken outcome never holds back the others."""
 import threading
+import time
 
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
 
@@ -74,6 +75,35 @@ def test_claimed_work_refills_only_when_half_is_free():
     assert waited.wait(5)  # 5 claimed: half is free
     thread.join()
     assert len(work.drain()) == 5
+
+
+def test_waiting_for_claimed_work_to_empty():
+    work = ClaimedWork(10)
+    stop = threading.Event()
+    assert work.wait_until_empty(stop, 0.01)  # nothing claimed
+    work.add([1, 2], 2)
+    assert not work.wait_until_empty(stop, 0.05)  # two in flight: times out
+    emptied = threading.Event()
+
+    def verification_scheduler():
+        if work.wait_until_empty(stop, 5):
+            emptied.set()
+
+    thread = threading.Thread(target=verification_scheduler)
+    thread.start()
+    work.take(1)
+    work.done(1)
+    assert not emptied.wait(0.2)  # one still in flight
+    work.take(1)
+    work.done(1)
+    assert emptied.wait(5)  # the last one finished
+    thread.join()
+
+    work.add([3], 1)
+    started = time.monotonic()
+    threading.Timer(0.1, lambda: (stop.set(), work.wake())).start()
+    assert work.wait_until_empty(stop, 5)  # a stop ends the wait too
+    assert time.monotonic() - started < 2
 
 
 def test_statements_of_a_group_run_as_one_executemany(databases):

@@ -31,6 +31,11 @@ class ClaimedWork:
                 self._room.wait(timeout)
             return self.capacity - self._claimed
 
+    def wait_until_empty(self, stop: threading.Event, timeout: float) -> bool:
+        """Block until no unit is claimed (or `stop`), at most `timeout` s."""
+        with self._room:
+            return self._room.wait_for(lambda: self._claimed == 0 or stop.is_set(), timeout)
+
     def add(self, items: list, units: int) -> None:
         with self._room:
             self._claimed += units
