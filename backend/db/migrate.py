@@ -65,12 +65,12 @@ def newest_revision(which: str) -> str:
 
 
 def _at_newest_revision(engine: Engine, which: str) -> bool:
-    try:
-        with engine.connect() as connection:
-            versions = connection.execute(
-                text(f"SELECT version_num FROM alembic_version_{_checked(which)}")).scalars().all()
-    except DBAPIError:  # no version table yet, or no database: Alembic tells
-        return False
+    query = text(f"SELECT version_num FROM alembic_version_{_checked(which)}")
+    with engine.connect() as connection:  # an unreachable database fails here, once
+        try:
+            versions = connection.execute(query).scalars().all()
+        except DBAPIError:  # no version table yet
+            return False
     return versions == [newest_revision(which)]
 
 
