@@ -177,12 +177,10 @@ def run_rclone(workdir: pathlib.Path) -> float:
 
 
 def run_bare_loop(kind: str, workdir: pathlib.Path, port: int,
-                  checksums: dict[int, str]) -> float:
-    """One of bench/bare_loops.py's loops, timed from its start to its exit."""
+                  listing: pathlib.Path) -> float:
+    """One of bench/bare_loops.py's loops, timed from its start to its exit;
+    `listing` holds the primary's checksums as JSON."""
     destination = workdir / f"bare-{kind}-{uuid.uuid4().hex[:6]}"
-    listing = workdir / "checksums.json"
-    if not listing.exists():
-        listing.write_text(json.dumps(checksums))
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "bare_loops.py"), kind,
                            str(port), str(destination), str(listing)],
@@ -290,12 +288,15 @@ def main() -> None:
         checksums = wait_for_checksums(workdir, count)
         print(f"primary ready in {time.perf_counter() - started:.1f} s", flush=True)
         total = count * size
+        # Written afresh: a --keep folder may hold an earlier run's listing.
+        listing = workdir / "checksums.json"
+        listing.write_text(json.dumps(checksums))
         contenders = []
         if not args.skip_rclone:
             contenders.append(("rclone copy + check --download", lambda: run_rclone(workdir)))
         for loop, title in (("threads", "threads + urllib3"), ("asyncio", "asyncio + aiohttp")):
             contenders.append((f"bare loop, {title}", lambda loop=loop: run_bare_loop(
-                loop, workdir, port, checksums)))
+                loop, workdir, port, listing)))
         for kind in kinds:
             profile = f"{args.profile}-{kind}.txt" if args.profile else None
             contenders.append((f"Geo Console ({kind} tracking DB)",

@@ -30,9 +30,9 @@ from sqlalchemy.engine import Connection
 
 Build = Callable[[Callable], object]  # build(value) -> an UPDATE statement
 
-_builders: dict[object, Build] = {}          # one-row statement -> its build
+# one-row statement -> (its build, the names of its per-row parameters)
+_builders: dict[object, tuple[Build, frozenset]] = {}
 _many_rows: dict[object, tuple] = {}         # one-row statement -> (statement, names)
-_per_row_names: dict[object, frozenset] = {}  # one-row statement -> its per-row names
 _driver_forms: dict[tuple, tuple] = {}       # (statement, dialect name) -> (sql, values)
 _lock = threading.Lock()
 
@@ -47,8 +47,7 @@ def per_row_update(build: Build):
 
     statement = build(value)
     with _lock:
-        _builders[statement] = build
-        _per_row_names[statement] = frozenset(names)
+        _builders[statement] = (build, frozenset(names))
     return statement
 
 
@@ -80,9 +79,10 @@ def _driver_form(statement, dialect) -> tuple | None:
     key = (statement, dialect.name)
     with _lock:
         found = _driver_forms.get(key)
-        per_row = _per_row_names.get(statement)
-    if found is not None or per_row is None:
+        known = _builders.get(statement)
+    if found is not None or known is None:
         return found
+    per_row = known[1]
     compiled = statement.compile(dialect=dialect)
     values = []
     for name in compiled.positiontup:
@@ -109,9 +109,10 @@ def _per_row(name: str, process):
 def _many_rows_form(statement) -> tuple | None:
     with _lock:
         found = _many_rows.get(statement)
-        build = _builders.get(statement)
-    if found is not None or build is None:
+        known = _builders.get(statement)
+    if found is not None or known is None:
         return found
+    build = known[0]
     types: dict[str, object] = {}
 
     def collect(name, type_):

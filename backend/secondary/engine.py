@@ -175,7 +175,7 @@ class SecondaryEngine:
             "sync", self._syncs, self.claim_syncs))
         self._spawn("geo-verify-scheduler", lambda: self._scheduler_loop(
             "verification", self._verifications, self.claim_verifications,
-            gather=VERIFICATION_GATHER, feeding=self._syncs))
+            gather_behind=self._syncs))
         for index in range(self.verify_threads):
             self._spawn(f"geo-verify-{index}", lambda: self._worker(
                 "verification", self._verifications, self._verify_batch))
@@ -248,14 +248,15 @@ class SecondaryEngine:
     # --- scheduling ------------------------------------------------------------------
 
     def _scheduler_loop(self, what: str, work: ClaimedWork, claim,
-                        gather: float = 0.0, feeding: ClaimedWork | None = None) -> None:
+                        gather_behind: ClaimedWork | None = None) -> None:
         """Claim rows for the workers whenever half the capacity is free.
 
-        After a claim that found less than there was room for, wait `gather`
-        seconds so that rows becoming ready one by one (verifications behind
-        syncs) are claimed many at a time rather than in a claim each; but
-        only while the work `feeding` them (syncs) is in flight: once the
-        last sync has finished, its verification need not wait.
+        With `gather_behind` (the syncs, for verifications): after a claim
+        that found less than there was room for, wait up to
+        VERIFICATION_GATHER seconds so that rows becoming ready one by one
+        are claimed many at a time rather than in a claim each; but only
+        while that work is in flight: once the last sync has finished, its
+        verification need not wait.
         """
         while not self._stop.is_set():
             self._resumed.wait()
@@ -272,11 +273,8 @@ class SecondaryEngine:
                 continue
             if units:
                 work.add(items, units)
-                if gather and units < room:
-                    if feeding is None:
-                        self._stop.wait(gather)
-                    else:
-                        feeding.wait_until_empty(self._stop, gather)
+                if gather_behind is not None and units < room:
+                    gather_behind.wait_until_empty(self._stop, VERIFICATION_GATHER)
             else:
                 work.wait_for_signal(self.poll_interval)
 
