@@ -20,6 +20,9 @@ class ClaimedWork:
         self.capacity = max(1, capacity)
         self._claimed = 0  # units claimed and not finished
         self._room = threading.Condition()
+        # Its own condition on the same lock: waking the verification
+        # scheduler for every finished sync would hand it the GIL per blob.
+        self._empty = threading.Condition(self._room)
         self._queue: queue.Queue = queue.Queue()
         self._signal = threading.Event()
         self.on_added: Callable[[], None] | None = None  # consumers not blocked in take()
@@ -34,7 +37,7 @@ class ClaimedWork:
     def wait_until_empty(self, stop: threading.Event, timeout: float) -> bool:
         """Block until no unit is claimed (or `stop`), at most `timeout` s."""
         with self._room:
-            return self._room.wait_for(lambda: self._claimed == 0 or stop.is_set(), timeout)
+            return self._empty.wait_for(lambda: self._claimed == 0 or stop.is_set(), timeout)
 
     def add(self, items: list, units: int) -> None:
         with self._room:
@@ -63,10 +66,13 @@ class ClaimedWork:
             self._claimed -= units
             if self._claimed <= self.capacity // 2:  # what wait_for_room waits for
                 self._room.notify_all()
+                if self._claimed == 0:  # what wait_until_empty waits for
+                    self._empty.notify_all()
 
     def wake(self) -> None:
         with self._room:
             self._room.notify_all()
+            self._empty.notify_all()
 
     def signal(self) -> None:
         """New rows may be claimable: an idle scheduler looks again."""
