@@ -1,6 +1,7 @@
 """End to end: a real primary and a real secondary engine on loopback, both
 databases on SQLite and again on PostgreSQL."""
 import datetime as dt
+import hashlib
 import time
 
 import pytest
@@ -12,7 +13,8 @@ from backend.framework.states import SyncState, VerificationState
 from backend.secondary.downloader import MISSING_ON_PRIMARY
 from backend.secondary.registry_store import RegistryFilter, RegistryStore
 from tests.support.fixtures_e2e import all_synced_and_verified, registries, varied_blobs
-from tests.support.sites import secondary_config, start_engine, start_primary, wait_until
+from tests.support.sites import (secondary_config, start_engine, start_primary,
+                                 wait_for_checksums, wait_until)
 
 CoolWidgets = replicator_for("cool_widget")
 pytestmark = pytest.mark.slow
@@ -120,6 +122,31 @@ def test_a_directory_in_the_destination_fails_the_sync_and_leaves_no_file(
     assert row["last_sync_failure"] == f"Destination {in_the_way.resolve()} is a directory"
     assert in_the_way.is_dir() and not any(in_the_way.iterdir())
     assert engine.storage.temporary_files() == []
+
+
+def test_verifications_are_claimed_with_their_syncs(primary, make_engine, retrieve_log):
+    """Blobs the primary has verified go from sync started to verification
+    started in one write, and verify against the checksum their download was
+    checked against: the primary is never asked for its checksums."""
+    catalog = primary.catalog()
+    blobs = varied_blobs(60)
+    ids = [catalog.add_bytes(data, f"v{i}.bin") for i, data in enumerate(blobs)]
+    wait_for_checksums(primary)
+    engine = make_engine()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
+               message="60 widgets synced and verified")
+    assert retrieve_log.states_requests == 0
+    rows = registries(engine, CoolWidgets)
+    for model_id, data in zip(ids, blobs):
+        assert rows[model_id]["verification_checksum"].decode() == \
+            hashlib.sha256(data).hexdigest()
+
+    # Re-verification has no download to go by: it asks the primary.
+    RegistryStore(engine.engine, CoolWidgets).reverify(RegistryFilter())
+    engine.wake()
+    wait_until(lambda: retrieve_log.states_requests > 0
+               and all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
+               message="re-verified")
 
 
 def test_new_widgets_replicate_from_events(primary, make_engine):

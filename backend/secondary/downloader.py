@@ -35,6 +35,8 @@ class DownloadResult:
     missing_on_primary: bool = False
     primary_verified: bool = False
     bytes: int = 0
+    primary_checksum: str | None = None  # as the primary's response gave them
+    file_store: int | None = None
 
 
 class BlobDownloader:
@@ -93,7 +95,7 @@ class BlobDownloader:
             renamed = True
             return DownloadResult(
                 True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
-                bytes=size)
+                bytes=size, primary_checksum=headers.checksum, file_store=headers.file_store)
         except GeoApiError as exc:
             if exc.status == 404 and exc.geo_code == FILE_NOT_FOUND:
                 return DownloadResult(False, MISSING_ON_PRIMARY, missing_on_primary=True)

@@ -8,7 +8,12 @@ Threads, all stoppable and all working through the tracking database:
     thread (`sync_workers.py`, `blob_client.py`);
   - a verification scheduler and workers: `verification_max_capacity`
     counts verification jobs of up to 10 registries each, as in GitLab, so
-    ten times as many rows may be in flight;
+    ten times as many rows may be in flight. A sync that succeeds while
+    there is room claims its verification in the same UPDATE that records
+    it (synced, verification started), and the claim reaches the workers
+    once that is written: one row update fewer per blob, and the
+    verification compares with the checksum the download was checked
+    against instead of asking the primary again;
   - an outcome recorder that writes the workers' results in groups, one
     transaction for all that gathered meanwhile (`outcome_recorder.py`);
   - one housekeeping thread: event log, registry consistency, timeouts,
@@ -111,7 +116,7 @@ class SecondaryEngine:
         self.recorder = OutcomeRecorder(
             self.engine, retry_interval=poll_interval,
             on_unreachable=lambda exc: self._report("recording outcomes", exc),
-            on_written=self._signal_work)  # verification may have work now
+            on_written=self._outcomes_written, on_dropped=self._verifications_dropped)
         # Claims run ahead of the workers: a worker done with a blob finds
         # the next one claimed, and a claim (a write transaction) takes at
         # least twice as many rows as there are workers.
@@ -330,13 +335,57 @@ class SecondaryEngine:
             self.counters.sync_finished(name, False, time.monotonic() - started)
             return
         if result.success:
-            self.recorder.submit_statements(store.synced_statements(
-                claim, result.primary_verified))
+            # Once written: a verification to hand to the workers, or a row
+            # the verification scheduler may claim (`_outcomes_written`).
+            verification = self._verification_with_sync(store, claim, result)
+            if verification is None:
+                self.recorder.submit_statements(store.synced_statements(
+                    claim, result.primary_verified), then=(store, None))
+            else:
+                self.recorder.submit_statements(store.synced_statements(
+                    claim, True, verification.claimed_at), then=(store, verification))
         else:
             self.recorder.submit(lambda connection: store.mark_sync_failed(
                 claim, result.reason, result.missing_on_primary, connection))
         self.counters.sync_finished(name, result.success, time.monotonic() - started,
                                     result.bytes)
+
+    def _verification_with_sync(self, store: RegistryStore, claim, result):
+        """The verification to claim with this sync's outcome, if the primary
+        has verified the blob, the engine is not paused and the verification
+        workers have room for one more row (reserved here)."""
+        if not (result.primary_verified and result.primary_checksum) or self.paused:
+            return None
+        if not self._verifications.reserve(1):
+            return None
+        return store.verification_claimed_with_sync(
+            claim, utcnow(), result.primary_checksum, result.file_store)
+
+    def _outcomes_written(self, followups: list) -> None:
+        """After each group of outcomes, with the syncs it recorded:
+        verifications claimed with their syncs go to the verification
+        workers in batches; a sync recorded without one wakes the
+        verification scheduler, which otherwise looks every poll interval.
+        Waking it for every group would cost an empty claim transaction each."""
+        batches: dict[str, tuple[RegistryStore, list]] = {}
+        claimable = False
+        for store, verification in followups:
+            if verification is None:
+                claimable = True
+                continue
+            batch = batches.setdefault(store.replicator.replicable_name, (store, []))
+            batch[1].append(verification)
+        if batches:
+            self._verifications.add_reserved([
+                (store, claims[i:i + HASH_BATCH]) for store, claims in batches.values()
+                for i in range(0, len(claims), HASH_BATCH)])
+        if claimable:
+            self._verifications.signal()
+
+    def _verifications_dropped(self, followups: list) -> None:
+        """Outcomes given up: their verifications were never claimed."""
+        self._verifications.done(sum(1 for _, verification in followups
+                                     if verification is not None))
 
     # --- verification -------------------------------------------------------------------
 

@@ -8,6 +8,11 @@ arrays, `db/row_updates.py`). Writes are guarded by the
 claim's start time, so writing one twice (after a connection broke at
 commit) changes nothing.
 
+An outcome may carry a follow-up (`then`): once the group holding it has
+committed, the recorder calls `on_written` with the group's follow-ups; an
+outcome given up hands its follow-up to `on_dropped` instead. The engine
+uses this for verifications claimed with their syncs.
+
 While the database is unreachable the group is retried until it answers:
 the work is done, and dropping its outcome would leave the rows claimed by
 a live engine. An outcome that fails for another reason is a bug; it is
@@ -18,7 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -29,7 +34,15 @@ log = logging.getLogger(__name__)
 
 Write = Callable[[Connection], object]
 Statements = tuple  # of (statement, parameters): one outcome as guarded statements
-Outcome = Write | Statements
+
+
+class Followed(NamedTuple):
+    """Guarded statements and what to hand on once they are written."""
+    statements: Statements
+    then: object
+
+
+Outcome = Write | Statements | Followed
 GROUP_LIMIT = 500     # outcomes per transaction
 GATHER = 0.05         # seconds a group may wait for more outcomes after its first
 BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
@@ -38,11 +51,13 @@ BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
 class OutcomeRecorder:
     def __init__(self, engine: Engine, *, retry_interval: float,
                  on_unreachable: Callable[[Exception], None],
-                 on_written: Callable[[], None]) -> None:
+                 on_written: Callable[[list], None],
+                 on_dropped: Callable[[list], None] = lambda followups: None) -> None:
         self.engine = engine
         self.retry_interval = retry_interval
         self.on_unreachable = on_unreachable
-        self.on_written = on_written
+        self.on_written = on_written  # after every group, with its follow-ups
+        self.on_dropped = on_dropped  # follow-ups of outcomes given up
         self._queue: queue.Queue[Outcome | None] = queue.Queue(BACKLOG_LIMIT)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,10 +70,15 @@ class OutcomeRecorder:
     def submit(self, write: Write) -> None:
         self._queue.put(write)
 
-    def submit_statements(self, statements: list[tuple[object, dict]]) -> None:
+    def submit_statements(self, statements: list[tuple[object, dict]],
+                          then: object = None) -> None:
         """Guarded statements with their parameters: those of a group that
-        share a statement run once for all their rows (`db/row_updates.py`)."""
-        self._queue.put(tuple(statements))
+        share a statement run once for all their rows (`db/row_updates.py`).
+        `then`, if given, goes to on_written once they are written."""
+        if then is None:
+            self._queue.put(tuple(statements))
+        else:
+            self._queue.put(Followed(tuple(statements), then))
 
     def stop(self, timeout: float) -> None:
         """Write what is queued (while the database answers), then end."""
@@ -106,27 +126,45 @@ class OutcomeRecorder:
             try:
                 with writing(self.engine) as connection:
                     _apply(connection, group)
+                written, dropped = group, []
                 break
             except Exception as exc:
                 if not is_unreachable(exc):
-                    self._write_one_by_one(group)
+                    written, dropped = self._write_one_by_one(group)
                     break
                 if self._stop.is_set():
                     # Stopping with the database away: the next engine hands
                     # these claims back (see heartbeat.py).
                     log.warning("%d outcomes not written: %s", len(group), exc)
+                    self._hand_on(self.on_dropped, group)
                     return
                 self.on_unreachable(exc)
                 self._stop.wait(self.retry_interval)
-        self.on_written()
+        self._hand_on(self.on_dropped, dropped)
+        self.on_written(_followups(written))
 
-    def _write_one_by_one(self, group: list[Outcome]) -> None:
+    def _write_one_by_one(self, group: list[Outcome]) -> tuple[list, list]:
+        """(written, given up): an outcome that fails alone is a bug."""
+        written, dropped = [], []
         for item in group:
             try:
                 with writing(self.engine) as connection:
                     _apply(connection, [item])
+                written.append(item)
             except Exception:
                 log.exception("could not record an outcome")
+                dropped.append(item)
+        return written, dropped
+
+    @staticmethod
+    def _hand_on(callback: Callable[[list], None], group: list[Outcome]) -> None:
+        followups = _followups(group)
+        if followups:
+            callback(followups)
+
+
+def _followups(group: list[Outcome]) -> list:
+    return [item.then for item in group if type(item) is Followed]
 
 
 def _apply(connection: Connection, group: list[Outcome]) -> None:
@@ -136,8 +174,10 @@ def _apply(connection: Connection, group: list[Outcome]) -> None:
     for item in group:
         if callable(item):
             item(connection)
-        else:
-            for statement, params in item:
-                batched.setdefault(statement, []).append(params)
+            continue
+        if type(item) is Followed:
+            item = item.statements
+        for statement, params in item:
+            batched.setdefault(statement, []).append(params)
     for statement, params in batched.items():
         execute_for_rows(connection, statement, params)

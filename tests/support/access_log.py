@@ -7,7 +7,8 @@ import time
 
 
 class RetrieveLog(logging.Handler):
-    """Successful `/retrieve/` answers by model id and by peer.
+    """Successful `/retrieve/` answers by model id and by peer, and how many
+requests for the primary's checksums (`/states`) were answered.
 
     With `delay` set, the primary's request thread sleeps that long on each
     retrieve it logs: downloads then take long enough that several engines
@@ -17,10 +18,13 @@ class RetrieveLog(logging.Handler):
         super().__init__()
         self.hits = collections.Counter()
         self.peers = collections.Counter()
+        self.states_requests = 0  # answered requests for the primary's checksums
         self.delay = 0.0
 
     def emit(self, record):
         method, path, status, peer = record.getMessage().split(" ")
+        if path.endswith("/states") and status == "200":
+            self.states_requests += 1
         if "/retrieve/" in path and status == "200":
             self.hits[int(path.rsplit("/", 1)[1])] += 1
             self.peers[peer] += 1
