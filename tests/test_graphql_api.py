@@ -478,3 +478,17 @@ def test_failure_groups_newest_first(site):
         "The file is missing on the Geo primary site",
         "Non-success HTTP response status code 500"}
     assert [g["count"] for g in groups if g["message"].startswith("The file")] == [1]
+
+
+def test_sites_start_without_importing_graphql():
+    """graphql-core and the schema are imported and built on the first
+    GraphQL request, not while a site and its engine start."""
+    import pathlib
+    import subprocess
+    import sys
+    check = ("import sys; import backend.secondary.site, backend.primary.site; "
+             "print('graphql' in sys.modules)")
+    answer = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).parent.parent, timeout=60)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "False"

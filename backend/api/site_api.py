@@ -14,24 +14,21 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
+import threading
 
 from aiohttp import web
-from graphql import GraphQLError, execute, parse, specified_rules, validate
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from backend.api.graphql.limits import MAX_QUERY_BYTES, depth_limit_rule
-from backend.api.graphql.schema import ApiError, RequestContext, build_schema
+from backend.api.graphql.limits import MAX_QUERY_BYTES
 
-log = logging.getLogger(__name__)
 GRAPHQL_PATHS = ("/api/graphql", "/api/v4/graphql", "/api/v4/geo/graphql")
 
 
 class SiteApi:
     def __init__(self, site) -> None:
         self.site = site
-        self.schema = build_schema(site.replicators)
-        self.rules = [*specified_rules, depth_limit_rule()]
+        self._endpoint = None  # GraphQLEndpoint, built on the first request
+        self._endpoint_lock = threading.Lock()
 
     def routes(self) -> list:
         routes = [web.post(path, self.graphql) for path in GRAPHQL_PATHS]
@@ -65,35 +62,21 @@ class SiteApi:
             return _errors(400, "\"variables\" must be an object and \"operationName\" a string.")
         if len(body["query"].encode()) > MAX_QUERY_BYTES:
             return _errors(413, f"The query is longer than {MAX_QUERY_BYTES} bytes.")
-        context = RequestContext(self.site, self._authorized(request))
+        authorized = self._authorized(request)
         result = await asyncio.to_thread(self._run, body["query"], variables, operation,
-                                         context)
+                                         authorized)
         return web.json_response(result)
 
-    def _run(self, query: str, variables: dict, operation, context) -> dict:
-        try:
-            document = parse(query)
-        except GraphQLError as error:
-            return {"errors": [error.formatted]}
-        errors = validate(self.schema, document, self.rules)
-        if errors:
-            return {"errors": [error.formatted for error in errors]}
-        result = execute(self.schema, document, context_value=context,
-                         variable_values=variables, operation_name=operation)
-        response = {"data": result.data}
-        if result.errors:
-            response["errors"] = [self._public(error) for error in result.errors]
-        return response
+    def _run(self, query: str, variables: dict, operation, authorized: bool) -> dict:
+        return self.graphql_endpoint().run(query, variables, operation, authorized)
 
-    @staticmethod
-    def _public(error: GraphQLError) -> dict:
-        original = error.original_error
-        if original is None or isinstance(original, (ApiError, GraphQLError)):
-            return error.formatted
-        log.error("GraphQL resolver failed at %s", error.path, exc_info=original)
-        formatted = error.formatted
-        formatted["message"] = "Internal server error"
-        return formatted
+    def graphql_endpoint(self):
+        """Imported and built on first use (see graphql/endpoint.py)."""
+        with self._endpoint_lock:
+            if self._endpoint is None:
+                from backend.api.graphql.endpoint import GraphQLEndpoint
+                self._endpoint = GraphQLEndpoint(self.site)
+            return self._endpoint
 
     # --- REST and metrics ---------------------------------------------------------
 

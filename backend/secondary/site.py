@@ -8,6 +8,7 @@ import time
 
 from backend.api.metrics import site_registry
 from backend.api.server import BackgroundServer, parse_listen
+from backend.api.site_api import SiteApi
 from backend.api.status_fields import PER_TYPE_FIELDS, general_fields, site_id
 from backend.config import Config, SecondaryConfig
 from backend.secondary.engine import SecondaryEngine
@@ -48,9 +49,6 @@ class SecondarySite:
         if run_engine:
             self.engine.start()
         if serve:
-            # Imported here, once the engine runs: GraphQL takes a tenth of
-            # a second to import, which the engine need not wait for.
-            from backend.api.site_api import SiteApi
             host, port = parse_listen(self.config.listen)
             app = _application(SiteApi(self).routes())
             self.server = BackgroundServer(app, host, port).start()
