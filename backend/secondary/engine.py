@@ -430,6 +430,7 @@ class SecondaryEngine:
             if self._stop.is_set():
                 break
             now = time.monotonic()
+            more = False  # consistency changed a range: the next one follows at once
             try:
                 # Of several engines on one tracking DB, one holds the lease and
                 # consumes events, walks consistency and times out stuck rows.
@@ -437,8 +438,8 @@ class SecondaryEngine:
                     if self.enabled() and self.events.run_once():
                         self._signal_work()
                     if now >= next_consistency:
-                        changed = self.reconcile_once()
-                        next_consistency = now if changed else now + self.consistency_interval
+                        more = self.reconcile_once()
+                        next_consistency = now if more else now + self.consistency_interval
                     if now >= next_timeouts:
                         self.fail_timed_out()
                         self.storage.remove_abandoned_temporary_files()
@@ -455,7 +456,8 @@ class SecondaryEngine:
                 self.last_error = None
             except Exception as exc:
                 self._report("housekeeping", exc)
-            self._stop.wait(self.poll_interval)
+            if not more:
+                self._stop.wait(self.poll_interval)
 
     def _heartbeat_loop(self) -> None:
         """Beats even while paused: in-flight work is still this engine's."""
