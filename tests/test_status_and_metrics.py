@@ -165,3 +165,30 @@ def test_history_after_a_run(sites):
                   {"from": start})["geoNode"]["statusHistory"]
     assert points and points[-1]["registryCount"] == 30
     assert points[-1]["syncedPercentage"] == 90.0
+
+
+def test_engine_counters_count_syncs_everywhere():
+    """Totals, the status history's interval and Prometheus agree."""
+    from backend.secondary.engine_counters import EngineCounters
+    counters = EngineCounters("site-a")
+    counters.sync_finished("cool_widget", True, 0.02, 100)
+    counters.sync_finished("cool_widget", True, 0.3, 50)
+    counters.sync_finished("cool_widget", False, 5.0, 70)  # a failure downloads nothing
+    expected = {"syncs_attempted": 3, "syncs_succeeded": 2, "syncs_failed": 1,
+                "bytes_downloaded": 150}
+    assert {k: v for k, v in counters.snapshot().items() if k in expected} == expected
+    interval = counters.take_interval()["cool_widget"]
+    assert {k: v for k, v in interval.items() if k in expected} == expected
+    assert counters.take_interval() == {}
+
+    def sample(name, **labels):
+        return counters.registry.get_sample_value(
+            name, {"name": "site-a", "replicable": "cool_widget", **labels})
+
+    assert sample("geo_engine_sync_attempts_total") == 3
+    assert sample("geo_engine_syncs_succeeded_total") == 2
+    assert sample("geo_engine_syncs_failed_total") == 1
+    assert sample("geo_engine_downloaded_bytes_total") == 150
+    assert sample("geo_engine_sync_duration_seconds_count") == 3
+    assert sample("geo_engine_sync_duration_seconds_bucket", le="0.025") == 1
+    assert sample("geo_engine_sync_duration_seconds_bucket", le="0.5") == 2

@@ -75,9 +75,23 @@ class EngineCounters:
 
     def sync_finished(self, replicable: str, success: bool, seconds: float,
                       size: int = 0) -> None:
-        self._add(replicable, syncs_attempted=1, syncs_succeeded=int(success),
-                  syncs_failed=int(not success), bytes_downloaded=size if success else 0)
-        self._metrics(replicable)["sync_seconds"].observe(seconds)
+        """Runs on the sync loop for every blob, so written out rather than
+        through `_add` (its keyword dict and loops were 1% of the engine's
+        GIL time on small blobs)."""
+        outcome = "syncs_succeeded" if success else "syncs_failed"
+        size = size if success else 0
+        with self._lock:
+            interval = self._interval[replicable]
+            for counts in (self._totals, interval):
+                counts["syncs_attempted"] += 1
+                counts[outcome] += 1
+                counts["bytes_downloaded"] += size
+        metrics = self._metrics(replicable)
+        metrics["syncs_attempted"].inc()
+        metrics[outcome].inc()
+        if size:
+            metrics["bytes_downloaded"].inc(size)
+        metrics["sync_seconds"].observe(seconds)
 
     def verification_finished(self, replicable: str, attempted: int, succeeded: int,
                               failed: int, seconds: float) -> None:
