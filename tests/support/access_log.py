@@ -8,7 +8,7 @@ import time
 
 class RetrieveLog(logging.Handler):
     """Successful `/retrieve/` answers by model id and by peer, and how many
-requests for the primary's checksums (`/states`) were answered.
+    requests for the primary's checksums (`/states`) were answered.
 
     With `delay` set, the primary's request thread sleeps that long on each
     retrieve it logs: downloads then take long enough that several engines
