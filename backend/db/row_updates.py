@@ -76,28 +76,21 @@ def _driver_form(statement, dialect) -> tuple | None:
     """The statement as SQL with `?` placeholders, and for each placeholder
     a function of a row giving the driver's value: the row's parameter
     through its type's bind processor, or the statement's own constant."""
-    key = (statement, dialect.name)
-    with _lock:
-        found = _driver_forms.get(key)
-        known = _builders.get(statement)
-    if found is not None or known is None:
-        return found
-    per_row = known[1]
-    compiled = statement.compile(dialect=dialect)
-    values = []
-    for name in compiled.positiontup:
-        bind = compiled.binds[name]
-        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if name in per_row:
-            values.append(_per_row(name, process))
-        else:
-            constant = bind.effective_value
-            constant = process(constant) if process else constant
-            values.append(lambda row, constant=constant: constant)
-    found = (compiled.string, values)
-    with _lock:
-        _driver_forms[key] = found
-    return found
+    def make(build, per_row):
+        compiled = statement.compile(dialect=dialect)
+        values = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if name in per_row:
+                values.append(_per_row(name, process))
+            else:
+                constant = bind.effective_value
+                constant = process(constant) if process else constant
+                values.append(lambda row, constant=constant: constant)
+        return compiled.string, values
+
+    return _form(_driver_forms, (statement, dialect.name), statement, make)
 
 
 def _per_row(name: str, process):
@@ -107,24 +100,33 @@ def _per_row(name: str, process):
 
 
 def _many_rows_form(statement) -> tuple | None:
+    def make(build, per_row):
+        types: dict[str, object] = {}
+
+        def collect(name, type_):
+            types[name] = type_
+            return bindparam(name, type_=type_)
+
+        build(collect)
+        names = list(types)
+        arrays = [cast(bindparam(name, type_=ARRAY(types[name])), ARRAY(types[name]))
+                  for name in names]
+        rows = func.unnest(*arrays).table_valued(*names).render_derived(name="rows")
+        return build(lambda name, type_: rows.c[name]), names
+
+    return _form(_many_rows, statement, statement, make)
+
+
+def _form(cache: dict, key, statement, make) -> tuple | None:
+    """The form of `statement` cached under `key`, made once from its build
+    and per-row names by `make(build, names)`; None for a statement that
+    did not come from `per_row_update`."""
     with _lock:
-        found = _many_rows.get(statement)
+        found = cache.get(key)
         known = _builders.get(statement)
     if found is not None or known is None:
         return found
-    build = known[0]
-    types: dict[str, object] = {}
-
-    def collect(name, type_):
-        types[name] = type_
-        return bindparam(name, type_=type_)
-
-    build(collect)
-    names = list(types)
-    arrays = [cast(bindparam(name, type_=ARRAY(types[name])), ARRAY(types[name]))
-              for name in names]
-    rows = func.unnest(*arrays).table_valued(*names).render_derived(name="rows")
-    found = (build(lambda name, type_: rows.c[name]), names)
+    found = make(*known)
     with _lock:
-        _many_rows[statement] = found
+        cache[key] = found
     return found
