@@ -126,6 +126,15 @@ def primary_url(databases) -> str:
 
 
 @pytest.fixture
+def primary(primary_url, tmp_path, credentials):
+    """A running primary site on loopback, with `credentials` for one secondary."""
+    from tests.support.sites import start_primary
+    site = start_primary(primary_url, tmp_path / "primary", credentials)
+    yield site
+    site.stop()
+
+
+@pytest.fixture
 def tracking_engine(tracking_url):
     from backend.db.engine import create_db_engine
     engine = create_db_engine(tracking_url)

@@ -12,17 +12,10 @@ from backend.secondary.geo_client import GeoClient
 from backend.secondary.local_storage import LocalStorage
 from backend.secondary.registry_store import RegistryStore
 from tests.support.fixtures_e2e import registries
-from tests.support.sites import start_primary, wait_for_checksums
+from tests.support.sites import wait_for_checksums
 
 CoolWidgets = replicator_for("cool_widget")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def primary(primary_url, tmp_path, credentials):
-    site = start_primary(primary_url, tmp_path / "primary", credentials)
-    yield site
-    site.stop()
 
 
 @pytest.fixture

@@ -11,16 +11,9 @@ from backend.framework.scope import SyncScope
 from backend.primary.geo_api import INLINE_BODY
 from backend.secondary.blob_client import READ_SIZE as BLOB_READ_SIZE, BlobClient
 from backend.secondary.geo_client import GeoApiError, GeoClient
-from tests.support.sites import start_primary, wait_for_checksums
+from tests.support.sites import wait_for_checksums
 
 CoolWidgets = replicator_for("cool_widget")
-
-
-@pytest.fixture
-def primary(primary_url, tmp_path, credentials):
-    site = start_primary(primary_url, tmp_path / "blobs", credentials)
-    yield site
-    site.stop()
 
 
 @pytest.fixture

@@ -13,18 +13,11 @@ from backend.framework.states import SyncState, VerificationState
 from backend.secondary.downloader import MISSING_ON_PRIMARY
 from backend.secondary.registry_store import RegistryFilter, RegistryStore
 from tests.support.fixtures_e2e import all_synced_and_verified, registries, varied_blobs
-from tests.support.sites import (secondary_config, start_engine, start_primary,
-                                 wait_for_checksums, wait_until)
+from tests.support.sites import (secondary_config, start_engine, wait_for_checksums,
+                                 wait_until)
 
 CoolWidgets = replicator_for("cool_widget")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def primary(primary_url, tmp_path, credentials):
-    site = start_primary(primary_url, tmp_path / "primary", credentials)
-    yield site
-    site.stop()
 
 
 @pytest.fixture
