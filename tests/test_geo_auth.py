@@ -34,6 +34,26 @@ def test_valid_token_identifies_the_secondary(auth):
     assert auth.authenticate(authorization_header("key1", SECRET, data), data) == PEER
 
 
+def test_each_secret_signs_its_own_tokens(auth):
+    """Secrets are checked once and remembered: each token is still signed
+    with the secret it was made with."""
+    other = "o" * 32
+    data = retrieve_data("cool_widget", 5)
+    for _ in range(2):
+        for secret, wrong in ((SECRET, other), (other, SECRET)):
+            encoded = authorization_header("key1", secret, data).split(":", 1)[1]
+            assert jwt.decode(encoded, secret, algorithms=["HS256"])["data"]
+            with pytest.raises(jwt.InvalidSignatureError):
+                jwt.decode(encoded, wrong, algorithms=["HS256"])
+
+
+def test_a_secret_shaped_like_a_public_key_is_refused_every_time():
+    key_like = "-----BEGIN PUBLIC KEY-----\n" + "A" * 64 + "\n-----END PUBLIC KEY-----"
+    for _ in range(2):
+        with pytest.raises(jwt.InvalidKeyError):
+            authorization_header("key1", key_like, retrieve_data("cool_widget", 5))
+
+
 def test_token_claims_follow_gitlab(auth):
     header = authorization_header("key1", SECRET, retrieve_data("cool_widget", 5))
     scheme, _, rest = header.partition(" ")
