@@ -55,3 +55,35 @@ def test_a_registry_synced_before_the_primary_verified_is_queued(primary, walk,
     rows = registries(tracking_engine, CoolWidgets)
     assert rows[ids[0]]["verification_state"] == VerificationState.PENDING
     assert all(rows[i]["state"] == SyncState.PENDING for i in ids[1:])
+
+
+def test_statistics_are_refreshed_after_bulk_inserts(primary, tracking_engine, tmp_path,
+                                                     credentials):
+    """On PostgreSQL the claims are planned by the table's statistics: the
+    walker refreshes them once it has created `analyze_after` registries,
+    and again whenever those it created have doubled."""
+    if tracking_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite claims name their index; there is nothing to refresh")
+    client = GeoClient(primary.url, credentials["access_key"], credentials["secret"])
+    walk = RegistryConsistency(tracking_engine, client, LocalStorage(tmp_path / "secondary"),
+                               SyncScope(), batch_size=20, first_batch_size=5,
+                               analyze_after=10)
+
+    def estimated_rows():
+        with tracking_engine.connect() as connection:
+            return connection.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = 'cool_widget_registry'"
+            ).scalar_one()
+
+    try:
+        catalog = primary.catalog()
+        [catalog.add_bytes(b"a%d" % i, "a") for i in range(30)]
+        never = estimated_rows()
+        assert walk.run_once(CoolWidgets).created == 5   # 5 < 10: not yet
+        assert estimated_rows() == never
+        assert walk.run_once(CoolWidgets).created == 20  # 25 created: refreshed
+        assert estimated_rows() == 25
+        assert walk.run_once(CoolWidgets).created == 5   # 5 more: not doubled
+        assert estimated_rows() == 25
+    finally:
+        client.close()

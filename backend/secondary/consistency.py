@@ -19,6 +19,13 @@ BATCH_SIZE = 10_000
 # DB its registries are inserted (and their syncs can start) in tens of
 # milliseconds rather than the half second 10,000 take on PostgreSQL.
 FIRST_BATCH_SIZE = 1_000
+# PostgreSQL plans the claims by the table's statistics, which registries
+# created in bulk leave stale until autovacuum next looks (a minute or
+# more; never, for a new table, in the first seconds). Without them the
+# claim of pending syncs read and sorted every pending row instead of the
+# first few in index order. The walker refreshes them once it has created
+# this many registries, and again whenever those it created have doubled.
+ANALYZE_AFTER = 1_000
 
 
 @dataclass
@@ -35,14 +42,17 @@ class ConsistencyResult:
 
 class RegistryConsistency:
     def __init__(self, engine, client, storage, scope, batch_size: int = BATCH_SIZE,
-                 first_batch_size: int = FIRST_BATCH_SIZE) -> None:
+                 first_batch_size: int = FIRST_BATCH_SIZE,
+                 analyze_after: int = ANALYZE_AFTER) -> None:
         self.engine = engine
         self.client = client
         self.storage = storage
         self.scope = scope
         self.batch_size = batch_size
         self.first_batch_size = min(first_batch_size, batch_size)
+        self.analyze_after = analyze_after
         self._cursors: dict[str, int] = {}
+        self._created: dict[str, tuple[int, int]] = {}  # name -> (created, at last ANALYZE)
 
     def run_once(self, replicator) -> ConsistencyResult:
         """Reconcile one id range of one type; the cursor wraps at the end."""
@@ -62,6 +72,8 @@ class RegistryConsistency:
         tracked = store.tracked_model_ids(after + 1, end)
         result = ConsistencyResult()
         result.created = store.insert_pending(source - tracked)
+        if result.created:
+            self._refresh_statistics(store, name, result.created)
         # Only registries that existed before this range can be synced with
         # verification disabled; those just created are pending.
         checksummed = [row["id"] for row in page.get("replicables", [])
@@ -86,6 +98,14 @@ class RegistryConsistency:
             if step.wrapped:
                 total.wrapped = True
                 return total
+
+    def _refresh_statistics(self, store: RegistryStore, name: str, created: int) -> None:
+        total, analyzed = self._created.get(name, (0, 0))
+        total += created
+        if total - analyzed >= max(self.analyze_after, analyzed):
+            store.refresh_statistics()
+            analyzed = total
+        self._created[name] = (total, analyzed)
 
     def _registry_range_end(self, store: RegistryStore, after: int, size: int) -> int | None:
         window = (select(store.fk).where(store.fk > after).order_by(store.fk)

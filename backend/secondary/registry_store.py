@@ -271,6 +271,17 @@ class RegistryStore:
                      {**params, "b_verification_claimed_at": verification_claimed_at})
         return [first, (self._synced_statement("pending_from_failed"), params)]
 
+    def synced_and_verified_statements(self, claim: SyncClaim, checksum: str,
+                                       verified_at: dt.datetime) -> list:
+        """mark_synced for a blob verified as it was written (its file hashed
+        to the primary's checksum): synced and verification succeeded in one
+        guarded UPDATE, as if started and succeeded in one save. That holds
+        after a failed verification too: its retry counters are kept only for
+        the next attempt, and this one has succeeded."""
+        return [(self._synced_statement("verified"), {
+            "b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
+            "b_checksum": checksum.encode("ascii"), "b_verified_at": verified_at})]
+
     def verification_claimed_with_sync(self, claim: SyncClaim, claimed_at: dt.datetime,
                                        primary_checksum: str,
                                        file_store: int) -> VerificationClaim:
@@ -289,6 +300,13 @@ class RegistryStore:
             elif after == "pending":
                 values = tr.verification_pending(from_failed=False, registry=True)
                 where.append(t.c.verification_state != VerificationState.FAILED)
+            elif after == "verified":
+                values = tr.verification_pending(from_failed=False, registry=True)
+                verified_at = value("b_verified_at", t.c.verified_at.type)
+                values.update(tr.verification_succeeded("", verified_at),  # checksum: per row
+                              verification_started_at=verified_at,
+                              verification_checksum=value(
+                                  "b_checksum", t.c.verification_checksum.type))
             elif after == "verification_started":
                 values = tr.verification_pending(from_failed=False, registry=True)
                 values.update(verification_state=VerificationState.STARTED,
@@ -513,6 +531,16 @@ class RegistryStore:
                 inserted += connection.execute(statement, {
                     "ids": chunk if self._pg else json.dumps(chunk), "now": now}).rowcount
         return inserted
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the registry table (PostgreSQL): after a bulk insert, so
+        that claims are planned by index order (see consistency.py). SQLite
+        needs none: its claims name their index."""
+        if not self._pg:
+            return
+        with self.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                f'ANALYZE "{self.table.name}"')
 
     def _insert_new(self):
         """INSERT that skips model ids already tracked (another engine won)."""
