@@ -235,6 +235,57 @@ def test_a_verification_claimed_with_the_sync(store):
     assert write_statements(store, store.synced_statements(claim, True, utcnow()))
 
 
+def test_synced_and_verified_in_one_write(store):
+    """A blob verified as it was written: synced and verification succeeded
+    in one guarded UPDATE, after a failed verification too; a stale claim
+    changes nothing."""
+    store.insert_pending([1, 2])
+    set_values(store, 2, verification_state=VerificationState.FAILED,
+               verification_retry_count=3, checksum_mismatch=True,
+               verification_checksum_mismatched=b"cd" * 32, verification_failure="old")
+    claims = store.claim_sync_batch(2)
+    at = utcnow()
+    for claim in claims:
+        assert write_statements(store, store.synced_and_verified_statements(
+            claim, "ab" * 32, at))
+    for model_id in (1, 2):
+        r = row(store, model_id)
+        assert r["state"] == SyncState.SYNCED and r["retry_count"] == 0
+        assert r["verification_state"] == VerificationState.SUCCEEDED
+        assert r["verification_checksum"] == b"ab" * 32
+        assert r["verification_started_at"] == r["verified_at"] == at
+        assert r["verification_retry_count"] == 0 and r["verification_failure"] is None
+        assert r["checksum_mismatch"] is False and r["verification_checksum_mismatched"] is None
+    assert store.claim_verification_batch(10) == []
+
+    store.ensure_pending(1, reset_existing=True)
+    claim = store.claim_sync_batch(1)[0]
+    assert not write_statements(store, store.synced_and_verified_statements(
+        claims[0], "ab" * 32, utcnow()))  # the earlier claim
+    assert row(store, 1)["state"] == SyncState.STARTED
+    assert write_statements(store, store.synced_and_verified_statements(
+        claim, "ab" * 32, utcnow()))
+
+
+def test_synced_and_verified_as_a_group_keeps_each_rows_checksum(store):
+    from backend.secondary.outcome_recorder import OutcomeRecorder
+    store.insert_pending(range(1, 31))
+    claims = store.claim_sync_batch(100)
+    recorder = OutcomeRecorder(store.engine, retry_interval=0.1,
+                               on_unreachable=lambda exc: None,
+                               on_written=lambda followups: None)
+    at = utcnow()
+    for claim in claims:
+        recorder.submit_statements(store.synced_and_verified_statements(
+            claim, f"{claim.model_id:064x}", at))
+    recorder.start()
+    recorder.stop(timeout=30)
+    for claim in claims:
+        r = row(store, claim.model_id)
+        assert r["verification_state"] == VerificationState.SUCCEEDED
+        assert r["verification_checksum"] == f"{claim.model_id:064x}".encode()
+
+
 def test_checksum_succeeded_event_queues_verification(store):
     synced(store, 1, primary_verified=False)
     assert store.checksum_succeeded(1)

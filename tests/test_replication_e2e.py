@@ -10,7 +10,7 @@ from sqlalchemy import update
 from backend.framework.clock import clock, utcnow
 from backend.framework.replicator import replicator_for
 from backend.framework.states import SyncState, VerificationState
-from backend.secondary.downloader import MISSING_ON_PRIMARY
+from backend.secondary.downloader import BUFFER_LIMIT, MISSING_ON_PRIMARY
 from backend.secondary.registry_store import RegistryFilter, RegistryStore
 from tests.support.fixtures_e2e import all_synced_and_verified, registries, varied_blobs
 from tests.support.sites import (secondary_config, start_engine, wait_for_checksums,
@@ -102,9 +102,10 @@ def test_full_replication_deletion_corruption_and_missing_files(primary, make_en
     assert dt.timedelta(hours=1, seconds=75) < wait <= dt.timedelta(hours=4, seconds=75)
 
 
+@pytest.mark.parametrize("size", [4, BUFFER_LIMIT + 1], ids=["written", "streamed"])
 def test_a_directory_in_the_destination_fails_the_sync_and_leaves_no_file(
-        primary, make_engine, tmp_path):
-    model_id = primary.catalog().add_bytes(b"blob", "w.bin")
+        primary, make_engine, tmp_path, size):
+    model_id = primary.catalog().add_bytes(b"b" * size, "w.bin")
     config_storage = tmp_path / "secondary"
     in_the_way = config_storage / CoolWidgets.plural_name / "0" / str(model_id)
     in_the_way.mkdir(parents=True)
@@ -117,10 +118,13 @@ def test_a_directory_in_the_destination_fails_the_sync_and_leaves_no_file(
     assert engine.storage.temporary_files() == []
 
 
-def test_verifications_are_claimed_with_their_syncs(primary, make_engine, retrieve_log):
-    """Blobs the primary has verified go from sync started to verification
-    started in one write, and verify against the checksum their download was
-    checked against: the primary is never asked for its checksums."""
+def test_blobs_the_primary_verified_are_verified_without_asking_it(primary, make_engine,
+                                                                  retrieve_log):
+    """A small blob is verified by the file writer as it writes it: synced
+    and verified in one write. A large one streams to disk on the sync loop
+    and its verification is claimed in the write that records its sync. Both
+    verify against the checksum their download was checked against, so the
+    primary is never asked for its checksums."""
     catalog = primary.catalog()
     blobs = varied_blobs(60)
     ids = [catalog.add_bytes(data, f"v{i}.bin") for i, data in enumerate(blobs)]
@@ -131,8 +135,11 @@ def test_verifications_are_claimed_with_their_syncs(primary, make_engine, retrie
     assert retrieve_log.states_requests == 0
     rows = registries(engine, CoolWidgets)
     for model_id, data in zip(ids, blobs):
-        assert rows[model_id]["verification_checksum"].decode() == \
-            hashlib.sha256(data).hexdigest()
+        row = rows[model_id]
+        assert row["verification_checksum"].decode() == hashlib.sha256(data).hexdigest()
+        verified_on_write = row["verification_started_at"] == row["verified_at"]
+        assert verified_on_write == (len(data) <= BUFFER_LIMIT), len(data)
+    assert engine.counters.snapshot()["verifications_succeeded"] == 60
 
     # Re-verification has no download to go by: it asks the primary.
     RegistryStore(engine.engine, CoolWidgets).reverify(RegistryFilter())
@@ -140,6 +147,42 @@ def test_verifications_are_claimed_with_their_syncs(primary, make_engine, retrie
     wait_until(lambda: retrieve_log.states_requests > 0
                and all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
                message="re-verified")
+
+
+def test_a_blob_that_does_not_hash_right_after_writing_is_verified_as_usual(
+        primary, make_engine, monkeypatch):
+    """The file changing between its write and its hash (a fault no test can
+    time) sends it to the verification workers, which hash it again."""
+    monkeypatch.setattr("backend.secondary.engine.file_checksum", lambda path: "0" * 64)
+    catalog = primary.catalog()
+    ids = [catalog.add_bytes(b"small %d" % i, "s") for i in range(5)]
+    wait_for_checksums(primary)
+    engine = make_engine()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=30,
+               message="verified by the workers")
+    for row in registries(engine, CoolWidgets).values():
+        assert row["verification_started_at"] < row["verified_at"]
+    assert engine.checksum_pool.worker_pids()
+
+
+def test_stopping_finishes_the_blobs_already_downloaded(primary, make_engine):
+    """Downloads in flight and blobs waiting for the file writer are written
+    and recorded before the engine stops; claims no worker took go back to
+    pending. None is left started, and no temporary file behind."""
+    catalog = primary.catalog()
+    blobs = {catalog.add_bytes(b"stop %d" % i, "s"): b"stop %d" % i for i in range(400)}
+    engine = make_engine()
+    wait_until(lambda: any(r["state"] == SyncState.SYNCED
+                           for r in registries(engine, CoolWidgets).values()),
+               timeout=30, message="a first sync")
+    engine.stop()
+    rows = registries(engine, CoolWidgets)
+    assert {row["state"] for row in rows.values()} <= {SyncState.PENDING, SyncState.SYNCED}
+    synced = [model_id for model_id, row in rows.items() if row["state"] == SyncState.SYNCED]
+    assert synced
+    for model_id in synced:
+        assert secondary_file(engine, model_id).read_bytes() == blobs[model_id]
+    assert engine.storage.temporary_files() == []
 
 
 def test_new_widgets_replicate_from_events(primary, make_engine):

@@ -3,7 +3,7 @@
 One scheduler thread claims rows in the database and puts them here;
 workers take them. The scheduler refills only once half of the capacity is
 free, so a claim takes many rows at once instead of one per blob, and the
-rows claimed never exceed the capacity (four times `files_max_capacity` for
+rows claimed never exceed the capacity (eight times `files_max_capacity` for
 syncs, ten times `verification_max_capacity` for verifications; see
 engine.py). A unit is one registry row; an item may hold several (a
 verification batch).

@@ -2,14 +2,19 @@
 check the primary's checksum, then rename into place atomically. The
 temporary file never survives, so a partial file is never taken for a blob.
 
-Runs as a coroutine on the sync workers' event loop. A small blob is
-written and hashed right there (microseconds); pieces of a large one go to
-a worker thread, so large downloads hash in parallel and never hold up the
-loop for long.
+Runs as a coroutine on the sync workers' event loop. A small blob (up to
+BUFFER_LIMIT) stays in memory and comes back as a `BufferedBlob`, which the
+engine's file writer thread hands to `write_buffered`: creating, writing
+and renaming a file are system calls that, on the loop, held up every other
+download (docs/PERFORMANCE.md). A larger blob spills into its temporary
+file once it outgrows the buffer and streams there on the loop; its large
+pieces are written and hashed in a worker thread, so they never hold up
+the loop for long.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import itertools
 import os
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from backend.framework.checksum import size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
-from backend.secondary.blob_client import BlobClient
+from backend.secondary.blob_client import BlobClient, DownloadHeaders
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
@@ -26,6 +31,7 @@ FILE_NOT_FOUND = "FILE_NOT_FOUND"
 MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
 _serial = itertools.count()  # unique temporary names within this process
 INLINE_PIECE = 256 * 1024  # larger pieces are written and hashed in a thread
+BUFFER_LIMIT = 256 * 1024  # blobs up to this size are written by the file writer
 
 
 @dataclass(frozen=True)
@@ -37,81 +43,175 @@ class DownloadResult:
     bytes: int = 0
     primary_checksum: str | None = None  # as the primary's response gave them
     file_store: int | None = None
+    path: str | None = None  # where the blob now is (success only)
+
+
+@dataclass(frozen=True)
+class BufferedBlob:
+    """A small blob downloaded into memory, for `write_buffered`."""
+    destination: str
+    model_id: int
+    pieces: list
+    headers: DownloadHeaders
 
 
 class BlobDownloader:
     def __init__(self, client: BlobClient, storage: LocalStorage) -> None:
         self.client = client
         self.storage = storage
+        self._pieces: concurrent.futures.ThreadPoolExecutor | None = None
 
-    async def download(self, replicator, model_id: int) -> DownloadResult:
+    async def download(self, replicator, model_id: int) -> DownloadResult | BufferedBlob:
         # Runs for every blob: strings, not pathlib, and no system call that
         # can be spared (the folder is made only when missing; a directory
         # in the way shows when the rename fails).
         destination = self.storage.path_text(replicator, model_id)
-        folder = os.path.dirname(destination)
-        digest = hashlib.sha256()
-        temporary = f"{folder}/{temporary_prefix()}{model_id}_{next(_serial)}"
-        try:
-            handle = _create(temporary)
-        except FileNotFoundError:
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as exc:
-                return DownloadResult(False, f"Cannot create folder for the file: {exc.strerror}")
-            try:
-                handle = _create(temporary)
-            except OSError as exc:
-                return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
-        except OSError as exc:
-            return DownloadResult(False, f"Cannot create the file: {exc.strerror or exc}")
-        size = 0
-        renamed = False
-        try:
-            with handle:
-                def keep(piece: bytes) -> None:
-                    nonlocal size
-                    handle.write(piece)
-                    digest.update(piece)
-                    size += len(piece)
+        pieces: list[bytes] = []
+        buffered = 0
+        spill: _Spill | None = None
+        in_thread: concurrent.futures.Future | None = None  # a large piece being written
 
-                async def consume(piece: bytes) -> None:
-                    if len(piece) <= INLINE_PIECE:
-                        keep(piece)
-                    else:
-                        await asyncio.get_running_loop().run_in_executor(None, keep, piece)
+        async def consume(piece: bytes) -> None:
+            nonlocal buffered, spill, in_thread
+            if spill is None:
+                buffered += len(piece)
+                if buffered <= BUFFER_LIMIT:
+                    pieces.append(piece)
+                    return
+                spill = _Spill(destination, model_id)
+                for held in pieces:
+                    spill.keep(held)
+                pieces.clear()
+            if len(piece) <= INLINE_PIECE:
+                spill.keep(piece)
+            else:
+                in_thread = self._piece_writer().submit(spill.keep, piece)
+                await asyncio.wrap_future(in_thread)
 
-                headers = await self.client.download(replicator.replicable_name, model_id,
-                                                     consume)
-            if headers.checksum:
-                local = (size_checksum(size) if headers.file_store == FileStore.REMOTE
-                         else digest.hexdigest())
-                if local != headers.checksum:
-                    return DownloadResult(False, "Downloaded file checksum mismatch")
-            try:
-                os.replace(temporary, destination)
-            except IsADirectoryError:
-                return DownloadResult(False, f"Destination {destination} is a directory")
-            renamed = True
-            return DownloadResult(
-                True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
-                bytes=size, primary_checksum=headers.checksum, file_store=headers.file_store)
+        try:
+            headers = await self.client.download(replicator.replicable_name, model_id, consume)
+            if spill is None:
+                return BufferedBlob(destination, model_id, pieces, headers)
+            return spill.finish(headers)
         except GeoApiError as exc:
             if exc.status == 404 and exc.geo_code == FILE_NOT_FOUND:
                 return DownloadResult(False, MISSING_ON_PRIMARY, missing_on_primary=True)
             return DownloadResult(False, f"Non-success HTTP response status code {exc.status}")
         except PrimaryUnreachable as exc:
             return DownloadResult(False, f"Error downloading file: {exc}")
+        except _CannotCreate as exc:
+            return DownloadResult(False, str(exc))
         except OSError as exc:
             return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
         finally:
-            if not renamed:
-                try:
-                    os.unlink(temporary)
-                except FileNotFoundError:
-                    pass
+            if spill is not None:
+                if in_thread is not None and not in_thread.done():
+                    # Cancelled (a stop's deadline) while a thread writes: the
+                    # file is closed once it is done, so that its descriptor
+                    # cannot be reused by another file meanwhile.
+                    in_thread.add_done_callback(lambda _: spill.discard())
+                else:
+                    spill.discard()
+
+    def close(self) -> None:
+        """Let the threads for large pieces go once their writes are done."""
+        if self._pieces is not None:
+            self._pieces.shutdown(wait=False)
+            self._pieces = None
+
+    def _piece_writer(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pieces is None:
+            self._pieces = concurrent.futures.ThreadPoolExecutor(
+                thread_name_prefix="geo-piece-writer")
+        return self._pieces
+
+    @staticmethod
+    def write_buffered(blob: BufferedBlob) -> DownloadResult:
+        """Write a buffered blob into place: the same checks and outcomes as
+        a streamed one. Runs in the engine's file writer thread."""
+        spill = None
+        try:
+            spill = _Spill(blob.destination, blob.model_id)
+            for piece in blob.pieces:
+                spill.keep(piece)
+            return spill.finish(blob.headers)
+        except _CannotCreate as exc:
+            return DownloadResult(False, str(exc))
+        except OSError as exc:
+            return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
+        finally:
+            if spill is not None:
+                spill.discard()
 
 
-def _create(path: str):
+class _CannotCreate(Exception):
+    """The temporary file could not be made; the message is the outcome's."""
+
+
+class _Spill:
+    """A blob's temporary file beside its destination: written and hashed
+    piece by piece, then checked and renamed into place, or removed."""
+
+    def __init__(self, destination: str, model_id: int) -> None:
+        self.destination = destination
+        folder = os.path.dirname(destination)
+        self.temporary = f"{folder}/{temporary_prefix()}{model_id}_{next(_serial)}"
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.renamed = False
+        try:
+            self.descriptor = _create(self.temporary)
+        except FileNotFoundError:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise _CannotCreate(
+                    f"Cannot create folder for the file: {exc.strerror}") from None
+            try:
+                self.descriptor = _create(self.temporary)
+            except OSError as exc:
+                raise _CannotCreate(f"Cannot create the file: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise _CannotCreate(f"Cannot create the file: {exc.strerror or exc}") from None
+
+    def keep(self, piece: bytes) -> None:
+        view = memoryview(piece)
+        while view:
+            view = view[os.write(self.descriptor, view):]
+        self.digest.update(piece)
+        self.size += len(piece)
+
+    def finish(self, headers: DownloadHeaders) -> DownloadResult:
+        """Check the primary's checksum and rename into place."""
+        os.close(self.descriptor)
+        self.descriptor = None
+        if headers.checksum:
+            local = (size_checksum(self.size) if headers.file_store == FileStore.REMOTE
+                     else self.digest.hexdigest())
+            if local != headers.checksum:
+                return DownloadResult(False, "Downloaded file checksum mismatch")
+        try:
+            os.replace(self.temporary, self.destination)
+        except IsADirectoryError:
+            return DownloadResult(False, f"Destination {self.destination} is a directory")
+        self.renamed = True
+        return DownloadResult(
+            True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
+            bytes=self.size, primary_checksum=headers.checksum, file_store=headers.file_store,
+            path=self.destination)
+
+    def discard(self) -> None:
+        """Close and remove the temporary file unless it was renamed."""
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
+        if not self.renamed:
+            try:
+                os.unlink(self.temporary)
+            except FileNotFoundError:
+                pass
+
+
+def _create(path: str) -> int:
     """A new file, never one that exists (another engine's download)."""
-    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb", buffering=0)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

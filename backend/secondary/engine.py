@@ -2,16 +2,20 @@
 
 Threads, all stoppable and all working through the tracking database:
   - a sync scheduler that claims pending, then retry-due failed registries,
-    up to four times `files_max_capacity` (claims run ahead of the workers)
+    up to eight times `files_max_capacity` (claims run ahead of the workers)
     in batches whenever half of that is free, and `files_max_capacity` sync
     workers that download what it claimed: coroutines on one event loop
     thread (`sync_workers.py`, `blob_client.py`);
+  - a file writer thread that writes, renames and records the small blobs
+    the sync workers downloaded into memory, so that the loop makes no
+    file system calls for them, and verifies at once those the primary has
+    verified: synced and verified in one UPDATE;
   - a verification scheduler and workers: `verification_max_capacity`
     counts verification jobs of up to 10 registries each, as in GitLab, so
-    ten times as many rows may be in flight. A sync that succeeds while
-    there is room claims its verification in the same UPDATE that records
-    it (synced, verification started), and the claim reaches the workers
-    once that is written: one row update fewer per blob, and the
+    ten times as many rows may be in flight. Any other sync that succeeds
+    while there is room claims its verification in the same UPDATE that
+    records it (synced, verification started), and the claim reaches the
+    workers once that is written: one row update fewer per blob, and the
     verification compares with the checksum the download was checked
     against instead of asking the primary again;
   - an outcome recorder that writes the workers' results in groups, one
@@ -26,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import sys
 import threading
 import time
@@ -36,13 +41,14 @@ import urllib3
 from backend.config import SecondaryConfig
 from backend.db import migrate
 from backend.db.engine import create_db_engine, is_unreachable
+from backend.framework.checksum import file_checksum
 from backend.framework.clock import utcnow
-from backend.framework.replicator import registered
+from backend.framework.replicator import FileStore, registered
 from backend.secondary.blob_client import BlobClient
 from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.claimed_work import ClaimedWork
 from backend.secondary.consistency import RegistryConsistency
-from backend.secondary.downloader import BlobDownloader
+from backend.secondary.downloader import BlobDownloader, BufferedBlob
 from backend.secondary.engine_counters import EngineCounters
 from backend.secondary.event_consumer import EventConsumer
 from backend.secondary.geo_client import GeoClient
@@ -62,7 +68,7 @@ VERIFICATION_BATCH = 10  # GitLab's verification job size: rows per unit of capa
 HASH_BATCH = 100  # rows per verification batch: one states request, one hashing request
 VERIFICATION_GATHER = 0.5  # seconds to let verifications gather after a short claim
 MAX_VERIFY_THREADS = 8
-SYNC_CLAIM_AHEAD = 4  # sync rows claimed per sync worker, at most
+SYNC_CLAIM_AHEAD = 8  # sync rows claimed per sync worker, at most
 TIMEOUT_CHECK_INTERVAL = 60.0
 RECOVERY_INTERVAL = 10.0
 # The sync workers' event loop waits for the GIL after every wake-up; at
@@ -119,13 +125,15 @@ class SecondaryEngine:
             on_written=self._outcomes_written, on_dropped=self._verifications_dropped)
         # Claims run ahead of the workers: a worker done with a blob finds
         # the next one claimed, and a claim (a write transaction) takes at
-        # least twice as many rows as there are workers.
+        # least four times as many rows as there are workers. A claim also
+        # counts until its blob is written (the file writer marks it done).
         self._syncs = ClaimedWork(SYNC_CLAIM_AHEAD * config.files_max_capacity)
         self.sync_workers = SyncWorkers(
             self._syncs, config.files_max_capacity, self._sync_claim,
             on_error=lambda exc: self._report("sync", exc),
             open_resources=self.blob_client.open, close_resources=self.blob_client.close)
         self._syncs.on_added = self.sync_workers.claims_added
+        self._to_write: queue.SimpleQueue = queue.SimpleQueue()  # for the file writer
         self._verifications = ClaimedWork(verification_rows(config.verification_max_capacity))
         self.verify_threads = verification_threads(config.verification_max_capacity)
 
@@ -173,6 +181,7 @@ class SecondaryEngine:
         self.heartbeat.beat()
         self._stop.clear()
         self.recorder.start()
+        self._spawn("geo-file-writer", self._file_writer_loop)
         self.sync_workers.start()
         self._spawn("geo-housekeeping", self._housekeeping_loop)
         self._spawn("geo-heartbeat", self._heartbeat_loop)
@@ -199,6 +208,8 @@ class SecondaryEngine:
         self._syncs.wake()
         self._verifications.wake()
         self.sync_workers.stop(timeout=max(0.1, deadline - time.monotonic()))
+        self._to_write.put(None)  # after the downloads: the writer finishes them
+        self.downloader.close()
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
@@ -321,34 +332,89 @@ class SecondaryEngine:
             claimed += [(store, claim) for claim in claims]
         return claimed, len(claimed)
 
-    async def _sync_claim(self, store: RegistryStore, claim) -> None:
-        """On the sync workers' event loop."""
+    async def _sync_claim(self, store: RegistryStore, claim) -> bool:
+        """On the sync workers' event loop. Returns True when the blob went
+        on to the file writer, which finishes the claim."""
         started = time.monotonic()
-        name = store.replicator.replicable_name
         try:
             result = await self.downloader.download(store.replicator, claim.model_id)
         except Exception as exc:
-            log.exception("sync of %s %s crashed", store.replicator.title, claim.model_id)
-            reason = f"Error while attempting to sync: {exc}"
-            self.recorder.submit(lambda connection: store.mark_sync_failed(
-                claim, reason, connection=connection))
-            self.counters.sync_finished(name, False, time.monotonic() - started)
-            return
+            self._sync_crashed(store, claim, exc, started)
+            return False
+        if isinstance(result, BufferedBlob):
+            self._to_write.put((store, claim, result, started))
+            return True
+        self._record_sync(store, claim, result, started)
+        return False
+
+    def _file_writer_loop(self) -> None:
+        """Write the small blobs the sync workers downloaded, verify those the
+        primary has verified, record both, and only then count the claim as
+        done. Ends at the None that stop() queues after the sync workers."""
+        while (item := self._to_write.get()) is not None:
+            store, claim, blob, started = item
+            try:
+                result = self.downloader.write_buffered(blob)
+                self._record_sync(store, claim, result, started, verify=True)
+            except Exception as exc:
+                self._sync_crashed(store, claim, exc, started)
+            finally:
+                self._syncs.done(1)
+
+    def _sync_crashed(self, store: RegistryStore, claim, exc: Exception,
+                      started: float) -> None:
+        log.error("sync of %s %s crashed", store.replicator.title, claim.model_id,
+                  exc_info=exc)
+        reason = f"Error while attempting to sync: {exc}"
+        self.recorder.submit(lambda connection: store.mark_sync_failed(
+            claim, reason, connection=connection))
+        self.counters.sync_finished(store.replicator.replicable_name, False,
+                                    time.monotonic() - started)
+
+    def _record_sync(self, store: RegistryStore, claim, result, started: float,
+                     verify: bool = False) -> None:
+        """Hand a sync's outcome to the recorder. With `verify` (the file
+        writer, for a blob just written), a blob the primary has verified is
+        verified now and recorded synced and verified in one write."""
+        name = store.replicator.replicable_name
         if result.success:
-            # Once written: a verification to hand to the workers, or a row
-            # the verification scheduler may claim (`_outcomes_written`).
-            verification = self._verification_with_sync(store, claim, result)
-            if verification is None:
-                self.recorder.submit_statements(store.synced_statements(
-                    claim, result.primary_verified), then=(store, None))
+            checksum = self._verified_now(name, result) if verify else None
+            if checksum is not None:
+                self.recorder.submit_statements(
+                    store.synced_and_verified_statements(claim, checksum, utcnow()))
             else:
-                self.recorder.submit_statements(store.synced_statements(
-                    claim, True, verification.claimed_at), then=(store, verification))
+                # Once written: a verification to hand to the workers, or a
+                # row the verification scheduler may claim (`_outcomes_written`).
+                verification = self._verification_with_sync(store, claim, result)
+                if verification is None:
+                    self.recorder.submit_statements(store.synced_statements(
+                        claim, result.primary_verified), then=(store, None))
+                else:
+                    self.recorder.submit_statements(store.synced_statements(
+                        claim, True, verification.claimed_at), then=(store, verification))
         else:
             self.recorder.submit(lambda connection: store.mark_sync_failed(
                 claim, result.reason, result.missing_on_primary, connection))
         self.counters.sync_finished(name, result.success, time.monotonic() - started,
                                     result.bytes)
+
+    def _verified_now(self, name: str, result) -> str | None:
+        """The checksum of a blob just written, if the primary has verified it,
+        it is a local file that matches and the engine is not paused; None
+        sends it the usual way (a verification claimed with its sync, which
+        also records a mismatch or an unreadable file as GitLab does)."""
+        if (not (result.primary_verified and result.primary_checksum) or self.paused
+                or result.file_store == FileStore.REMOTE):
+            return None
+        started = time.monotonic()
+        try:
+            checksum = file_checksum(result.path)
+        except OSError:
+            return None
+        if checksum != result.primary_checksum:
+            return None
+        self.counters.verified_on_write(name, time.monotonic() - started)
+        return checksum
 
     def _verification_with_sync(self, store: RegistryStore, claim, result):
         """The verification to claim with this sync's outcome, if the primary

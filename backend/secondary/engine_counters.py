@@ -93,6 +93,19 @@ class EngineCounters:
             metrics["bytes_downloaded"].inc(size)
         metrics["sync_seconds"].observe(seconds)
 
+    def verified_on_write(self, replicable: str, seconds: float) -> None:
+        """One blob verified by the file writer as it wrote it; written out
+        like sync_finished, as it runs for every small blob."""
+        with self._lock:
+            interval = self._interval[replicable]
+            for counts in (self._totals, interval):
+                counts["verifications_attempted"] += 1
+                counts["verifications_succeeded"] += 1
+        metrics = self._metrics(replicable)
+        metrics["verifications_attempted"].inc()
+        metrics["verifications_succeeded"].inc()
+        metrics["verify_seconds"].observe(seconds)
+
     def verification_finished(self, replicable: str, attempted: int, succeeded: int,
                               failed: int, seconds: float) -> None:
         self._add(replicable, verifications_attempted=attempted,

@@ -2,7 +2,8 @@
 
 `count` workers (`files_max_capacity`) take claimed syncs from the
 ClaimedWork that the sync scheduler fills, and run `handle(store, claim)`
-for each, one at a time per worker. A blob download is mostly waiting for
+for each, one at a time per worker. `handle` returns True when it passed
+the claim on (the engine's file writer), which then marks it done. A blob download is mostly waiting for
 the primary, and on a loop that waiting costs no thread and no hand-over
 between threads (see blob_client.py for what that saves).
 
@@ -134,9 +135,11 @@ class SyncWorkers:
                 if item is None:
                     await self._ready.wait()
                     continue
+            passed_on = False
             try:
-                await self.handle(*item)
+                passed_on = await self.handle(*item)
             except Exception as exc:  # a bug: the claim times out
                 self.on_error(exc)
             finally:
-                self.work.done(1)
+                if not passed_on:
+                    self.work.done(1)
