@@ -120,9 +120,13 @@ class BlobDownloader:
             self._pieces = None
 
     def _piece_writer(self) -> concurrent.futures.ThreadPoolExecutor:
+        """One thread per core: with more (asyncio's default executor has
+        six on two cores), eight large downloads wrote at once, and the
+        threads spent more time queued for a core and in the kernel than
+        writing (docs/PERFORMANCE.md)."""
         if self._pieces is None:
             self._pieces = concurrent.futures.ThreadPoolExecutor(
-                thread_name_prefix="geo-piece-writer")
+                max_workers=os.cpu_count() or 1, thread_name_prefix="geo-piece-writer")
         return self._pieces
 
     @staticmethod
