@@ -196,45 +196,6 @@ def write_statements(store, statements) -> bool:
                    for statement, params in statements)
 
 
-def test_a_verification_claimed_with_the_sync(store):
-    """Synced and verification started in one UPDATE; a registry whose
-    verification had failed awaits it as usual, keeping its counters."""
-    store.insert_pending([1, 2])
-    set_values(store, 1, verification_retry_count=2, checksum_mismatch=True,
-               verification_failure="old")
-    set_values(store, 2, verification_state=VerificationState.FAILED,
-               verification_retry_count=3)
-    first, second = store.claim_sync_batch(2)
-    at = utcnow()
-    for claim in (first, second):
-        assert write_statements(store, store.synced_statements(claim, True, at))
-    r = row(store, 1)
-    assert r["state"] == SyncState.SYNCED
-    assert r["verification_state"] == VerificationState.STARTED
-    assert r["verification_started_at"] == at
-    assert r["verification_retry_count"] == 0 and r["checksum_mismatch"] is False
-    assert r["verification_failure"] is None
-    r = row(store, 2)
-    assert r["state"] == SyncState.SYNCED
-    assert r["verification_state"] == VerificationState.PENDING
-    assert r["verification_retry_count"] == 3
-
-    # The claim made with the sync records its verification; the scheduler
-    # finds nothing of that row to claim.
-    verification = store.verification_claimed_with_sync(first, at, "ab" * 32, 1)
-    assert [c.model_id for c in store.claim_verification_batch(10)] == [2]
-    assert store.mark_verified(verification, "ab" * 32)
-    assert row(store, 1)["verification_state"] == VerificationState.SUCCEEDED
-
-    # A stale sync outcome claims nothing.
-    store.ensure_pending(1, reset_existing=True)
-    claim = store.claim_sync_batch(1)[0]
-    assert not write_statements(store, store.synced_statements(
-        first, True, utcnow()))  # the earlier claim
-    assert row(store, 1)["state"] == SyncState.STARTED
-    assert write_statements(store, store.synced_statements(claim, True, utcnow()))
-
-
 def test_synced_and_verified_in_one_write(store):
     """A blob verified as it was written: synced and verification succeeded
     in one guarded UPDATE, after a failed verification too; a stale claim

@@ -118,51 +118,61 @@ def test_a_directory_in_the_destination_fails_the_sync_and_leaves_no_file(
     assert engine.storage.temporary_files() == []
 
 
-def test_blobs_the_primary_verified_are_verified_without_asking_it(primary, make_engine,
-                                                                  retrieve_log):
-    """A small blob is verified by the file writer as it writes it: synced
-    and verified in one write. A large one streams to disk on the sync loop
-    and its verification is claimed in the write that records its sync. Both
-    verify against the checksum their download was checked against, so the
-    primary is never asked for its checksums."""
+def test_blobs_the_primary_verified_are_verified_by_the_hash_of_their_download(
+        primary, make_engine, retrieve_log):
+    """Each download, small or large, is hashed once from disk before its
+    rename: the check against the primary's checksum, and the verification
+    of the stored file, recorded with the sync in one write. The primary is
+    never asked for its checksums, the checksum processes never start."""
     catalog = primary.catalog()
     blobs = varied_blobs(60)
+    assert max(map(len, blobs)) > BUFFER_LIMIT >= min(map(len, blobs))  # both paths
     ids = [catalog.add_bytes(data, f"v{i}.bin") for i, data in enumerate(blobs)]
     wait_for_checksums(primary)
     engine = make_engine()
     wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
                message="60 widgets synced and verified")
     assert retrieve_log.states_requests == 0
+    assert engine.checksum_pool.worker_pids() == []
     rows = registries(engine, CoolWidgets)
     for model_id, data in zip(ids, blobs):
         row = rows[model_id]
         assert row["verification_checksum"].decode() == hashlib.sha256(data).hexdigest()
-        verified_on_write = row["verification_started_at"] == row["verified_at"]
-        assert verified_on_write == (len(data) <= BUFFER_LIMIT), len(data)
+        assert row["verification_started_at"] == row["verified_at"]  # one write
     assert engine.counters.snapshot()["verifications_succeeded"] == 60
 
-    # Re-verification has no download to go by: it asks the primary.
+    # Re-verification has no download to go by: it asks the primary, and the
+    # checksum processes hash the files.
     RegistryStore(engine.engine, CoolWidgets).reverify(RegistryFilter())
     engine.wake()
     wait_until(lambda: retrieve_log.states_requests > 0
                and all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
                message="re-verified")
+    assert engine.checksum_pool.worker_pids()
 
 
-def test_a_blob_that_does_not_hash_right_after_writing_is_verified_as_usual(
-        primary, make_engine, monkeypatch):
-    """The file changing between its write and its hash (a fault no test can
-    time) sends it to the verification workers, which hash it again."""
-    monkeypatch.setattr("backend.secondary.engine.file_checksum", lambda path: "0" * 64)
+def test_a_paused_engine_leaves_the_verification_of_its_last_syncs_for_later(
+        primary, make_engine):
+    """Pausing starts no verification: syncs in flight are recorded with
+    their verification pending, which the scheduler takes once resumed."""
     catalog = primary.catalog()
-    ids = [catalog.add_bytes(b"small %d" % i, "s") for i in range(5)]
+    ids = [catalog.add_bytes(b"paused %d" % i, "p") for i in range(200)]
     wait_for_checksums(primary)
     engine = make_engine()
-    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=30,
-               message="verified by the workers")
-    for row in registries(engine, CoolWidgets).values():
-        assert row["verification_started_at"] < row["verified_at"]
-    assert engine.checksum_pool.worker_pids()
+    wait_until(lambda: any(r["state"] == SyncState.SYNCED
+                           for r in registries(engine, CoolWidgets).values()),
+               timeout=30, message="a first sync")
+    engine.pause()
+    wait_until(lambda: not any(r["state"] == SyncState.STARTED
+                               for r in registries(engine, CoolWidgets).values()),
+               timeout=30, message="syncs in flight finished")
+    pending = [r for r in registries(engine, CoolWidgets).values()
+               if r["state"] == SyncState.SYNCED
+               and r["verification_state"] == VerificationState.PENDING]
+    engine.resume()
+    wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
+               message="all verified after resuming")
+    assert pending, "no sync finished while paused"
 
 
 def test_stopping_finishes_the_blobs_already_downloaded(primary, make_engine):

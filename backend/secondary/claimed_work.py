@@ -42,19 +42,6 @@ class ClaimedWork:
     def add(self, items: list, units: int) -> None:
         with self._room:
             self._claimed += units
-        self.add_reserved(items)
-
-    def reserve(self, units: int) -> bool:
-        """Count `units` as claimed if there is room for them: for rows claimed
-        elsewhere (a verification claimed with its sync), added later with
-        add_reserved, or given back with done()."""
-        with self._room:
-            if self._claimed + units > self.capacity:
-                return False
-            self._claimed += units
-            return True
-
-    def add_reserved(self, items: list) -> None:
         for item in items:
             self._queue.put(item)
         if self.on_added is not None:

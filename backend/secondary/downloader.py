@@ -1,6 +1,9 @@
 """Downloading one blob: stream into a temporary file beside the destination,
-check the primary's checksum, then rename into place atomically. The
-temporary file never survives, so a partial file is never taken for a blob.
+hash that file from disk and check it against the primary's checksum, then
+rename it into place atomically. The temporary file never survives, so a
+partial or corrupt file is never taken for a blob. The one hash is also the
+blob's verification (the stored file re-read and hashed, as GitLab's
+verification does), so a secondary hashes each byte once, not twice.
 
 Runs as a coroutine on the sync workers' event loop. A small blob (up to
 BUFFER_LIMIT) stays in memory and comes back as a `BufferedBlob`, which the
@@ -8,19 +11,18 @@ engine's file writer thread hands to `write_buffered`: creating, writing
 and renaming a file are system calls that, on the loop, held up every other
 download (docs/PERFORMANCE.md). A larger blob spills into its temporary
 file once it outgrows the buffer and streams there on the loop; its large
-pieces are written and hashed in a worker thread, so they never hold up
-the loop for long.
+pieces are written, and the file hashed, in a worker thread, so they
+never hold up the loop for long.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import itertools
 import os
 from dataclasses import dataclass
 
-from backend.framework.checksum import size_checksum
+from backend.framework.checksum import file_checksum, size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
 from backend.secondary.blob_client import BlobClient, DownloadHeaders
@@ -30,7 +32,7 @@ from backend.secondary.local_storage import LocalStorage, temporary_prefix
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
 MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
 _serial = itertools.count()  # unique temporary names within this process
-INLINE_PIECE = 256 * 1024  # larger pieces are written and hashed in a thread
+INLINE_PIECE = 256 * 1024  # larger pieces are written in a thread
 BUFFER_LIMIT = 256 * 1024  # blobs up to this size are written by the file writer
 
 
@@ -43,7 +45,9 @@ class DownloadResult:
     bytes: int = 0
     primary_checksum: str | None = None  # as the primary's response gave them
     file_store: int | None = None
-    path: str | None = None  # where the blob now is (success only)
+    # The file's own checksum, hashed from disk before the rename (success
+    # with a local blob whose primary gave a checksum).
+    local_checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class BlobDownloader:
         pieces: list[bytes] = []
         buffered = 0
         spill: _Spill | None = None
-        in_thread: concurrent.futures.Future | None = None  # a large piece being written
+        # What a thread does with the file meanwhile: a large piece, the hash.
+        in_thread: concurrent.futures.Future | None = None
 
         async def consume(piece: bytes) -> None:
             nonlocal buffered, spill, in_thread
@@ -92,7 +97,8 @@ class BlobDownloader:
             headers = await self.client.download(replicator.replicable_name, model_id, consume)
             if spill is None:
                 return BufferedBlob(destination, model_id, pieces, headers)
-            return spill.finish(headers)
+            in_thread = self._piece_writer().submit(spill.finish, headers)
+            return await asyncio.wrap_future(in_thread)
         except GeoApiError as exc:
             if exc.status == 404 and exc.geo_code == FILE_NOT_FOUND:
                 return DownloadResult(False, MISSING_ON_PRIMARY, missing_on_primary=True)
@@ -106,9 +112,9 @@ class BlobDownloader:
         finally:
             if spill is not None:
                 if in_thread is not None and not in_thread.done():
-                    # Cancelled (a stop's deadline) while a thread writes: the
-                    # file is closed once it is done, so that its descriptor
-                    # cannot be reused by another file meanwhile.
+                    # Cancelled (a stop's deadline) while a thread works on the
+                    # file: it is closed once that is done, so that its
+                    # descriptor cannot be reused by another file meanwhile.
                     in_thread.add_done_callback(lambda _: spill.discard())
                 else:
                     spill.discard()
@@ -153,14 +159,13 @@ class _CannotCreate(Exception):
 
 
 class _Spill:
-    """A blob's temporary file beside its destination: written and hashed
-    piece by piece, then checked and renamed into place, or removed."""
+    """A blob's temporary file beside its destination: written piece by
+    piece, then hashed, checked and renamed into place, or removed."""
 
     def __init__(self, destination: str, model_id: int) -> None:
         self.destination = destination
         folder = os.path.dirname(destination)
         self.temporary = f"{folder}/{temporary_prefix()}{model_id}_{next(_serial)}"
-        self.digest = hashlib.sha256()
         self.size = 0
         self.renamed = False
         try:
@@ -182,16 +187,17 @@ class _Spill:
         view = memoryview(piece)
         while view:
             view = view[os.write(self.descriptor, view):]
-        self.digest.update(piece)
         self.size += len(piece)
 
     def finish(self, headers: DownloadHeaders) -> DownloadResult:
-        """Check the primary's checksum and rename into place."""
+        """Hash the file as written, check the primary's checksum and rename
+        into place. Not on the event loop: a large file takes a while."""
         os.close(self.descriptor)
         self.descriptor = None
+        local = None
         if headers.checksum:
             local = (size_checksum(self.size) if headers.file_store == FileStore.REMOTE
-                     else self.digest.hexdigest())
+                     else file_checksum(self.temporary))
             if local != headers.checksum:
                 return DownloadResult(False, "Downloaded file checksum mismatch")
         try:
@@ -202,7 +208,7 @@ class _Spill:
         return DownloadResult(
             True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
             bytes=self.size, primary_checksum=headers.checksum, file_store=headers.file_store,
-            path=self.destination)
+            local_checksum=local if headers.file_store != FileStore.REMOTE else None)
 
     def discard(self) -> None:
         """Close and remove the temporary file unless it was renamed."""

@@ -6,18 +6,17 @@ Threads, all stoppable and all working through the tracking database:
     in batches whenever half of that is free, and `files_max_capacity` sync
     workers that download what it claimed: coroutines on one event loop
     thread (`sync_workers.py`, `blob_client.py`);
-  - a file writer thread that writes, renames and records the small blobs
-    the sync workers downloaded into memory, so that the loop makes no
-    file system calls for them, and verifies at once those the primary has
-    verified: synced and verified in one UPDATE;
-  - a verification scheduler and workers: `verification_max_capacity`
-    counts verification jobs of up to 10 registries each, as in GitLab, so
-    ten times as many rows may be in flight. Any other sync that succeeds
-    while there is room claims its verification in the same UPDATE that
-    records it (synced, verification started), and the claim reaches the
-    workers once that is written: one row update fewer per blob, and the
-    verification compares with the checksum the download was checked
-    against instead of asking the primary again;
+  - a file writer thread that writes, hashes, renames and records the small
+    blobs the sync workers downloaded into memory, so that the loop makes
+    no file system calls for them. Every download is hashed once, from
+    disk, before its rename: that hash checks it against the primary's
+    checksum and, when the primary has verified the blob, is its
+    verification, recorded with the sync in one UPDATE;
+  - a verification scheduler and workers for everything else (blobs the
+    primary had not verified at their sync, re-verification, retries):
+    `verification_max_capacity` counts verification jobs of up to 10
+    registries each, as in GitLab, so ten times as many rows may be in
+    flight;
   - an outcome recorder that writes the workers' results in groups, one
     transaction for all that gathered meanwhile (`outcome_recorder.py`);
   - one housekeeping thread: event log, registry consistency, timeouts,
@@ -41,9 +40,8 @@ import urllib3
 from backend.config import SecondaryConfig
 from backend.db import migrate
 from backend.db.engine import create_db_engine, is_unreachable
-from backend.framework.checksum import file_checksum
 from backend.framework.clock import utcnow
-from backend.framework.replicator import FileStore, registered
+from backend.framework.replicator import registered
 from backend.secondary.blob_client import BlobClient
 from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.claimed_work import ClaimedWork
@@ -122,7 +120,7 @@ class SecondaryEngine:
         self.recorder = OutcomeRecorder(
             self.engine, retry_interval=poll_interval,
             on_unreachable=lambda exc: self._report("recording outcomes", exc),
-            on_written=self._outcomes_written, on_dropped=self._verifications_dropped)
+            on_written=self._outcomes_written)
         # Claims run ahead of the workers: a worker done with a blob finds
         # the next one claimed, and a claim (a write transaction) takes at
         # least four times as many rows as there are workers. A claim also
@@ -348,14 +346,14 @@ class SecondaryEngine:
         return False
 
     def _file_writer_loop(self) -> None:
-        """Write the small blobs the sync workers downloaded, verify those the
-        primary has verified, record both, and only then count the claim as
-        done. Ends at the None that stop() queues after the sync workers."""
+        """Write the small blobs the sync workers downloaded, record them, and
+        only then count the claim as done. Ends at the None that stop()
+        queues after the sync workers."""
         while (item := self._to_write.get()) is not None:
             store, claim, blob, started = item
             try:
                 result = self.downloader.write_buffered(blob)
-                self._record_sync(store, claim, result, started, verify=True)
+                self._record_sync(store, claim, result, started)
             except Exception as exc:
                 self._sync_crashed(store, claim, exc, started)
             finally:
@@ -371,87 +369,35 @@ class SecondaryEngine:
         self.counters.sync_finished(store.replicator.replicable_name, False,
                                     time.monotonic() - started)
 
-    def _record_sync(self, store: RegistryStore, claim, result, started: float,
-                     verify: bool = False) -> None:
-        """Hand a sync's outcome to the recorder. With `verify` (the file
-        writer, for a blob just written), a blob the primary has verified is
-        verified now and recorded synced and verified in one write."""
+    def _record_sync(self, store: RegistryStore, claim, result, started: float) -> None:
+        """Hand a sync's outcome to the recorder. A blob the primary has
+        verified was verified by the hash that checked its download (the
+        stored file, read back from disk): synced and verified in one write,
+        unless the engine is paused, which starts no verification."""
         name = store.replicator.replicable_name
         if result.success:
-            checksum = self._verified_now(name, result) if verify else None
-            if checksum is not None:
-                self.recorder.submit_statements(
-                    store.synced_and_verified_statements(claim, checksum, utcnow()))
+            if (result.primary_verified and result.local_checksum
+                    and result.local_checksum == result.primary_checksum and not self.paused):
+                self.recorder.submit_statements(store.synced_and_verified_statements(
+                    claim, result.local_checksum, utcnow()))
+                self.counters.verified_on_write(name)
             else:
-                # Once written: a verification to hand to the workers, or a
-                # row the verification scheduler may claim (`_outcomes_written`).
-                verification = self._verification_with_sync(store, claim, result)
-                if verification is None:
-                    self.recorder.submit_statements(store.synced_statements(
-                        claim, result.primary_verified), then=(store, None))
-                else:
-                    self.recorder.submit_statements(store.synced_statements(
-                        claim, True, verification.claimed_at), then=(store, verification))
+                # Once written, a row the verification scheduler may claim.
+                self.recorder.submit_statements(store.synced_statements(
+                    claim, result.primary_verified), then=store)
         else:
             self.recorder.submit(lambda connection: store.mark_sync_failed(
                 claim, result.reason, result.missing_on_primary, connection))
         self.counters.sync_finished(name, result.success, time.monotonic() - started,
                                     result.bytes)
 
-    def _verified_now(self, name: str, result) -> str | None:
-        """The checksum of a blob just written, if the primary has verified it,
-        it is a local file that matches and the engine is not paused; None
-        sends it the usual way (a verification claimed with its sync, which
-        also records a mismatch or an unreadable file as GitLab does)."""
-        if (not (result.primary_verified and result.primary_checksum) or self.paused
-                or result.file_store == FileStore.REMOTE):
-            return None
-        started = time.monotonic()
-        try:
-            checksum = file_checksum(result.path)
-        except OSError:
-            return None
-        if checksum != result.primary_checksum:
-            return None
-        self.counters.verified_on_write(name, time.monotonic() - started)
-        return checksum
-
-    def _verification_with_sync(self, store: RegistryStore, claim, result):
-        """The verification to claim with this sync's outcome, if the primary
-        has verified the blob, the engine is not paused and the verification
-        workers have room for one more row (reserved here)."""
-        if not (result.primary_verified and result.primary_checksum) or self.paused:
-            return None
-        if not self._verifications.reserve(1):
-            return None
-        return store.verification_claimed_with_sync(
-            claim, utcnow(), result.primary_checksum, result.file_store)
-
     def _outcomes_written(self, followups: list) -> None:
-        """After each group of outcomes, with the syncs it recorded:
-        verifications claimed with their syncs go to the verification
-        workers in batches; a sync recorded without one wakes the
-        verification scheduler, which otherwise looks every poll interval.
-        Waking it for every group would cost an empty claim transaction each."""
-        batches: dict[str, tuple[RegistryStore, list]] = {}
-        claimable = False
-        for store, verification in followups:
-            if verification is None:
-                claimable = True
-                continue
-            batch = batches.setdefault(store.replicator.replicable_name, (store, []))
-            batch[1].append(verification)
-        if batches:
-            self._verifications.add_reserved([
-                (store, claims[i:i + HASH_BATCH]) for store, claims in batches.values()
-                for i in range(0, len(claims), HASH_BATCH)])
-        if claimable:
+        """After each group of outcomes: a sync recorded without its
+        verification wakes the verification scheduler, which otherwise looks
+        every poll interval. Waking it for every group would cost an empty
+        claim transaction each."""
+        if followups:
             self._verifications.signal()
-
-    def _verifications_dropped(self, followups: list) -> None:
-        """Outcomes given up: their verifications were never claimed."""
-        self._verifications.done(sum(1 for _, verification in followups
-                                     if verification is not None))
 
     # --- verification -------------------------------------------------------------------
 

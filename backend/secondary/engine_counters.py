@@ -93,9 +93,10 @@ class EngineCounters:
             metrics["bytes_downloaded"].inc(size)
         metrics["sync_seconds"].observe(seconds)
 
-    def verified_on_write(self, replicable: str, seconds: float) -> None:
-        """One blob verified by the file writer as it wrote it; written out
-        like sync_finished, as it runs for every small blob."""
+    def verified_on_write(self, replicable: str) -> None:
+        """One blob verified by the hash that checked its download (no batch
+        of its own, so no duration); written out like sync_finished, as it
+        runs for nearly every blob."""
         with self._lock:
             interval = self._interval[replicable]
             for counts in (self._totals, interval):
@@ -104,7 +105,6 @@ class EngineCounters:
         metrics = self._metrics(replicable)
         metrics["verifications_attempted"].inc()
         metrics["verifications_succeeded"].inc()
-        metrics["verify_seconds"].observe(seconds)
 
     def verification_finished(self, replicable: str, attempted: int, succeeded: int,
                               failed: int, seconds: float) -> None:

@@ -9,9 +9,9 @@ claim's start time, so writing one twice (after a connection broke at
 commit) changes nothing.
 
 An outcome may carry a follow-up (`then`): once the group holding it has
-committed, the recorder calls `on_written` with the group's follow-ups; an
-outcome given up hands its follow-up to `on_dropped` instead. The engine
-uses this for verifications claimed with their syncs.
+committed, the recorder calls `on_written` with the group's follow-ups. The
+engine uses this to wake its verification scheduler when a sync was
+recorded that leaves a verification to claim.
 
 While the database is unreachable the group is retried until it answers:
 the work is done, and dropping its outcome would leave the rows claimed by
@@ -51,13 +51,11 @@ BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
 class OutcomeRecorder:
     def __init__(self, engine: Engine, *, retry_interval: float,
                  on_unreachable: Callable[[Exception], None],
-                 on_written: Callable[[list], None],
-                 on_dropped: Callable[[list], None] = lambda followups: None) -> None:
+                 on_written: Callable[[list], None]) -> None:
         self.engine = engine
         self.retry_interval = retry_interval
         self.on_unreachable = on_unreachable
         self.on_written = on_written  # after every group, with its follow-ups
-        self.on_dropped = on_dropped  # follow-ups of outcomes given up
         self._queue: queue.Queue[Outcome | None] = queue.Queue(BACKLOG_LIMIT)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,26 +124,24 @@ class OutcomeRecorder:
             try:
                 with writing(self.engine) as connection:
                     _apply(connection, group)
-                written, dropped = group, []
+                written = group
                 break
             except Exception as exc:
                 if not is_unreachable(exc):
-                    written, dropped = self._write_one_by_one(group)
+                    written = self._write_one_by_one(group)
                     break
                 if self._stop.is_set():
                     # Stopping with the database away: the next engine hands
                     # these claims back (see heartbeat.py).
                     log.warning("%d outcomes not written: %s", len(group), exc)
-                    self._hand_on(self.on_dropped, group)
                     return
                 self.on_unreachable(exc)
                 self._stop.wait(self.retry_interval)
-        self._hand_on(self.on_dropped, dropped)
         self.on_written(_followups(written))
 
-    def _write_one_by_one(self, group: list[Outcome]) -> tuple[list, list]:
-        """(written, given up): an outcome that fails alone is a bug."""
-        written, dropped = [], []
+    def _write_one_by_one(self, group: list[Outcome]) -> list:
+        """Those written: an outcome that fails alone is a bug, and skipped."""
+        written = []
         for item in group:
             try:
                 with writing(self.engine) as connection:
@@ -153,14 +149,7 @@ class OutcomeRecorder:
                 written.append(item)
             except Exception:
                 log.exception("could not record an outcome")
-                dropped.append(item)
-        return written, dropped
-
-    @staticmethod
-    def _hand_on(callback: Callable[[list], None], group: list[Outcome]) -> None:
-        followups = _followups(group)
-        if followups:
-            callback(followups)
+        return written
 
 
 def _followups(group: list[Outcome]) -> list:

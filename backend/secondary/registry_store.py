@@ -62,10 +62,6 @@ class VerificationClaim:
     model_id: int
     claimed_at: dt.datetime
     verification_retry_count: int
-    # Claimed with the sync (engine.py): the primary's checksum and file
-    # store as its download response gave them, so the verifier need not ask.
-    primary_checksum: str | None = None
-    file_store: int | None = None
 
 
 @dataclass(frozen=True)
@@ -251,25 +247,14 @@ class RegistryStore:
             return any(connection.execute(statement, params).rowcount == 1
                        for statement, params in self.synced_statements(claim, primary_verified))
 
-    def synced_statements(self, claim: SyncClaim, primary_verified: bool,
-                          verification_claimed_at: dt.datetime | None = None) -> list:
+    def synced_statements(self, claim: SyncClaim, primary_verified: bool) -> list:
         """mark_synced as guarded statements with parameters (for grouped
-        writing): at most one of them matches the row.
-
-        With `verification_claimed_at`, a registry whose verification had not
-        failed goes straight to a verification started at that time (claimed
-        with its sync, for the caller to verify once this is written); one
-        whose verification failed awaits it as usual, keeping its counters.
-        """
+        writing): at most one of them matches the row."""
         params = {"b_id": claim.registry_id, "b_claimed_at": claim.claimed_at}
         if not primary_verified:
             return [(self._synced_statement("disabled"), params)]
-        if verification_claimed_at is None:
-            first = (self._synced_statement("pending"), params)
-        else:
-            first = (self._synced_statement("verification_started"),
-                     {**params, "b_verification_claimed_at": verification_claimed_at})
-        return [first, (self._synced_statement("pending_from_failed"), params)]
+        return [(self._synced_statement("pending"), params),
+                (self._synced_statement("pending_from_failed"), params)]
 
     def synced_and_verified_statements(self, claim: SyncClaim, checksum: str,
                                        verified_at: dt.datetime) -> list:
@@ -281,13 +266,6 @@ class RegistryStore:
         return [(self._synced_statement("verified"), {
             "b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
             "b_checksum": checksum.encode("ascii"), "b_verified_at": verified_at})]
-
-    def verification_claimed_with_sync(self, claim: SyncClaim, claimed_at: dt.datetime,
-                                       primary_checksum: str,
-                                       file_store: int) -> VerificationClaim:
-        """The verification that synced_statements(..., claimed_at) claims."""
-        return VerificationClaim(claim.registry_id, claim.model_id, claimed_at, 0,
-                                 primary_checksum, file_store)
 
     def _synced_statement(self, after: str):
         """Built once per table: these run once per blob."""
@@ -307,13 +285,6 @@ class RegistryStore:
                               verification_started_at=verified_at,
                               verification_checksum=value(
                                   "b_checksum", t.c.verification_checksum.type))
-            elif after == "verification_started":
-                values = tr.verification_pending(from_failed=False, registry=True)
-                values.update(verification_state=VerificationState.STARTED,
-                              verification_started_at=value(
-                                  "b_verification_claimed_at",
-                                  t.c.verification_started_at.type))
-                where.append(t.c.verification_state != VerificationState.FAILED)
             else:
                 values = tr.verification_pending(from_failed=True, registry=True)
                 where.append(t.c.verification_state == VerificationState.FAILED)

@@ -39,7 +39,7 @@ class Verifier:
         outcome = {"verified": 0, "failed": 0, "disabled": 0}
         replicator = store.replicator
         try:
-            primary = _known_states(claims) or self.client.states(
+            primary = self.client.states(
                 replicator.replicable_name, [claim.model_id for claim in claims])
         except Exception:
             record(lambda connection: store.release_verification_claims(
@@ -103,17 +103,6 @@ class Verifier:
         if file_store == FileStore.REMOTE:
             return size_checksum(os.stat(path).st_size)
         return file_checksum(path)
-
-
-def _known_states(claims: list[VerificationClaim]) -> dict | None:
-    """The primary's states as the claims carry them (verifications claimed
-    with their syncs know the checksum the download was checked against),
-    or None if any claim does not."""
-    if not all(claim.primary_checksum for claim in claims):
-        return None
-    return {claim.model_id: {"verification_state": VerificationState.SUCCEEDED,
-                             "checksum": claim.primary_checksum,
-                             "file_store": claim.file_store} for claim in claims}
 
 
 def _comparable(state: dict | None) -> bool:
