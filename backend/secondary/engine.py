@@ -382,9 +382,12 @@ class SecondaryEngine:
                     claim, result.local_checksum, utcnow()))
                 self.counters.verified_on_write(name)
             else:
-                # Once written, a row the verification scheduler may claim.
+                # Verification pending (paused) or disabled (the primary has
+                # not verified the blob): only the first leaves a row for the
+                # verification scheduler to claim once written.
                 self.recorder.submit_statements(store.synced_statements(
-                    claim, result.primary_verified), then=store)
+                    claim, result.primary_verified),
+                    then=store if result.primary_verified else None)
         else:
             self.recorder.submit(lambda connection: store.mark_sync_failed(
                 claim, result.reason, result.missing_on_primary, connection))
