@@ -105,10 +105,8 @@ class BlobDownloader:
             return DownloadResult(False, f"Non-success HTTP response status code {exc.status}")
         except PrimaryUnreachable as exc:
             return DownloadResult(False, f"Error downloading file: {exc}")
-        except _CannotCreate as exc:
-            return DownloadResult(False, str(exc))
-        except OSError as exc:
-            return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
+        except (_CannotCreate, OSError) as exc:
+            return _file_failed(exc)
         finally:
             if spill is not None:
                 if in_thread is not None and not in_thread.done():
@@ -145,10 +143,8 @@ class BlobDownloader:
             for piece in blob.pieces:
                 spill.keep(piece)
             return spill.finish(blob.headers)
-        except _CannotCreate as exc:
-            return DownloadResult(False, str(exc))
-        except OSError as exc:
-            return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
+        except (_CannotCreate, OSError) as exc:
+            return _file_failed(exc)
         finally:
             if spill is not None:
                 spill.discard()
@@ -156,6 +152,14 @@ class BlobDownloader:
 
 class _CannotCreate(Exception):
     """The temporary file could not be made; the message is the outcome's."""
+
+
+def _file_failed(exc: Exception) -> DownloadResult:
+    """The outcome of a blob whose file could not be made or written, on
+    either path (streamed or buffered)."""
+    if isinstance(exc, _CannotCreate):
+        return DownloadResult(False, str(exc))
+    return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
 
 
 class _Spill:
