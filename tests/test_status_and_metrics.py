@@ -167,6 +167,21 @@ def test_history_after_a_run(sites):
     assert points[-1]["syncedPercentage"] == 90.0
 
 
+def assert_counted(counters, expected: dict) -> None:
+    """Totals since the start and the status history's interval agree."""
+    assert {k: v for k, v in counters.snapshot().items() if k in expected} == expected
+    interval = counters.take_interval()["cool_widget"]
+    assert {k: v for k, v in interval.items() if k in expected} == expected
+
+
+def samples_of(counters):
+    """Prometheus sample values of site-a's cool widgets."""
+    def sample(name, **labels):
+        return counters.registry.get_sample_value(
+            name, {"name": "site-a", "replicable": "cool_widget", **labels})
+    return sample
+
+
 def test_engine_counters_count_syncs_everywhere():
     """Totals, the status history's interval and Prometheus agree."""
     from backend.secondary.engine_counters import EngineCounters
@@ -174,17 +189,10 @@ def test_engine_counters_count_syncs_everywhere():
     counters.sync_finished("cool_widget", True, 0.02, 100)
     counters.sync_finished("cool_widget", True, 0.3, 50)
     counters.sync_finished("cool_widget", False, 5.0, 70)  # a failure downloads nothing
-    expected = {"syncs_attempted": 3, "syncs_succeeded": 2, "syncs_failed": 1,
-                "bytes_downloaded": 150}
-    assert {k: v for k, v in counters.snapshot().items() if k in expected} == expected
-    interval = counters.take_interval()["cool_widget"]
-    assert {k: v for k, v in interval.items() if k in expected} == expected
+    assert_counted(counters, {"syncs_attempted": 3, "syncs_succeeded": 2, "syncs_failed": 1,
+                              "bytes_downloaded": 150})
     assert counters.take_interval() == {}
-
-    def sample(name, **labels):
-        return counters.registry.get_sample_value(
-            name, {"name": "site-a", "replicable": "cool_widget", **labels})
-
+    sample = samples_of(counters)
     assert sample("geo_engine_sync_attempts_total") == 3
     assert sample("geo_engine_syncs_succeeded_total") == 2
     assert sample("geo_engine_syncs_failed_total") == 1
@@ -200,16 +208,9 @@ def test_verifications_on_write_count_as_verifications():
     counters.verified_on_write("cool_widget")
     counters.verified_on_write("cool_widget")
     counters.verification_finished("cool_widget", 10, 9, 1, 0.5)  # a batch of the workers
-    expected = {"verifications_attempted": 12, "verifications_succeeded": 11,
-                "verifications_failed": 1}
-    assert {k: v for k, v in counters.snapshot().items() if k in expected} == expected
-    interval = counters.take_interval()["cool_widget"]
-    assert {k: v for k, v in interval.items() if k in expected} == expected
-
-    def sample(name, **labels):
-        return counters.registry.get_sample_value(
-            name, {"name": "site-a", "replicable": "cool_widget", **labels})
-
+    assert_counted(counters, {"verifications_attempted": 12, "verifications_succeeded": 11,
+                              "verifications_failed": 1})
+    sample = samples_of(counters)
     assert sample("geo_engine_verification_attempts_total") == 12
     assert sample("geo_engine_verifications_succeeded_total") == 11
     assert sample("geo_engine_verifications_failed_total") == 1
