@@ -23,7 +23,7 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
     from app.settings import load_settings
     from app.sources import LocalSource, RemoteSource
     from backend.config import load_config, parse_config
-    from backend.secondary.site import SecondarySite
+    from backend.sites.secondary import SecondarySite
     if config_path:
         site = SecondarySite.from_config(load_config(config_path)).start()
         return LocalSource(site), site.stop

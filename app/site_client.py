@@ -14,7 +14,7 @@ from gql.transport.exceptions import (TransportError, TransportQueryError,
                                       TransportServerError)
 from gql.transport.requests import RequestsHTTPTransport
 
-from backend.framework.replicator import registered
+from backend.replicables import registered
 
 REGISTRY_FIELDS = """id modelRecordId createdAt lastSyncedAt retryAt state retryCount
 lastSyncFailure missingOnPrimary verificationState verifiedAt verificationStartedAt

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from backend.framework.replicator import registered
+from backend.replicables import registered
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary import registry_query, status_history
 from backend.secondary.registry_query import RegistryQuery
@@ -76,7 +76,7 @@ class LocalSource:
     remote = False
 
     def __init__(self, site, primary=None) -> None:
-        self.site = site          # backend.secondary.site.SecondarySite
+        self.site = site          # backend.sites.secondary.SecondarySite
         self.primary = primary    # the demo's PrimarySite, when there is one
         self.engine = site.tracking_engine
         self.replicators = site.replicators

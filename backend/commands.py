@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from backend.config import Config, ConfigError, load_config
 from backend.db import migrate
 from backend.db.engine import DatabaseUrlError, create_db_engine, normalize_url
-from backend.framework.replicator import registered, replicator_for
+from backend.replicables import registered, replicator_for
 from backend.framework.states import parse_sync_state, parse_verification_state
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 
@@ -113,7 +113,7 @@ def _wait_for_signal() -> None:
 # --- primary ----------------------------------------------------------------------------
 
 def _primary_site(args):
-    from backend.primary.site import PrimarySite
+    from backend.sites.primary import PrimarySite
     config = _config(args)
     config.require_primary()
     return PrimarySite.from_config(config)
@@ -177,7 +177,7 @@ def _print_widgets(rows) -> None:
 def _secondary(args) -> int:
     if args.secondary_command != "run":
         raise CommandError("usage: secondary run")
-    from backend.secondary.site import SecondarySite
+    from backend.sites.secondary import SecondarySite
     config = _config(args)
     site = SecondarySite.from_config(config)
     site.engine.upgrade_database()

@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.api.geo_auth import MIN_SECRET_LENGTH
+from backend.framework.geo_auth import MIN_SECRET_LENGTH
 from backend.framework.scope import SELECTIVE_SYNC_TYPES, SyncScope
 
 ENV_PREFIX = "GEO_CONSOLE_"
@@ -271,8 +271,23 @@ def _validate(config, name: str, source: str) -> None:
             fail("secret", f"must be at least {MIN_SECRET_LENGTH} characters")
     if config.minimum_reverification_interval < 1:
         fail("minimum_reverification_interval", "must be at least 1 (days)")
-    from backend.api.server import parse_listen
     try:
         parse_listen(config.listen)
     except ValueError as exc:
         fail("listen", f"is invalid: {exc}")
+
+
+def parse_listen(value: str, default_port: int = 0) -> tuple[str, int]:
+    """'host:port' (or ':port', or 'host') -> (host, port)."""
+    text = str(value).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = text, str(default_port)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"listen address {value!r} must be host:port") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range in listen address {value!r}")
+    return host, port

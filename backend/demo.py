@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
-from backend.framework.replicator import FileStore, registered
+from backend.framework.replicator import FileStore
+from backend.replicables import registered
 from backend.framework.states import VerificationState
-from backend.primary.site import PrimarySite
+from backend.sites.primary import PrimarySite
 from backend.secondary.engine import SecondaryEngine
-from backend.secondary.site import SecondarySite
+from backend.sites.secondary import SecondarySite
 
 log = logging.getLogger(__name__)
 

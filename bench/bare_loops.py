@@ -23,7 +23,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.api.geo_auth import authorization_header, retrieve_data  # noqa: E402
+from backend.framework.geo_auth import authorization_header, retrieve_data  # noqa: E402
 
 ACCESS_KEY = "bench-key"
 SECRET = "bench-secret-" + "x" * 32

@@ -30,8 +30,8 @@ from app.details_page import DetailsPage  # noqa: E402
 from app.sources import LocalSource  # noqa: E402
 from app.tasks import TaskRunner  # noqa: E402
 from backend.config import SecondaryConfig  # noqa: E402
-from backend.framework.replicator import replicator_for  # noqa: E402
-from backend.secondary.site import SecondarySite  # noqa: E402
+from backend.replicables import replicator_for  # noqa: E402
+from backend.sites.secondary import SecondarySite  # noqa: E402
 from bench.status_at_scale import (fill_postgres, fill_sqlite,  # noqa: E402
                                    fresh_postgres_database)
 

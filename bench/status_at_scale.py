@@ -29,7 +29,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from backend.db.engine import create_db_engine, normalize_url  # noqa: E402
 from backend.db.migrate import upgrade  # noqa: E402
-from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.replicables import replicator_for  # noqa: E402
 from backend.secondary.status import registry_counts  # noqa: E402
 
 CoolWidgets = replicator_for("cool_widget")

@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from backend.db.engine import create_db_engine, normalize_url  # noqa: E402
 from backend.db.migrate import upgrade  # noqa: E402
-from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.replicables import replicator_for  # noqa: E402
 from backend.framework.scope import SyncScope  # noqa: E402
 from backend.framework.states import SyncState  # noqa: E402
 from backend.secondary.consistency import RegistryConsistency  # noqa: E402

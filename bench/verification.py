@@ -32,7 +32,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.framework.replicator import FileStore, replicator_for  # noqa: E402
+from backend.framework.replicator import FileStore  # noqa: E402
+from backend.replicables import replicator_for  # noqa: E402
 from backend.secondary.checksum_pool import ChecksumPool  # noqa: E402
 from backend.secondary.engine import (  # noqa: E402
     HASH_BATCH, verification_rows, verification_threads)

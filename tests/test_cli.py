@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from backend.cli import main
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.secondary.registry_store import RegistryStore
 from tests.support.sites import wait_until
 

@@ -4,7 +4,7 @@ checksum (SQLite and PostgreSQL)."""
 import pytest
 from sqlalchemy import update
 
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.scope import SyncScope
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.consistency import RegistryConsistency

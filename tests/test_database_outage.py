@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy.engine import make_url
 
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from tests.support.fixtures_e2e import all_synced_and_verified, registries
 from tests.support.sites import (secondary_config, start_engine, start_primary,
                                  wait_for_checksums, wait_until)

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from backend.framework.clock import clock
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState
 from tests.support.fixtures_e2e import all_synced_and_verified, registries
 from tests.support.sites import (secondary_config, start_engine, start_primary,

@@ -8,7 +8,7 @@ from backend.framework import transitions as tr
 from backend.framework.backoff import (DEFAULT_CAP, MISSING_ON_PRIMARY_CAP, delay_seconds,
                                        next_retry_time)
 from backend.framework.failures import sync_failure_text, truncate_failure
-from backend.framework.replicator import registered, replicator_for
+from backend.replicables import registered, replicator_for
 from backend.framework.states import (SyncState, VerificationState, parse_sync_state,
                                       parse_verification_state)
 

@@ -6,7 +6,9 @@ import os
 import pytest
 import urllib3
 
-from backend.framework.replicator import FileStore, replicator_for
+from backend.framework.replicator import FileStore
+
+from backend.replicables import replicator_for
 from backend.framework.scope import SyncScope
 from backend.primary.geo_api import INLINE_BODY
 from backend.secondary.blob_client import READ_SIZE as BLOB_READ_SIZE, BlobClient

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from backend.api.geo_auth import (GeoAuthenticator, GeoAuthError, Peer, authorization_header,
+from backend.framework.geo_auth import (GeoAuthenticator, GeoAuthError, Peer, authorization_header,
                                   request_data, retrieve_data)
 
 SECRET = "s" * 32

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import insert, select
 
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from tests.support.graphql_http import data, error_messages, post
 from tests.support.sites import secondary_config
@@ -79,7 +79,7 @@ def make_rows():
 
 @pytest.fixture
 def site(tracking_url, tmp_path, credentials):
-    from backend.secondary.site import SecondarySite
+    from backend.sites.secondary import SecondarySite
     config = secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s", credentials,
                               api_token=TOKEN)
     site = SecondarySite(config).start(run_engine=False)
@@ -486,7 +486,7 @@ def test_sites_start_without_importing_graphql():
     import pathlib
     import subprocess
     import sys
-    check = ("import sys; import backend.secondary.site, backend.primary.site; "
+    check = ("import sys; import backend.sites.secondary, backend.sites.primary; "
              "print('graphql' in sys.modules)")
     answer = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).parent.parent, timeout=60)

@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from backend.db.engine import create_db_engine
-from backend.db.migrate import (current_revision, head_revision, metadata_for, newest_revision,
-                                upgrade)
+from backend.db.migrate import current_revision, head_revision, newest_revision, upgrade
+from backend.replicables import metadata
 
 REGISTRY_COLUMNS = [
     ("id", False), ("cool_widget_id", False), ("created_at", False), ("last_synced_at", True),
@@ -89,7 +89,7 @@ def test_migrations_match_the_models(databases):
                 connection, opts={"compare_type": False,
                                   "include_name": _ours(which),
                                   "include_object": _ours_object(which)})
-            diff = compare_metadata(context, metadata_for(which))
+            diff = compare_metadata(context, metadata(which))
         engine.dispose()
         assert diff == [], f"{which}: models and migrations differ: {diff}"
 

@@ -11,12 +11,13 @@ from backend.config import PeerConfig, PrimaryConfig
 from backend.db.primary_schema import GeoEvent, Namespace, Project
 from backend.framework.checksum import size_checksum
 from backend.framework.clock import clock
-from backend.framework.replicator import FileStore, replicator_for
+from backend.framework.replicator import FileStore
+from backend.replicables import replicator_for
 from backend.framework.states import VerificationState
 from backend.primary import events
 from backend.primary.catalog import CatalogError
 from backend.primary.checksummer import Checksummer
-from backend.primary.site import PrimarySite
+from backend.sites.primary import PrimarySite
 from backend.primary.verification_store import PrimaryVerificationStore
 from tests.support.gadgets import GadgetReplicator, create_primary_tables
 

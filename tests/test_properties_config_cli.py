@@ -24,7 +24,7 @@ from backend.cli import main
 from backend.config import (ENV_PREFIX, ConfigError, PrimaryConfig, SecondaryConfig,
                             load_config, parse_config)
 from backend.db.engine import create_db_engine
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from tests.support.module_sites import module_databases  # noqa: F401 (fixture)
 
 CoolWidgets = replicator_for("cool_widget")

@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from backend.api.geo_auth import (LEEWAY, NOT_BEFORE_SKEW, TOKEN_LIFETIME, GeoAuthenticator,
+from backend.framework.geo_auth import (LEEWAY, NOT_BEFORE_SKEW, TOKEN_LIFETIME, GeoAuthenticator,
                                   GeoAuthError, Peer, authorization_header, request_data,
                                   retrieve_data)
 from backend.framework.paths import UnsafePathError, resolve_inside
-from backend.framework.replicator import FileStore, replicator_for
+from backend.framework.replicator import FileStore
+from backend.replicables import replicator_for
 from backend.primary.storage import BlobStorage
 from tests.support.module_sites import module_databases  # noqa: F401 (fixture)
 from tests.support.sites import start_primary

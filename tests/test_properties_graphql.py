@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
 from backend.api.graphql.limits import MAX_DEPTH, MAX_PAGE_SIZE
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from tests.support.module_sites import assert_readable, module_databases  # noqa: F401
 from tests.support.sites import secondary_config
 from tests.test_graphql_api import ROWS, UPDATE, make_rows
@@ -35,7 +35,7 @@ PROPERTY = settings(max_examples=50, deadline=None,
 @pytest.fixture(scope="module")
 def site(module_databases, tmp_path_factory):
     from backend.db.migrate import upgrade
-    from backend.secondary.site import SecondarySite
+    from backend.sites.secondary import SecondarySite
     url = module_databases.url("tracking")
     upgrade(url, "tracking")
     config = secondary_config("http://127.0.0.1:9", url, tmp_path_factory.mktemp("s"),

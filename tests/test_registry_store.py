@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, update
 
 from backend.framework.clock import clock, utcnow
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_store import RegistryFilter, RegistryStore
 

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import update
 
 from backend.framework.clock import clock, utcnow
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
-from backend.secondary.downloader import BUFFER_LIMIT, MISSING_ON_PRIMARY
+from backend.framework.failures import MISSING_ON_PRIMARY
+from backend.secondary.downloader import BUFFER_LIMIT
 from backend.secondary.registry_store import RegistryFilter, RegistryStore
 from tests.support.fixtures_e2e import all_synced_and_verified, registries, varied_blobs
 from tests.support.sites import (secondary_config, start_engine, wait_for_checksums,

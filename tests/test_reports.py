@@ -9,7 +9,7 @@ from sqlalchemy import insert
 
 from backend import reports
 from backend.cli import main
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_store import RegistryFilter
 

@@ -8,7 +8,7 @@ from sqlalchemy import event, select, update
 from backend.db.engine import create_db_engine, writing
 from backend.db.migrate import upgrade
 from backend.db.row_updates import execute_for_rows
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_store import RegistryStore, SyncClaim
 

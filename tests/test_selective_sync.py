@@ -2,7 +2,9 @@
 records that leave the scope lose their registries and files."""
 import pytest
 
-from backend.framework.replicator import FileStore, replicator_for
+from backend.framework.replicator import FileStore
+
+from backend.replicables import replicator_for
 from backend.framework.scope import ScopeError, SyncScope
 from backend.primary.replicables_query import in_scope_ids, list_range
 from tests.support.fixtures_e2e import all_synced_and_verified, registries

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from backend.db.engine import create_db_engine
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from tests.support.fixtures_e2e import all_synced_and_verified
 from tests.support.sites import start_primary, wait_for_checksums, wait_until
 

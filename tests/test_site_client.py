@@ -4,8 +4,8 @@ import datetime as dt
 import pytest
 
 from app.site_client import SiteClient, SiteClientError
-from backend.framework.replicator import replicator_for
-from backend.secondary.site import SecondarySite
+from backend.replicables import replicator_for
+from backend.sites.secondary import SecondarySite
 from tests.support.sites import secondary_config, start_primary, wait_until
 
 CoolWidgets = replicator_for("cool_widget")

@@ -5,10 +5,10 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from backend.primary.checksummer import Checksummer
-from backend.secondary.site import SecondarySite
+from backend.sites.secondary import SecondarySite
 from tests.support.graphql_http import data
 from tests.support.sites import secondary_config, start_primary, wait_for_checksums, wait_until
 

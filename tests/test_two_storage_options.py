@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from backend.framework.replicator import replicator_for
+from backend.replicables import replicator_for
 from tests.support.fixtures_e2e import all_synced_and_verified
 from tests.support.gadgets import (GadgetReplicator, create_primary_tables,
                                    create_tracking_tables)

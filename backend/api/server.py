@@ -75,19 +75,3 @@ class BackgroundServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=15)
         self._thread = None
-
-
-def parse_listen(value: str, default_port: int = 0) -> tuple[str, int]:
-    """'host:port' (or ':port', or 'host') -> (host, port)."""
-    text = str(value).strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = text, str(default_port)
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"listen address {value!r} must be host:port") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} out of range in listen address {value!r}")
-    return host, port

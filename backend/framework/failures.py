@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 MAX_FAILURE_LENGTH = 255
+# GitLab's text for a blob the primary has a record of but no file for.
+MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
 _ELLIPSIS = "..."
 
 

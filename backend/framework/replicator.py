@@ -3,7 +3,8 @@
 A type becomes replicable by declaring a Replicator subclass with its model,
 registry model and where the primary keeps its verification state, and
 decorating it with @register. The engine, APIs, status, metrics, CLI and GUI
-discover types only through `registered()`.
+discover types only through `backend.replicables.registered()`, which
+imports the declarations; this module never imports them back.
 """
 from __future__ import annotations
 
@@ -119,14 +120,3 @@ REPLICATORS = ReplicatorRegistry()
 
 def register(cls: type[Replicator]) -> type[Replicator]:
     return REPLICATORS.register(cls)
-
-
-def registered() -> list[type[Replicator]]:
-    """Every replicable type the product knows, Cool Widgets included."""
-    import backend.replicables  # noqa: F401  (declarations register on import)
-    return REPLICATORS.all()
-
-
-def replicator_for(name: str) -> type[Replicator]:
-    import backend.replicables  # noqa: F401
-    return REPLICATORS.get(name)

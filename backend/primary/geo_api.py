@@ -21,7 +21,7 @@ import time
 
 from aiohttp import web
 
-from backend.api.geo_auth import GeoAuthError, request_data, retrieve_data
+from backend.framework.geo_auth import GeoAuthError, request_data, retrieve_data
 from backend.framework.paths import UnsafePathError
 from backend.framework.replicator import FileStore
 from backend.framework.scope import ScopeError, SyncScope

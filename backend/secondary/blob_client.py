@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from backend.api.geo_auth import authorization_header, retrieve_data
+from backend.framework.geo_auth import authorization_header, retrieve_data
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable, api_error
 
 READ_SIZE = 1 << 20

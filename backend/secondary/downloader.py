@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 
 from backend.framework.checksum import file_checksum, size_checksum
+from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
 from backend.secondary.blob_client import BlobClient, DownloadHeaders
@@ -30,7 +31,6 @@ from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
-MISSING_ON_PRIMARY = "The file is missing on the Geo primary site"
 _serial = itertools.count()  # unique temporary names within this process
 INLINE_PIECE = 256 * 1024  # larger pieces are written in a thread
 BUFFER_LIMIT = 256 * 1024  # blobs up to this size are written by the file writer

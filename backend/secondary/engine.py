@@ -41,7 +41,7 @@ from backend.config import SecondaryConfig
 from backend.db import migrate
 from backend.db.engine import create_db_engine, is_unreachable
 from backend.framework.clock import utcnow
-from backend.framework.replicator import registered
+from backend.replicables import registered
 from backend.secondary.blob_client import BlobClient
 from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.claimed_work import ClaimedWork

@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urljoin
 
 import urllib3
 
-from backend.api.geo_auth import authorization_header, request_data
+from backend.framework.geo_auth import authorization_header, request_data
 
 TIMEOUT = urllib3.Timeout(connect=60.0, read=60.0)
 

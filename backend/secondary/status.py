@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.api.status_fields import empty_type_fields
+from backend.framework.status_fields import empty_type_fields
 from backend.framework.states import SyncState, VerificationState
 
 

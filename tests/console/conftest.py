@@ -13,7 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings, QThreadPool, QTimer  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.replicables import replicator_for  # noqa: E402
 from backend.framework.states import SyncState, VerificationState  # noqa: E402
 
 CoolWidgets = replicator_for("cool_widget")
@@ -82,7 +82,7 @@ def registry_rows(count: int = 60) -> list[dict]:
 
 @pytest.fixture
 def local_site(tracking_url, tmp_path, credentials):
-    from backend.secondary.site import SecondarySite
+    from backend.sites.secondary import SecondarySite
     from tests.support.sites import secondary_config
     config = secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s", credentials,
                               api_token="console-token")

@@ -213,8 +213,8 @@ def test_remote_source_drives_the_details_page(qtbot, tracking_url, tmp_path, cr
 
     from app.details_page import DetailsPage
     from app.site_client import SiteClient
-    from backend.framework.replicator import replicator_for
-    from backend.secondary.site import SecondarySite
+    from backend.replicables import replicator_for
+    from backend.sites.secondary import SecondarySite
     from tests.support.sites import secondary_config
     site = SecondarySite(secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s",
                                           credentials, api_token="remote-token")

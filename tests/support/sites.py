@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
-from backend.primary.site import PrimarySite
+from backend.sites.primary import PrimarySite
 from backend.secondary.engine import SecondaryEngine
 
 

@@ -19,7 +19,7 @@ from backend.api.graphql import global_ids
 from backend.api.graphql.limits import MAX_PAGE_SIZE
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary import registry_query
-from backend.secondary.downloader import MISSING_ON_PRIMARY
+from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.secondary.registry_query import QueryError, RegistryQuery
 
 

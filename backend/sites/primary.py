@@ -9,18 +9,18 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from backend.api.geo_auth import GeoAuthenticator, Peer
+from backend.framework.geo_auth import GeoAuthenticator, Peer
 from backend.api.metrics import site_registry
 from backend.api.site_api import SiteApi
-from backend.api.status_fields import empty_type_fields, general_fields, site_id
-from backend.api.server import BackgroundServer, parse_listen
-from backend.config import Config, PrimaryConfig
+from backend.framework.status_fields import empty_type_fields, general_fields, site_id
+from backend.api.server import BackgroundServer
+from backend.config import Config, PrimaryConfig, parse_listen
 from backend.db import migrate
 from backend.db.engine import create_db_engine, is_postgresql, writing
 from backend.db.primary_schema import GeoNodeStatus
 from backend.framework.clock import utcnow
 from backend.framework.paths import UnsafePathError
-from backend.framework.replicator import registered
+from backend.replicables import registered
 from backend.primary import events, replicables_query
 from backend.primary.catalog import Catalog
 from backend.primary.checksummer import Checksummer

@@ -7,10 +7,10 @@ import logging
 import time
 
 from backend.api.metrics import site_registry
-from backend.api.server import BackgroundServer, parse_listen
+from backend.api.server import BackgroundServer
 from backend.api.site_api import SiteApi
-from backend.api.status_fields import PER_TYPE_FIELDS, general_fields, site_id
-from backend.config import Config, SecondaryConfig
+from backend.framework.status_fields import PER_TYPE_FIELDS, general_fields, site_id
+from backend.config import Config, SecondaryConfig, parse_listen
 from backend.secondary.engine import SecondaryEngine
 
 log = logging.getLogger(__name__)
