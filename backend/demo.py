@@ -1,9 +1,11 @@
 """The embedded demo: a primary and a secondary on loopback, in one process.
 
 A workspace (by default in the user data folder) holds a seeded primary,
-namespaces, projects on two shards, a few hundred widgets of varied sizes,
-some with missing or corrupted files so failures show, and the secondary's
-SQLite tracking DB. A trickle of new and deleted widgets keeps it moving.
+namespaces, projects on two shards, and for every replicable type a few
+hundred blobs (Cool Widgets) or a hundred or so (Package Files) of varied
+sizes, each type with some missing and some corrupted files of its own so
+failures show, and the secondary's SQLite tracking DB. A trickle of new and
+deleted blobs of every type keeps it moving.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
+from backend.db.primary_schema import Project
 from backend.framework.replicator import FileStore
-from backend.replicables import registered
 from backend.framework.states import VerificationState
 from backend.sites.primary import PrimarySite
 from backend.secondary.engine import SecondaryEngine
@@ -30,8 +32,10 @@ from backend.sites.secondary import SecondarySite
 log = logging.getLogger(__name__)
 
 SEED_WIDGETS = 300
-MISSING = 4
-CORRUPTED = 4
+# Per type: its share of SEED_WIDGETS, and how many of its seeded files go
+# missing and get corrupted. A type not listed seeds like Package Files.
+SEEDING = {"cool_widget": (1.0, 4, 4), "package_file": (0.4, 3, 2)}
+REMOTE = 3  # blobs per type in object storage, not replicated by default
 PROJECTS = (("acme/platform", "api", "default"), ("acme/platform", "workers", "ssd"),
             ("acme/web", "site", "default"), ("community", "plugins", "ssd"))
 
@@ -91,10 +95,12 @@ class Demo:
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.primary = PrimarySite(self.primary_config())
         self.primary.upgrade_database()
-        fresh = self.primary.catalog().count() == 0
+        # Seeded per type, so a workspace from before a type existed gets it.
+        unseeded = [r for r in self.primary.replicators
+                    if self.primary.catalog(r).count() == 0]
         self.primary.start()
-        if fresh:
-            self.seed()
+        if unseeded:
+            self.seed(unseeded)
         self.site = SecondarySite(self.secondary_config(self.primary.url),
                                   poll_interval=0.3, consistency_interval=10.0).start()
         self.secondary = self.site.engine
@@ -103,67 +109,82 @@ class Demo:
         self._trickle.start()
         return self
 
-    def seed(self) -> None:
-        catalog = self.primary.catalog()
-        projects = [catalog.add_project(name, namespace, shard)
-                    for namespace, name, shard in PROJECTS]
-        ids = []
-        for index in range(self.settings.seed_widgets):
-            ids.append(catalog.add_bytes(self._blob(), f"widget-{index:04d}.bin",
-                                         project_id=self._random.choice(projects)))
-        for index in range(3):
-            catalog.add_bytes(self._blob(), f"archived-{index}.bin", project_id=projects[0],
-                              file_store=FileStore.REMOTE)
-        chosen = self._random.sample(ids, MISSING + CORRUPTED)
-        self._remove_files(chosen[:MISSING])
+    def seed(self, replicators) -> None:
+        projects = self._projects()
+        damaged = {}
+        for replicator in replicators:
+            share, missing, corrupted = SEEDING.get(replicator.replicable_name,
+                                                    SEEDING["package_file"])
+            catalog = self.primary.catalog(replicator)
+            stem = replicator.replicable_name.replace("_", "-")
+            ids = [catalog.add_bytes(self._blob(), f"{stem}-{index:04d}.bin",
+                                     project_id=self._random.choice(projects))
+                   for index in range(max(1, round(self.settings.seed_widgets * share)))]
+            for index in range(REMOTE):
+                catalog.add_bytes(self._blob(), f"archived-{index}.bin",
+                                  project_id=projects[0], file_store=FileStore.REMOTE)
+            chosen = self._random.sample(ids, min(len(ids), missing + corrupted))
+            self._remove_files(replicator, chosen[:missing])
+            damaged[replicator] = chosen[missing:]
         # Before the secondary starts, so its downloads meet the damage.
-        self._corrupt_when_checksummed(chosen[MISSING:])
+        self._corrupt_when_checksummed(damaged)
+
+    def _projects(self) -> list[int]:
+        """The demo's projects, made on the first start."""
+        catalog = self.primary.catalog(self.primary.replicators[0])
+        with self.primary.engine.connect() as connection:
+            existing = list(connection.execute(select(Project.id).order_by(Project.id))
+                            .scalars())
+        return existing or [catalog.add_project(name, namespace, shard)
+                            for namespace, name, shard in PROJECTS]
 
     def _blob(self) -> bytes:
         # Mostly small blobs, now and then a large one, like real uploads.
         size = int(self._random.lognormvariate(9.5, 1.6))
         return os.urandom(max(16, min(size, 4 * 1024 * 1024)))
 
-    def _located(self, model_id: int):
-        replicator = registered()[0]
-        return self.primary.blob_path(replicator, model_id)
-
-    def _remove_files(self, ids) -> None:
+    def _remove_files(self, replicator, ids) -> None:
         for model_id in ids:
-            located = self._located(model_id)
+            located = self.primary.blob_path(replicator, model_id)
             if located:
                 located[0].unlink(missing_ok=True)
 
-    def _corrupt_when_checksummed(self, ids) -> None:
+    def _corrupt_when_checksummed(self, damaged: dict) -> None:
         """Flip bytes after the primary checksummed the file: the secondary's
         download then fails its checksum check, as on real bit rot."""
-        replicator = registered()[0]
+        deadline = time.monotonic() + 30
+        remaining = {replicator: set(ids) for replicator, ids in damaged.items() if ids}
+        while remaining and time.monotonic() < deadline and not self._stop.is_set():
+            for replicator, ids in list(remaining.items()):
+                for model_id in self._checksummed(replicator, ids):
+                    located = self.primary.blob_path(replicator, model_id)
+                    if located and located[0].exists():
+                        data = bytearray(located[0].read_bytes())
+                        data[0] ^= 0xFF
+                        located[0].write_bytes(bytes(data))
+                    ids.discard(model_id)
+                if not ids:
+                    del remaining[replicator]
+            self._stop.wait(0.2)
+
+    def _checksummed(self, replicator, ids) -> set[int]:
         state = replicator.verification.table
         key = state.c[replicator.verification.key]
-        deadline = time.monotonic() + 30
-        remaining = set(ids)
-        while remaining and time.monotonic() < deadline and not self._stop.is_set():
-            with self.primary.engine.connect() as connection:
-                done = set(connection.execute(select(key).where(
-                    key.in_(remaining),
-                    state.c.verification_state == VerificationState.SUCCEEDED)).scalars())
-            for model_id in done:
-                located = self._located(model_id)
-                if located and located[0].exists():
-                    data = bytearray(located[0].read_bytes())
-                    data[0] ^= 0xFF
-                    located[0].write_bytes(bytes(data))
-            remaining -= done
-            self._stop.wait(0.2)
+        with self.primary.engine.connect() as connection:
+            return set(connection.execute(select(key).where(
+                key.in_(ids), state.c.verification_state == VerificationState.SUCCEEDED))
+                .scalars())
 
     # --- running --------------------------------------------------------------------
 
     def _trickle_loop(self) -> None:
-        catalog = self.primary.catalog()
+        catalogs = [self.primary.catalog(r) for r in self.primary.replicators]
         while not self._stop.wait(self.settings.trickle_interval):
             try:
+                catalog = self._random.choice(catalogs)
+                stem = catalog.replicator.replicable_name.replace("_", "-")
                 for _ in range(self._random.randint(1, 3)):
-                    catalog.add_bytes(self._blob(), "trickle.bin")
+                    catalog.add_bytes(self._blob(), f"{stem}-new.bin")
                 if self._random.random() < 0.4:
                     newest = catalog.list(limit=50, newest_first=True)
                     if newest:
@@ -182,12 +203,19 @@ class Demo:
 
     def progress_line(self) -> str:
         status = self.secondary.status()
-        p = registered()[0].plural_name
-        return (f"{registered()[0].title_plural}: registry {status[f'{p}_registry_count']}, "
+        parts = []
+        for replicator in self.secondary.replicators:
+            p = replicator.plural_name
+            if status.get(f"{p}_registry_count") is None:
+                parts.append(f"{replicator.title_plural}: replication off")
+                continue
+            parts.append(
+                f"{replicator.title_plural}: registry {status[f'{p}_registry_count']}, "
                 f"synced {status[f'{p}_synced_count']} ({status[f'{p}_synced_in_percentage']}), "
                 f"verified {status[f'{p}_verified_count']} "
                 f"({status[f'{p}_verified_in_percentage']}), "
                 f"failed {status[f'{p}_failed_count']}")
+        return " | ".join(parts)
 
 
 def run_headless(settings: DemoSettings, duration: float | None, out) -> int:

@@ -19,23 +19,30 @@ def test_headless_demo_prints_progress(tmp_path):
     assert lines[0] == f"Demo workspace: {tmp_path / 'ws'}"
     progress = [line for line in lines if line.startswith("Cool Widgets: registry")]
     assert progress and re.search(r"synced \d+ \(\d+\.\d\d%\)", progress[-1])
+    assert re.search(r" \| Package Files: registry \d+, synced \d+", progress[-1])
 
 
 def test_demo_data_syncs_verifies_and_shows_failures(tmp_path):
+    """Both types are seeded, each with missing and corrupted files of its own."""
     demo = Demo(DemoSettings(tmp_path / "ws", seed_widgets=40, trickle_interval=60)).start()
     try:
         def settled():
             status = demo.secondary.status()
-            done = (status["cool_widgets_verified_count"]
-                    + status["cool_widgets_failed_count"])
-            return status["cool_widgets_failed_count"] >= 4 and done >= 40 and status
+            for p, seeded, damaged in (("cool_widgets", 40, 8), ("package_files", 16, 5)):
+                done = status[f"{p}_verified_count"] + status[f"{p}_failed_count"]
+                if status[f"{p}_failed_count"] < damaged or done < seeded:
+                    return False
+            return status
         status = wait_until(settled, timeout=60, message="demo failures and verifications")
         assert status["cool_widgets_verified_count"] >= 30
+        assert status["package_files_verified_count"] >= 10
     finally:
         demo.stop()
     # A second start reuses the workspace instead of seeding again.
     again = Demo(DemoSettings(tmp_path / "ws", seed_widgets=40, trickle_interval=60)).start()
     try:
-        assert again.primary.catalog().count() == 40 + 3
+        counts = {r.replicable_name: again.primary.catalog(r).count()
+                  for r in again.primary.replicators}
+        assert counts == {"cool_widget": 40 + 3, "package_file": 16 + 3}
     finally:
         again.stop()

@@ -1,4 +1,5 @@
-"""Alembic creates both databases; the registry matches GitLab's template."""
+"""Alembic creates both databases; every registry matches GitLab's template,
+and both ways of keeping the primary's verification state are migrated."""
 import pathlib
 import subprocess
 import sys
@@ -11,8 +12,11 @@ from backend.db.engine import create_db_engine
 from backend.db.migrate import current_revision, head_revision, newest_revision, upgrade
 from backend.replicables import metadata
 
+import pytest
+
+REGISTRIES = ("cool_widget", "package_file")
 REGISTRY_COLUMNS = [
-    ("id", False), ("cool_widget_id", False), ("created_at", False), ("last_synced_at", True),
+    ("id", False), ("{fk}", False), ("created_at", False), ("last_synced_at", True),
     ("retry_at", True), ("verified_at", True), ("verification_started_at", True),
     ("verification_retry_at", True), ("state", False), ("verification_state", False),
     ("retry_count", False), ("verification_retry_count", False), ("checksum_mismatch", False),
@@ -21,53 +25,82 @@ REGISTRY_COLUMNS = [
 ]
 
 
-def test_registry_has_the_template_columns_in_order(tracking_engine):
-    columns = inspect(tracking_engine).get_columns("cool_widget_registry")
-    assert [(c["name"], c["nullable"]) for c in columns] == REGISTRY_COLUMNS
+@pytest.mark.parametrize("name", REGISTRIES)
+def test_registry_has_the_template_columns_in_order(tracking_engine, name):
+    columns = inspect(tracking_engine).get_columns(f"{name}_registry")
+    expected = [(column.format(fk=f"{name}_id"), nullable)
+                for column, nullable in REGISTRY_COLUMNS]
+    assert [(c["name"], c["nullable"]) for c in columns] == expected
     defaults = {c["name"]: str(c["default"]) for c in columns if c["default"] is not None}
-    for name in ("state", "verification_state", "retry_count", "verification_retry_count"):
-        assert "0" in defaults[name]
+    for column in ("state", "verification_state", "retry_count", "verification_retry_count"):
+        assert "0" in defaults[column]
     assert defaults["checksum_mismatch"].lower() in ("false", "0", "'0'")
 
 
-def test_registry_indexes_unique_and_partial(tracking_engine):
-    indexes = {i["name"]: i for i in inspect(tracking_engine).get_indexes("cool_widget_registry")}
-    assert indexes["index_cool_widget_registry_on_cool_widget_id"]["unique"]
-    for name in ("cool_widget_registry_failed_verification",
-                 "cool_widget_registry_needs_verification",
-                 "cool_widget_registry_pending_verification",
-                 "index_cool_widget_registry_failed_sync",
-                 "index_cool_widget_registry_pending_sync",
-                 "index_cool_widget_registry_on_state",
-                 "index_cool_widget_registry_on_state_and_verification_state"):
-        assert name in indexes
-    with tracking_engine.connect() as connection:
-        if tracking_engine.dialect.name == "sqlite":
+def index_sql(engine, table: str) -> dict[str, str]:
+    """Index name -> its definition, parentheses dropped."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
             sql = dict(connection.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type='index'").all())
+                "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=?",
+                (table,)).all())
         else:
             sql = dict(connection.exec_driver_sql(
                 "SELECT indexname, indexdef FROM pg_indexes "
-                "WHERE tablename='cool_widget_registry' AND schemaname=current_schema()").all())
-    sql = {name: (definition or "").replace("(", "").replace(")", "")
-           for name, definition in sql.items()}
-    assert "state = 2 AND verification_state = 3" in sql["cool_widget_registry_failed_verification"]
-    assert "verified_at" in sql["cool_widget_registry_pending_verification"]
+                "WHERE tablename=%(t)s AND schemaname=current_schema()", {"t": table}).all())
+    return {name: (definition or "").replace("(", "").replace(")", "")
+            for name, definition in sql.items()}
+
+
+@pytest.mark.parametrize("name", REGISTRIES)
+def test_registry_indexes_unique_and_partial(tracking_engine, name):
+    table = f"{name}_registry"
+    indexes = {i["name"]: i for i in inspect(tracking_engine).get_indexes(table)}
+    assert indexes[f"index_{table}_on_{name}_id"]["unique"]
+    for index in (f"{table}_failed_verification", f"{table}_needs_verification",
+                  f"{table}_pending_verification", f"index_{table}_failed_sync",
+                  f"index_{table}_pending_sync", f"index_{table}_on_state",
+                  f"index_{table}_on_state_and_verification_state"):
+        assert index in indexes
+    assert len(indexes) == 8
+    sql = index_sql(tracking_engine, table)
+    assert "state = 2 AND verification_state = 3" in sql[f"{table}_failed_verification"]
+    assert "verified_at" in sql[f"{table}_pending_verification"]
     if tracking_engine.dialect.name == "postgresql":
-        assert "verification_retry_at NULLS FIRST" in sql["cool_widget_registry_failed_verification"]
-        assert "verified_at NULLS FIRST, id" in sql["cool_widget_registry_pending_verification"]
-        assert "retry_at NULLS FIRST, id" in sql["index_cool_widget_registry_failed_sync"]
-    assert "state = 2 AND verification_state = 0" in sql["cool_widget_registry_pending_verification"]
-    assert "WHERE state = 0" in sql["index_cool_widget_registry_pending_sync"]
-    assert "WHERE state = 3" in sql["index_cool_widget_registry_failed_sync"]
-    needs = sql["cool_widget_registry_needs_verification"]
+        assert "verification_retry_at NULLS FIRST" in sql[f"{table}_failed_verification"]
+        assert "verified_at NULLS FIRST, id" in sql[f"{table}_pending_verification"]
+        assert "retry_at NULLS FIRST, id" in sql[f"index_{table}_failed_sync"]
+    assert "state = 2 AND verification_state = 0" in sql[f"{table}_pending_verification"]
+    assert "WHERE state = 0" in sql[f"index_{table}_pending_sync"]
+    assert "WHERE state = 3" in sql[f"index_{table}_failed_sync"]
+    needs = sql[f"{table}_needs_verification"]
     assert "state = 2" in needs and ("IN 0, 3" in needs or "ARRAY[0, 3]" in needs)
+
+
+@pytest.mark.parametrize("table", ["cool_widget_states", "packages_package_files"])
+def test_the_primary_keeps_verification_state_in_a_table_or_on_the_model(databases, table):
+    url = databases.url("primary")
+    upgrade(url, "primary")
+    engine = create_db_engine(url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns(table)}
+        indexes = index_sql(engine, table)
+        checks = {c["name"] for c in inspect(engine).get_check_constraints(table)}
+    finally:
+        engine.dispose()
+    assert {"verification_state", "verification_started_at", "verification_retry_at",
+            "verified_at", "verification_retry_count", "verification_checksum",
+            "verification_failure"} <= columns
+    assert ("file" in columns) == (table == "packages_package_files")
+    assert "verification_state = 3" in indexes[f"index_{table}_failed_verification"]
+    assert "verification_state = 0" in indexes[f"index_{table}_pending_verification"]
+    assert f"index_{table}_on_verification_state" in indexes
+    assert f"check_{table}_verification_failure_length" in checks
 
 
 def test_failure_columns_refuse_more_than_255_characters(tracking_engine):
     import datetime as dt
 
-    import pytest
     from sqlalchemy import insert
     from sqlalchemy.exc import IntegrityError
 

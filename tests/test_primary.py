@@ -1,5 +1,6 @@
 """The primary: catalog, events, checksumming for both verification-state
-storages (state table for Cool Widgets, model columns for test Gadgets)."""
+storages (a state table for Cool Widgets, columns on the model for
+Package Files)."""
 import datetime as dt
 import hashlib
 import os
@@ -19,22 +20,21 @@ from backend.primary.catalog import CatalogError
 from backend.primary.checksummer import Checksummer
 from backend.sites.primary import PrimarySite
 from backend.primary.verification_store import PrimaryVerificationStore
-from tests.support.gadgets import GadgetReplicator, create_primary_tables
 
 CoolWidgets = replicator_for("cool_widget")
+PackageFiles = replicator_for("package_file")
 
 
 @pytest.fixture(params=["state_table", "model_columns"])
 def replicator(request):
-    return CoolWidgets if request.param == "state_table" else GadgetReplicator
+    return CoolWidgets if request.param == "state_table" else PackageFiles
 
 
 @pytest.fixture
 def site(primary_url, tmp_path):
     peers = (PeerConfig("s1", "", "key", "s" * 32),)
     site = PrimarySite(PrimaryConfig(primary_url, str(tmp_path / "blobs"), "127.0.0.1:0", 7,
-                                     peers), replicators=[CoolWidgets, GadgetReplicator])
-    create_primary_tables(site.engine)
+                                     peers))
     yield site
     site.engine.dispose()
 
@@ -121,7 +121,7 @@ def test_no_events_when_replication_flag_is_off(primary_url, tmp_path):
         PeerConfig("s", "", "k", "s" * 32),)), {"geo_cool_widget_replication": False})
     site.catalog().add_bytes(b"x", "x")
     assert events.count(site.engine) == 0
-    assert site.verification_enabled() == []
+    assert site.verification_enabled() == [PackageFiles]  # only its own type stops
     site.engine.dispose()
 
 

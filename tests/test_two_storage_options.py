@@ -1,46 +1,38 @@
 """Both ways of storing the primary's verification state run through the
-same engine: Cool Widgets (a `cool_widget_states` table) and the test-only
-Gadgets (columns on the model), replicated side by side."""
+same engine: Cool Widgets (a `cool_widget_states` table) and Package Files
+(columns on the model), replicated side by side."""
 import os
 
 import pytest
 
 from backend.replicables import replicator_for
 from tests.support.fixtures_e2e import all_synced_and_verified
-from tests.support.gadgets import (GadgetReplicator, create_primary_tables,
-                                   create_tracking_tables)
 from tests.support.sites import secondary_config, start_engine, start_primary, wait_until
 
 CoolWidgets = replicator_for("cool_widget")
+PackageFiles = replicator_for("package_file")
 pytestmark = pytest.mark.slow
 
 
 def test_state_table_and_model_columns_replicate_alike(primary_url, tracking_url, tmp_path,
                                                         credentials):
-    types = [CoolWidgets, GadgetReplicator]
-    from backend.db.engine import create_db_engine
-    for url, create in ((primary_url, create_primary_tables),
-                        (tracking_url, create_tracking_tables)):
-        engine = create_db_engine(url)
-        create(engine)
-        engine.dispose()
-    primary = start_primary(primary_url, tmp_path / "primary", credentials, replicators=types)
+    types = [CoolWidgets, PackageFiles]
+    primary = start_primary(primary_url, tmp_path / "primary", credentials)
     engine = None
     try:
         ids = {t: [primary.catalog(t).add_bytes(os.urandom(500 + i), "b") for i in range(20)]
                for t in types}
         engine = start_engine(secondary_config(primary.url, tracking_url,
-                                               tmp_path / "secondary", credentials),
-                              replicators=types)
+                                               tmp_path / "secondary", credentials))
         for replicator in types:
             wait_until(lambda: all_synced_and_verified(engine, replicator, ids[replicator]),
                        timeout=60, message=f"{replicator.title_plural} replicated")
         status = engine.status()
-        assert status["gadgets_verified_count"] == 20
+        assert status["package_files_verified_count"] == 20
         assert status["cool_widgets_verified_count"] == 20
-        primary.catalog(GadgetReplicator).delete(ids[GadgetReplicator][:5])
-        wait_until(lambda: engine.status()["gadgets_registry_count"] == 15, timeout=30,
-                   message="gadget deletions replicated")
+        primary.catalog(PackageFiles).delete(ids[PackageFiles][:5])
+        wait_until(lambda: engine.status()["package_files_registry_count"] == 15, timeout=30,
+                   message="package file deletions replicated")
     finally:
         if engine:
             engine.stop()

@@ -8,7 +8,7 @@ from sqlalchemy.orm import DeclarativeBase
 # INTEGER PRIMARY KEY aliases the rowid and auto-increments.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-_NAMING = {
+NAMING_CONVENTION = {
     "ix": "index_%(table_name)s_on_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
@@ -19,10 +19,10 @@ _NAMING = {
 class PrimaryBase(DeclarativeBase):
     """Tables of the primary site's main database."""
 
-    metadata = MetaData(naming_convention=_NAMING)
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class TrackingBase(DeclarativeBase):
     """Tables of a secondary site's tracking database."""
 
-    metadata = MetaData(naming_convention=_NAMING)
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)

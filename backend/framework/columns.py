@@ -1,18 +1,22 @@
-"""Column sets the framework needs, built per replicable type.
+"""The tables every replicable type has, built from its names: the one place
+their shape is written.
 
-A replicable declares its model, then gets its registry model (tracking DB)
-and, if it keeps verification state in a table of its own, the state model
-(main DB) from these factories, so every type has exactly the same columns,
-defaults, limits and indexes as GitLab's template.
+A type's declaration (backend/replicables/) gets its models from here: the
+blob model on the primary, with its verification state as columns on it
+(the template's option 1) or in a `<name>_states` table of its own
+(option 2), and its registry on secondaries, with GitLab's columns,
+defaults, 255-character limits, unique index and partial indexes. The
+migrations build the same tables from the same functions
+(`framework/type_migrations.py`), so a type's shape is never restated.
+
+Every builder takes the MetaData to build on: the declarative bases' for
+the models, a fresh one for a migration.
 """
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, ForeignKey,
-                        Index, LargeBinary, SmallInteger, Text, false, literal_column,
-                        text)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index,
+                        LargeBinary, MetaData, SmallInteger, Table, Text, false,
+                        literal_column, text)
 
 from backend.db.base import BigId
 from backend.db.types import NullsFirst, UTCDateTime
@@ -20,24 +24,73 @@ from backend.db.types import NullsFirst, UTCDateTime
 FAILURE_LIMIT = 255
 
 
-def verification_state_columns(table: str) -> dict:
+def registry_table_name(replicable_name: str) -> str:
+    return f"{replicable_name}_registry"
+
+
+def state_table_name(replicable_name: str) -> str:
+    return f"{replicable_name}_states"
+
+
+def class_name(replicable_name: str, suffix: str = "") -> str:
+    """`cool_widget` -> `CoolWidget<suffix>`."""
+    return "".join(part.title() for part in replicable_name.split("_")) + suffix
+
+
+# --- the primary ----------------------------------------------------------------
+
+def blob_model_table(metadata: MetaData, name: str, *, verification_on_model: bool) -> Table:
+    """A blob model on the primary: owner project, stored file (relative path
+    or object key), where it is stored (1 local, 2 object storage), size;
+    with the verification columns when the type keeps them on the model."""
+    columns = [
+        Column("id", BigId, primary_key=True),
+        Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=False,
+               index=True),
+        Column("file", Text, nullable=False),
+        Column("file_store", SmallInteger, nullable=False, default=1,
+               server_default=text("1")),
+        Column("size", BigInteger, nullable=False, default=0, server_default=text("0")),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    ]
+    if verification_on_model:
+        columns += [*verification_columns(), *verification_constraints(name)]
+    return Table(name, metadata, *columns)
+
+
+def state_table(metadata: MetaData, replicable_name: str, model_table: str) -> Table:
+    """Option 2 of the template: a `<name>_states` table keyed by the model id,
+    deleted with its model row."""
+    name = state_table_name(replicable_name)
+    return Table(
+        name, metadata,
+        Column(f"{replicable_name}_id", BigInteger,
+               ForeignKey(f"{model_table}.id", ondelete="CASCADE"), primary_key=True,
+               autoincrement=False),
+        *verification_columns(), *verification_constraints(name))
+
+
+def verification_columns() -> list[Column]:
     """The seven verification columns of a primary model or state table."""
-    return {
-        "verification_started_at": Column(UTCDateTime),
-        "verification_retry_at": Column(UTCDateTime),
-        "verified_at": Column(UTCDateTime),
-        "verification_state": Column(SmallInteger, nullable=False, default=0,
-                                     server_default=text("0")),
-        "verification_retry_count": Column(SmallInteger, nullable=False, default=0,
-                                           server_default=text("0")),
-        "verification_checksum": Column(LargeBinary),
-        "verification_failure": Column(Text),
-    }
+    return [
+        Column("verification_started_at", UTCDateTime),
+        Column("verification_retry_at", UTCDateTime),
+        Column("verified_at", UTCDateTime),
+        Column("verification_state", SmallInteger, nullable=False, default=0,
+               server_default=text("0")),
+        Column("verification_retry_count", SmallInteger, nullable=False, default=0,
+               server_default=text("0")),
+        Column("verification_checksum", LargeBinary),
+        Column("verification_failure", Text),
+    ]
 
 
-def verification_state_indexes(table: str) -> tuple:
+def verification_constraints(table: str) -> list:
+    """The failure length check and the indexes the primary's claims and
+    counts read, on the table that holds the verification columns."""
     state = literal_column("verification_state")
-    return (
+    return [
         CheckConstraint(f"length(verification_failure) <= {FAILURE_LIMIT}",
                         name=f"check_{table}_verification_failure_length"),
         Index(f"index_{table}_on_verification_state", "verification_state"),
@@ -47,90 +100,81 @@ def verification_state_indexes(table: str) -> tuple:
               postgresql_where=state.in_([0, 3]), sqlite_where=state.in_([0, 3])),
         Index(f"index_{table}_pending_verification", NullsFirst("verified_at"),
               postgresql_where=state == 0, sqlite_where=state == 0),
-    )
+    ]
 
 
-def make_state_model(base, replicable_name: str, model_table: str):
-    """Option 2 of the template: a `<name>_states` table keyed by the model id."""
-    table = f"{replicable_name}_states"
-    fk = f"{replicable_name}_id"
-    attrs = {
-        "__tablename__": table,
-        "__table_args__": verification_state_indexes(table),
-        fk: Column(BigInteger, ForeignKey(f"{model_table}.id", ondelete="CASCADE"),
-                   primary_key=True, autoincrement=False),
-        **verification_state_columns(table),
-    }
-    class_name = "".join(part.title() for part in replicable_name.split("_")) + "State"
-    return type(class_name, (base,), attrs)
+# --- secondaries ------------------------------------------------------------------
 
-
-def make_registry_model(base, replicable_name: str):
-    """The `<name>_registry` table, column for column as GitLab's template."""
-    table = f"{replicable_name}_registry"
+def registry_table(metadata: MetaData, replicable_name: str) -> Table:
+    """The `<name>_registry` table, column for column as GitLab's template,
+    with the indexes the engine's claims and status counts read."""
+    name = registry_table_name(replicable_name)
     fk = f"{replicable_name}_id"
     state = literal_column("state")
     vstate = literal_column("verification_state")
-    attrs = {
-        "__tablename__": table,
-        "__table_args__": (
-            CheckConstraint(f"length(last_sync_failure) <= {FAILURE_LIMIT}",
-                            name=f"check_{table}_last_sync_failure_length"),
-            CheckConstraint(f"length(verification_failure) <= {FAILURE_LIMIT}",
-                            name=f"check_{table}_verification_failure_length"),
-            Index(f"index_{table}_on_{fk}", fk, unique=True),
-            Index(f"index_{table}_on_state", "state"),
-            Index(f"index_{table}_on_state_and_verification_state", "state",
-                  "verification_state"),
-            Index(f"{table}_failed_verification",
-                  NullsFirst("verification_retry_at"),
-                  postgresql_where=(state == 2) & (vstate == 3),
-                  sqlite_where=(state == 2) & (vstate == 3)),
-            Index(f"{table}_needs_verification", "verification_state",
-                  postgresql_where=(state == 2) & vstate.in_([0, 3]),
-                  sqlite_where=(state == 2) & vstate.in_([0, 3])),
-            Index(f"{table}_pending_verification",
-                  NullsFirst("verified_at"), "id",
-                  postgresql_where=(state == 2) & (vstate == 0),
-                  sqlite_where=(state == 2) & (vstate == 0)),
-            # Claims read these in their ORDER BY (migration 0005).
-            Index(f"index_{table}_pending_sync", "id",
-                  postgresql_where=state == 0, sqlite_where=state == 0),
-            Index(f"index_{table}_failed_sync", NullsFirst("retry_at"), "id",
-                  postgresql_where=state == 3, sqlite_where=state == 3),
-        ),
-        "id": Column(BigId, primary_key=True),
-        fk: Column(BigInteger, nullable=False),
-        "created_at": Column(UTCDateTime, nullable=False),
-        "last_synced_at": Column(UTCDateTime),
-        "retry_at": Column(UTCDateTime),
-        "verified_at": Column(UTCDateTime),
-        "verification_started_at": Column(UTCDateTime),
-        "verification_retry_at": Column(UTCDateTime),
-        "state": Column(SmallInteger, nullable=False, default=0, server_default=text("0")),
-        "verification_state": Column(SmallInteger, nullable=False, default=0,
-                                     server_default=text("0")),
-        "retry_count": Column(SmallInteger, nullable=False, default=0, server_default=text("0")),
-        "verification_retry_count": Column(SmallInteger, nullable=False, default=0,
-                                           server_default=text("0")),
-        "checksum_mismatch": Column(Boolean, nullable=False, default=False,
-                                    server_default=false()),
-        "verification_checksum": Column(LargeBinary),
-        "verification_checksum_mismatched": Column(LargeBinary),
-        "verification_failure": Column(Text),
-        "last_sync_failure": Column(Text),
-    }
-    class_name = "".join(part.title() for part in replicable_name.split("_")) + "Registry"
-    return type(class_name, (base,), attrs)
+
+    def partial(index: str, *columns, where):
+        return Index(index, *columns, postgresql_where=where, sqlite_where=where)
+
+    return Table(
+        name, metadata,
+        Column("id", BigId, primary_key=True),
+        Column(fk, BigInteger, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("last_synced_at", UTCDateTime),
+        Column("retry_at", UTCDateTime),
+        Column("verified_at", UTCDateTime),
+        Column("verification_started_at", UTCDateTime),
+        Column("verification_retry_at", UTCDateTime),
+        Column("state", SmallInteger, nullable=False, default=0, server_default=text("0")),
+        Column("verification_state", SmallInteger, nullable=False, default=0,
+               server_default=text("0")),
+        Column("retry_count", SmallInteger, nullable=False, default=0,
+               server_default=text("0")),
+        Column("verification_retry_count", SmallInteger, nullable=False, default=0,
+               server_default=text("0")),
+        Column("checksum_mismatch", Boolean, nullable=False, default=False,
+               server_default=false()),
+        Column("verification_checksum", LargeBinary),
+        Column("verification_checksum_mismatched", LargeBinary),
+        Column("verification_failure", Text),
+        Column("last_sync_failure", Text),
+        CheckConstraint(f"length(last_sync_failure) <= {FAILURE_LIMIT}",
+                        name=f"check_{name}_last_sync_failure_length"),
+        CheckConstraint(f"length(verification_failure) <= {FAILURE_LIMIT}",
+                        name=f"check_{name}_verification_failure_length"),
+        Index(f"index_{name}_on_{fk}", fk, unique=True),
+        Index(f"index_{name}_on_state", "state"),
+        # One GROUP BY over this index answers every status count.
+        Index(f"index_{name}_on_state_and_verification_state", "state",
+              "verification_state"),
+        partial(f"{name}_failed_verification", NullsFirst("verification_retry_at"),
+                where=(state == 2) & (vstate == 3)),
+        partial(f"{name}_needs_verification", "verification_state",
+                where=(state == 2) & vstate.in_([0, 3])),
+        # Claims read the next three in their ORDER BY.
+        partial(f"{name}_pending_verification", NullsFirst("verified_at"), "id",
+                where=(state == 2) & (vstate == 0)),
+        partial(f"index_{name}_pending_sync", "id", where=state == 0),
+        partial(f"index_{name}_failed_sync", NullsFirst("retry_at"), "id", where=state == 3),
+    )
 
 
-class BlobModelColumns:
-    """Columns every blob model has: owner project, stored file, size."""
+# --- declarative models -----------------------------------------------------------
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id"), index=True)
-    file: Mapped[str] = mapped_column(Text)
-    file_store: Mapped[int] = mapped_column(SmallInteger, default=1, server_default=text("1"))
-    size: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+def make_registry_model(base, replicable_name: str):
+    """The registry's mapped class (`CoolWidgetRegistry`) on `base`."""
+    return type(class_name(replicable_name, "Registry"), (base,),
+                {"__table__": registry_table(base.metadata, replicable_name)})
+
+
+def make_state_model(base, replicable_name: str, model_table: str):
+    """The `<name>_states` mapped class (`CoolWidgetState`) on `base`."""
+    return type(class_name(replicable_name, "State"), (base,),
+                {"__table__": state_table(base.metadata, replicable_name, model_table)})
+
+
+def make_blob_model(base, model_class: str, table: str, *, verification_on_model: bool):
+    """The blob model's mapped class on `base`."""
+    return type(model_class, (base,), {"__table__": blob_model_table(
+        base.metadata, table, verification_on_model=verification_on_model)})

@@ -58,6 +58,8 @@ class Replicator:
     mutable: ClassVar[bool] = True
     # Version in which the type was added (documented in DATA_TYPES.md).
     since: ClassVar[str] = "0.1"
+    # The uploader GitLab names in a `deleted` event; derived when not declared.
+    uploader_class: ClassVar[str]
 
     # Derived from the class name in __init_subclass__.
     replicable_name: ClassVar[str]
@@ -78,6 +80,7 @@ class Replicator:
         cls.registry_fk = f"{cls.replicable_name}_id"
         cls.feature_flag = f"geo_{cls.replicable_name}_replication"
         cls.graphql_name = base  # CoolWidget -> CoolWidgetRegistry, coolWidgetRegistries
+        cls.uploader_class = cls.__dict__.get("uploader_class", base + "Uploader")
 
     # Convenience accessors used by the engine.
     @classmethod

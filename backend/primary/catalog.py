@@ -143,8 +143,7 @@ class Catalog:
                 if self.publish_events:
                     events.publish(connection, self.replicator.replicable_name, events.DELETED,
                                    {"model_record_id": row.id, "blob_path": row.file,
-                                    "uploader_class": self.replicator.title.replace(" ", "")
-                                    + "Uploader"})
+                                    "uploader_class": self.replicator.uploader_class})
         for row in rows:
             self.storage.delete(row.file, row.file_store)
         return [row.id for row in rows]

@@ -10,7 +10,7 @@ names a type.
 from __future__ import annotations
 
 from backend.framework.replicator import REPLICATORS, Replicator
-from backend.replicables import cool_widgets  # noqa: F401  (registers on import)
+from backend.replicables import cool_widgets, package_files  # noqa: F401  (they register)
 
 
 def registered() -> list[type[Replicator]]:

@@ -1,0 +1,65 @@
+"""Creating a replicable type's tables in an Alembic migration, from the
+same builders its models come from (`framework/columns.py`).
+
+A new type's migrations are then a line each:
+
+    # backend/migrations/primary/versions/NNNN_<types>.py
+    def upgrade() -> None:
+        create_model_tables(op, "package_file", "packages_package_files",
+                            verification_on_model=True)
+
+    # backend/migrations/tracking/versions/NNNN_<name>_registry.py
+    def upgrade() -> None:
+        create_registry_table(op, "package_file")
+
+The helpers build the template as it is when the migration runs. A change
+to the template is therefore a migration of its own that brings every
+existing table along, and must skip a table already in the new shape
+(created after the change).
+"""
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, MetaData, Table
+
+from backend.db.base import NAMING_CONVENTION
+from backend.framework import columns
+
+
+def create_registry_table(op, replicable_name: str) -> None:
+    """The `<name>_registry` table on a secondary's tracking database."""
+    _create(op, columns.registry_table(_metadata(), replicable_name))
+
+
+def drop_registry_table(op, replicable_name: str) -> None:
+    op.drop_table(columns.registry_table_name(replicable_name))
+
+
+def create_model_tables(op, replicable_name: str, model_table: str, *,
+                        verification_on_model: bool) -> None:
+    """The blob model on the primary, and its `<name>_states` table unless
+    the verification columns are on the model."""
+    metadata = _metadata()
+    _create(op, columns.blob_model_table(metadata, model_table,
+                                         verification_on_model=verification_on_model))
+    if not verification_on_model:
+        _create(op, columns.state_table(metadata, replicable_name, model_table))
+
+
+def drop_model_tables(op, replicable_name: str, model_table: str, *,
+                      verification_on_model: bool) -> None:
+    if not verification_on_model:
+        op.drop_table(columns.state_table_name(replicable_name))
+    op.drop_table(model_table)
+
+
+def _metadata() -> MetaData:
+    """The models' naming convention, so constraints get the models' names;
+    the projects table as a stand-in that foreign keys can name."""
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    Table("projects", metadata, Column("id", BigInteger, primary_key=True))
+    return metadata
+
+
+def _create(op, table: Table) -> None:
+    """CREATE TABLE and its indexes, in the migration's transaction."""
+    table.create(op.get_bind())
