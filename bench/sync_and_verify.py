@@ -7,9 +7,16 @@ against rclone and against a bare download-and-hash loop.
 
 One primary (`main.py primary serve`, its own process) holds the blobs, all
 checksummed before timing starts. Then, each on an empty destination:
-  - rclone (Debian's package): `rclone serve http` on the primary's blob
-    folder, `rclone copy` into an empty folder, then
-    `rclone check --download` (both sides read in full);
+  - rclone (Debian's package), twice: `rclone serve http` (started before
+    the clock) on a folder of the primary's blobs, then, timed, `rclone copy`
+    into an empty folder and `rclone check --download` (both sides read in
+    full). Once on the primary's own blob folder, whose nested layout
+    (`<plural>/<2 hex>/<uuid hex>/<name>`) makes rclone list one folder per
+    blob: over ten thousand listings for the small case, rclone's worst
+    case. Once on a flat folder holding the same files under unique names
+    (hard links to the primary's, copies where linking fails), built before
+    the clock: one listing, rclone's best case. A fair baseline lies
+    between the two;
   - two bare loops in Python (bench/bare_loops.py) that download each blob
     from the primary's Geo API, hash it while writing it to disk and
     compare with the primary's checksum, `files_max_capacity` at a time; no
@@ -55,9 +62,9 @@ from sqlalchemy import create_engine, func, select  # noqa: E402
 from backend.config import load_config  # noqa: E402
 from backend.db.engine import create_db_engine  # noqa: E402
 from backend.db.migrate import upgrade  # noqa: E402
-from backend.framework.replicator import replicator_for  # noqa: E402
+from backend.replicables import replicator_for  # noqa: E402
 from backend.framework.states import SyncState, VerificationState  # noqa: E402
-from backend.primary.site import PrimarySite  # noqa: E402
+from backend.sites.primary import PrimarySite  # noqa: E402
 from bench.bare_loops import ACCESS_KEY, CAPACITY, SECRET  # noqa: E402
 from bench.loopback import free_port, wait_for_port  # noqa: E402
 from bench.status_at_scale import fresh_postgres_database  # noqa: E402
@@ -151,14 +158,32 @@ def wait_for_checksums(workdir: pathlib.Path, count: int, timeout: float = 1800)
 
 # --- baselines -----------------------------------------------------------------------
 
-def run_rclone(workdir: pathlib.Path) -> float:
-    if not shutil.which("rclone"):
-        raise SystemExit("rclone is not installed (Debian: apt install rclone), or pass "
-                         "--skip-rclone")
+def flat_folder(source: pathlib.Path, folder: pathlib.Path) -> pathlib.Path:
+    """Every file under `source` in one folder, `folder`, built afresh (a
+    --keep folder may hold an earlier run's): hard links, so the bytes are
+    the very ones the primary serves (and the same cached pages), or copies
+    where the file system refuses a link. Names are numbered, since two
+    blobs may share a file name in their own folders."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    files = sorted(path for path in source.rglob("*") if path.is_file())
+    for number, path in enumerate(files):
+        target = folder / f"{number:06d}-{path.name}"
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+    return folder
+
+
+def run_rclone(workdir: pathlib.Path, served: pathlib.Path) -> float:
+    """`rclone copy` then `rclone check --download` from `rclone serve http`
+    on `served`, timed from the copy's launch to the check's exit; the
+    server starts before the clock."""
     port = free_port()
     destination = workdir / f"rclone-{uuid.uuid4().hex[:6]}"
     remote = [":http:", "--http-url", f"http://127.0.0.1:{port}"]
-    server = subprocess.Popen(["rclone", "serve", "http", str(workdir / "primary" / "local"),
+    server = subprocess.Popen(["rclone", "serve", "http", str(served),
                                "--addr", f"127.0.0.1:{port}", "--read-only"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -256,23 +281,55 @@ def time_engine(workdir: pathlib.Path, primary_port: int, tracking_url: str, cou
 
 # --- the run --------------------------------------------------------------------------------
 
+def checkout_environment(checkout: pathlib.Path) -> dict[str, str]:
+    """The environment for a process of `checkout`'s main.py: the checkout
+    alone on PYTHONPATH, so that it imports its own `backend` whatever
+    checkout the virtualenv's editable install points at."""
+    return {**os.environ, "PYTHONPATH": str(checkout)}
+
+
+def start_primary(config: pathlib.Path, port: int,
+                  checkout: pathlib.Path = ROOT) -> subprocess.Popen:
+    """`main.py primary serve` of `checkout` in its own process, run from
+    the checkout; returns once it listens on `port`."""
+    primary = subprocess.Popen([sys.executable, str(checkout / "main.py"), "primary", "serve",
+                                "--config", str(config)],
+                               cwd=checkout, env=checkout_environment(checkout),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process=primary)
+    except BaseException:
+        stop_primary(primary)
+        raise
+    return primary
+
+
+def stop_primary(primary: subprocess.Popen) -> None:
+    primary.send_signal(signal.SIGINT)
+    primary.wait(timeout=60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), default="small")
     parser.add_argument("--count", type=int, help="number of blobs (default: the case's)")
     parser.add_argument("--tracking", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--skip-rclone", action="store_true")
+    parser.add_argument("--skip-rclone", action="store_true", help="skip both rclone runs")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
     parser.add_argument("--progress", action="store_true",
                         help="print the engine's registry states every second")
     parser.add_argument("--profile", metavar="PREFIX",
                         help="record the engine with py-spy into PREFIX-<db>.txt")
     args = parser.parse_args()
+    if not args.skip_rclone and not shutil.which("rclone"):
+        raise SystemExit("rclone is not installed (Debian: apt install rclone), or pass "
+                         "--skip-rclone")
     count, size = CASES[args.case]
     count = args.count or count
     global keep_copies
     keep_copies = count >= KEEP_COPIES_FROM
-    workdir = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="geo-bench-"))
+    # Absolute: the primary runs from the checkout, not from here.
+    workdir = pathlib.Path(args.keep or tempfile.mkdtemp(prefix="geo-bench-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     kinds = ("sqlite", "postgresql") if args.tracking == "both" else (args.tracking,)
     port = free_port()
@@ -280,11 +337,8 @@ def main() -> None:
     print(f"{count} blobs of {size:,} bytes in {workdir}", flush=True)
     started = time.perf_counter()
     fill_primary(config, count, size)
-    primary = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "primary", "serve",
-                                "--config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    primary = start_primary(config, port)
     try:
-        wait_for_port(port)
         checksums = wait_for_checksums(workdir, count)
         print(f"primary ready in {time.perf_counter() - started:.1f} s", flush=True)
         total = count * size
@@ -293,7 +347,12 @@ def main() -> None:
         listing.write_text(json.dumps(checksums))
         contenders = []
         if not args.skip_rclone:
-            contenders.append(("rclone copy + check --download", lambda: run_rclone(workdir)))
+            nested = workdir / "primary" / "local"
+            flat = flat_folder(nested, workdir / "rclone-flat-source")
+            contenders.append(("rclone copy + check --download",
+                               lambda: run_rclone(workdir, nested)))
+            contenders.append(("rclone copy + check --download, flat folder",
+                               lambda: run_rclone(workdir, flat)))
         for loop, title in (("threads", "threads + urllib3"), ("asyncio", "asyncio + aiohttp")):
             contenders.append((f"bare loop, {title}", lambda loop=loop: run_bare_loop(
                 loop, workdir, port, listing)))
@@ -310,8 +369,7 @@ def main() -> None:
             os.sync()
             results[name] = run()
     finally:
-        primary.send_signal(signal.SIGINT)
-        primary.wait(timeout=60)
+        stop_primary(primary)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
