@@ -1,6 +1,7 @@
-"""Export from the console: the current filter to CSV or JSON through
-backend.reports (on a worker, with progress and cancel), and a PDF report
-(status summary, charts, top failure groups) with QTextDocument + QPdfWriter.
+"""Export from the console: the registries of the current type and filter to
+CSV or JSON through backend.reports (on a worker, with progress and
+cancel), and a PDF report (the status of every type, the current type's
+charts, every type's top failure groups) with QTextDocument + QPdfWriter.
 """
 from __future__ import annotations
 
@@ -14,21 +15,12 @@ from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocum
 from backend import reports
 
 
-def report_rows(rows, replicator):
-    """Console rows (app.sources) as report rows (backend.reports)."""
-    for row in rows:
-        out = {"registry_id": row["registry_id"], replicator.registry_fk: row["model_id"]}
-        for name in reports.columns(replicator)[2:]:
-            value = row.get(name)
-            out[name] = reports.iso(value) if isinstance(value, dt.datetime) else value
-        yield out
-
-
 class ExportJob:
     """One CSV/JSON export; `cancel()` may be called from any thread."""
 
-    def __init__(self, source, view, fmt: str, path: str) -> None:
-        self.source, self.view, self.fmt, self.path = source, view, fmt, path
+    def __init__(self, source, data_type, selection, fmt: str, path: str) -> None:
+        self.source, self.data_type, self.selection = source, data_type, selection
+        self.fmt, self.path = fmt, path
         self._cancelled = threading.Event()
         self.progress = (0, 0)
 
@@ -36,17 +28,14 @@ class ExportJob:
         self._cancelled.set()
 
     def run(self) -> int:
-        replicator = self.source.replicators[0]
-        total = self.source.count(self.view)
+        replicable = self.data_type.replicable_name
+        total = self.source.count(replicable, self.selection)
         summary = self.source.overview()
         summary.pop("primary_status", None)
         return reports.write_report(
-            replicator, report_rows(self.source.export_rows(self.view), replicator), total,
-            self.fmt, self.path,
-            filter_description=reports.describe_filter(
-                self.view.replication_state, self.view.verification_state,
-                search=self.view.search or None),
-            summary=summary, site_name=self.source.name,
+            self.data_type, self.source.export_rows(replicable, self.selection), total,
+            self.fmt, self.path, selection=self.selection, summary=summary,
+            site_name=self.source.name,
             progress=lambda done, of: setattr(self, "progress", (done, of)),
             cancelled=self._cancelled.is_set)
 
@@ -59,11 +48,13 @@ def _image_bytes(image: QImage) -> QByteArray:
     return data
 
 
-def report_html(status: dict, groups: list[dict], replicators, charts: list[str],
-                site_name: str) -> str:
+def report_html(status: dict, groups: dict, types, charts: list[str], site_name: str,
+                charted=None) -> str:
+    """`groups`: type name -> its failure groups; `charted`: the type the
+    charts show."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
-    for replicator in replicators:
+    for replicator in types:
         p = replicator.plural_name
         for label, key in (("Registries", "registry_count"), ("Synced", "synced_count"),
                            ("Failed", "failed_count"), ("Verified", "verified_count"),
@@ -75,9 +66,12 @@ def report_html(status: dict, groups: list[dict], replicators, charts: list[str]
                         f"<td>{label}</td><td align='right'>"
                         f"{html.escape(str(value if value is not None else '—'))}</td></tr>")
     failure_rows = "".join(
-        f"<tr><td align='right'>{g['count']:,}</td><td>{html.escape(g['message'] or '—')}</td>"
+        f"<tr><td>{html.escape(kind.title_plural)}</td><td align='right'>{g['count']:,}</td>"
+        f"<td>{html.escape(g['message'] or '—')}</td>"
         f"<td>{html.escape(reports.iso(g['last_seen_at']) or '—')}</td></tr>"
-        for g in groups[:15]) or "<tr><td colspan='3'>No failures.</td></tr>"
+        for kind in types for g in groups.get(kind.replicable_name, [])[:15]) \
+        or "<tr><td colspan='4'>No failures.</td></tr>"
+    chart_title = f"Charts: {html.escape(charted.title_plural)}" if charted else "Charts"
     images = "".join(f"<p><img src='{name}' width='640'></p>" for name in charts)
     health = html.escape(status.get("health") or "Unknown")
     return f"""
@@ -87,15 +81,16 @@ def report_html(status: dict, groups: list[dict], replicators, charts: list[str]
     <h2>Status</h2>
     <table border='1' cellspacing='0' cellpadding='4'>
       <tr><th>Data type</th><th>Measure</th><th>Value</th></tr>{''.join(rows)}</table>
-    <h2>Charts</h2>{images}
+    <h2>{chart_title}</h2>{images}
     <h2>Top failure groups</h2>
     <table border='1' cellspacing='0' cellpadding='4'>
-      <tr><th>Registries</th><th>Failure</th><th>Last seen</th></tr>{failure_rows}</table>
+      <tr><th>Data type</th><th>Registries</th><th>Failure</th><th>Last seen</th></tr>
+      {failure_rows}</table>
     """
 
 
-def write_pdf(path: str, status: dict, groups: list[dict], replicators,
-              chart_images: dict[str, QImage], site_name: str) -> None:
+def write_pdf(path: str, status: dict, groups: dict, types,
+              chart_images: dict[str, QImage], site_name: str, charted=None) -> None:
     """Must run on the GUI thread (QTextDocument and images are GUI objects)."""
     document = QTextDocument()
     names = []
@@ -103,7 +98,7 @@ def write_pdf(path: str, status: dict, groups: list[dict], replicators,
         name = f"chart://{index}"
         document.addResource(QTextDocument.ImageResource, QUrl(name), image)
         names.append(name)
-    document.setHtml(report_html(status, groups, replicators, names, site_name))
+    document.setHtml(report_html(status, groups, types, names, site_name, charted))
     writer = QPdfWriter(path)
     writer.setTitle(f"Geo replication report — {site_name}")
     writer.setCreator("Geo Console")

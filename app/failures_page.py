@@ -1,10 +1,12 @@
-"""Failures grouped by message, newest first; one action resyncs a group."""
+"""Failures of the current type grouped by message, newest first; one
+action resyncs a group."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from backend.secondary.registry_selection import RegistrySelection
 from widgets.registry_table_model import format_time
 
 
@@ -15,6 +17,7 @@ class FailuresPage(QWidget):
         super().__init__(parent)
         self.runner = runner
         self.source = source
+        self.data_type = source.types[0]
         self.groups: list[dict] = []
         self.tree = QTreeWidget()
         self.tree.setAccessibleName("Failure groups")
@@ -46,8 +49,16 @@ class FailuresPage(QWidget):
     def stop(self) -> None:
         self.timer.stop()
 
+    def set_type(self, data_type) -> None:
+        if data_type != self.data_type:
+            self.data_type = data_type
+            self.show_groups([])
+            self.refresh()
+
     def refresh(self) -> None:
-        self.runner.submit("failure-groups", self.source.failure_groups, self.show_groups)
+        source, replicable = self.source, self.data_type.replicable_name
+        self.runner.submit("failure-groups", lambda: source.failure_groups(replicable),
+                           self.show_groups)
 
     def show_groups(self, groups: list[dict]) -> None:
         selected = self.selected_group()
@@ -63,8 +74,9 @@ class FailuresPage(QWidget):
             if selected and group["message"] == selected["message"]:
                 item.setSelected(True)
         total = sum(group["count"] for group in groups)
-        self.summary.setText(f"{total:,} failed registries in {len(groups)} groups"
-                             if groups else "No failed registries.")
+        what = self.data_type.title_plural
+        self.summary.setText(f"{what}: {total:,} failed registries in {len(groups)} groups"
+                             if groups else f"{what}: no failed registries.")
         self.tree.resizeColumnToContents(0)
         self.tree.resizeColumnToContents(2)
 
@@ -83,10 +95,12 @@ class FailuresPage(QWidget):
         if group is None:
             return
         message = group["message"]
+        source, replicable = self.source, self.data_type.replicable_name
 
         def resync():
-            ids = self.source.failure_group_ids(message)
-            return self.source.act("resync", ids=ids) if ids else 0
+            ids = source.failure_group_ids(replicable, message)
+            return source.act(replicable, "resync", RegistrySelection(ids=tuple(ids))) \
+                if ids else 0
 
         self.runner.submit("group-resync", resync, self._done)
 

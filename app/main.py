@@ -58,8 +58,10 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
         except ConfigError as exc:  # before any window: one line, as the CLI does
             print(f"geo-console: error: {exc}", file=sys.stderr)
             return 1
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QLabel
 
+    import resources
     from app.main_window import MainWindow
     from app.tasks import TaskRunner
 
@@ -68,6 +70,9 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
     app.setApplicationName("Geo Console")
     app.setOrganizationName("geo-console")
     app.setStyle("Fusion")
+    # The desktop entry (resources/geo-console.desktop) and its icon.
+    app.setDesktopFileName("geo-console")
+    app.setWindowIcon(QIcon(str(resources.icon(resources.APP_ICON))))
     splash = QLabel("Starting Geo Console…")
     splash.setAlignment(splash.alignment())
     splash.setMinimumSize(360, 80)

@@ -1,26 +1,34 @@
-"""The console's main window: Overview, Replication details and Failures
-tabs, export, settings, theme, notifications and a status bar."""
+"""The console's main window: a data type selector over the Overview,
+Replication details and Failures tabs, export, settings, theme,
+notifications and a status bar.
+
+The selector drives Replication details, Failures, the Overview's charts,
+the status bar's totals and exports; the Overview's bars list every type.
+"""
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow,
-                               QProgressDialog, QTabWidget)
+from PySide6.QtCore import QSettings, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow,
+                               QProgressDialog, QTabWidget, QToolBar)
 
 from app.details_page import DetailsPage
 from app.export import ExportJob, write_pdf
 from app.failures_page import FailuresPage
 from app.overview_page import OverviewPage
 from app.settings import SettingsDialog, load_settings
+import resources
+from app import theme
 from app.tasks import TaskRunner
 
 NOTIFY_EVERY = 60.0  # seconds between "new failures" notifications
-THEMES = [("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")]
 
 
 class MainWindow(QMainWindow):
+    typeChanged = Signal(object)  # the ReplicableType now shown
+
     def __init__(self, source, settings: QSettings | None = None, on_close=None) -> None:
         super().__init__()
         self.source = source
@@ -37,6 +45,24 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.details, "&Replication details")
         self.tabs.addTab(self.failures, "&Failures")
         self.setCentralWidget(self.tabs)
+        self.data_type = source.types[0]
+        self.type_box = QComboBox()
+        self.type_box.setAccessibleName("Data type")
+        self.type_box.setToolTip("The data type Replication details, Failures, the charts "
+                                 "and exports show")
+        for data_type in source.types:
+            self.type_box.addItem(data_type.title_plural, data_type.replicable_name)
+        self.type_box.currentIndexChanged.connect(self._type_chosen)
+        bar = QToolBar("Data type")
+        bar.setObjectName("type-toolbar")
+        bar.setMovable(False)
+        label = QLabel(" Data type: ")
+        label.setBuddy(self.type_box)
+        bar.addWidget(label)
+        bar.addWidget(self.type_box)
+        self.addToolBar(bar)
+        for page in (self.overview, self.details, self.failures):
+            self.typeChanged.connect(page.set_type)
         self.overview.pauseToggled.connect(self.set_paused)
         for page in (self.details, self.failures):
             page.message.connect(self.show_message)
@@ -53,6 +79,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.totals_label)
         self.statusBar().addPermanentWidget(self.connection_label)
         self._last_failed: int | None = None
+        self._last_status: dict = {}
+        self._theme = "system"
+        self._following_the_system = False
         self.export_job: ExportJob | None = None
         self._export_timers: set[QTimer] = set()
         self._last_notified = 0.0
@@ -84,7 +113,7 @@ class MainWindow(QMainWindow):
         theme_menu = view_menu.addMenu("Theme")
         self.theme_group = QActionGroup(self)
         chosen = self.settings.value("theme", "system")
-        for key, text in THEMES:
+        for key, text in theme.CHOICES:
             action = QAction(text, self.theme_group, checkable=True)
             action.setData(key)
             action.setChecked(key == chosen)
@@ -101,6 +130,8 @@ class MainWindow(QMainWindow):
 
     def start(self) -> None:
         self.set_theme(self.settings.value("theme", "system"), save=False)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._system_scheme_changed)
+        self._following_the_system = True
         for page in (self.overview, self.details, self.failures):
             page.start()
         self.status_timer.start()
@@ -108,6 +139,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save()
+        if self._following_the_system:
+            QGuiApplication.styleHints().colorSchemeChanged.disconnect(
+                self._system_scheme_changed)
+            self._following_the_system = False
         self.status_timer.stop()
         self.message_timer.stop()
         for page in (self.overview, self.details, self.failures):
@@ -124,6 +159,7 @@ class MainWindow(QMainWindow):
     def save(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.setValue("window/type", self.data_type.replicable_name)
         self.details.save_state(self.settings)
         self.settings.sync()
 
@@ -135,6 +171,20 @@ class MainWindow(QMainWindow):
             self.resize(1280, 800)
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0) or 0))
         self.details.restore_state(self.settings)
+        self.set_type(str(self.settings.value("window/type", "") or ""))
+
+    # --- the data type ----------------------------------------------------------------------
+
+    def set_type(self, replicable: str) -> None:
+        """Show the type named `replicable` (an unknown name changes nothing)."""
+        index = self.type_box.findData(replicable)
+        if index >= 0:
+            self.type_box.setCurrentIndex(index)
+
+    def _type_chosen(self, index: int) -> None:
+        self.data_type = self.source.types[index]
+        self.typeChanged.emit(self.data_type)
+        self._show_totals()
 
     def refresh_all(self) -> None:
         self.overview.refresh()
@@ -149,18 +199,30 @@ class MainWindow(QMainWindow):
                            self._status_failed)
 
     def _status_arrived(self, status: dict) -> None:
-        p = self.source.replicators[0].plural_name
+        self._last_status = status
         healthy = status.get("healthy")
         self.connection_label.setText(
             f"{'●' if healthy else '▲'} {status.get('name', '')}: "
             f"{'connected' if healthy else status.get('health') or 'unhealthy'}")
         self.connection_label.setStyleSheet(f"color: {'#2e9e5b' if healthy else '#d9534f'}")
+        self._show_totals()
+        failed = [status.get(f"{t.plural_name}_failed_count") for t in self.source.types]
+        if any(count is not None for count in failed):
+            self._maybe_notify(sum(count or 0 for count in failed))
+
+    def _show_totals(self) -> None:
+        """The current type's totals, from the last status."""
+        status, kind = self._last_status, self.data_type
+        p = kind.plural_name
         registry, synced = status.get(f"{p}_registry_count"), status.get(f"{p}_synced_count")
         verified, failed = status.get(f"{p}_verified_count"), status.get(f"{p}_failed_count")
-        if registry is not None:
-            self.totals_label.setText(f"{registry:,} registries · {synced:,} synced · "
-                                      f"{verified:,} verified · {failed:,} failed")
-            self._maybe_notify(failed)
+        if registry is None:
+            self.totals_label.setText(f"{kind.title_plural}: replication off"
+                                      if status else "")
+            return
+        self.totals_label.setText(f"{kind.title_plural}: {registry:,} registries · "
+                                  f"{synced:,} synced · {verified:,} verified · "
+                                  f"{failed:,} failed")
 
     def _status_failed(self, message: str) -> None:
         self.connection_label.setText(f"▲ disconnected: {message}")
@@ -196,17 +258,18 @@ class MainWindow(QMainWindow):
                            lambda _r: self.overview.refresh())
 
     def set_theme(self, key: str, save: bool = True) -> None:
-        hints = QGuiApplication.styleHints()
-        scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(
-            key, Qt.ColorScheme.Unknown)
-        if hasattr(hints, "setColorScheme"):
-            hints.setColorScheme(scheme)
-        dark = hints.colorScheme() == Qt.ColorScheme.Dark if key == "system" else key == "dark"
-        self.overview.set_theme(dark)
+        """"system", "light" or "dark" (theme.CHOICES), for the whole console."""
+        self._theme = key
+        self.overview.set_theme(theme.apply(key))
+        self.setWindowIcon(QIcon(str(resources.icon(resources.APP_ICON))))
         for action in self.theme_group.actions():
             action.setChecked(action.data() == key)
         if save:
             self.settings.setValue("theme", key)
+
+    def _system_scheme_changed(self, _scheme) -> None:
+        if self._theme == "system":
+            self.set_theme("system", save=False)
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(load_settings(), self)
@@ -223,9 +286,9 @@ class MainWindow(QMainWindow):
             self.export_to(path, fmt)
 
     def export_to(self, path: str, fmt: str) -> ExportJob:
-        job = ExportJob(self.source, self.details.view_filter, fmt, path)
-        progress = QProgressDialog(f"Exporting {self.details.view_filter.describe()}…", "Cancel",
-                                   0, 100, self)
+        details = self.details
+        job = ExportJob(self.source, details.data_type, details.selection, fmt, path)
+        progress = QProgressDialog(f"Exporting {details.describe()}…", "Cancel", 0, 100, self)
         progress.setWindowTitle("Export")
         progress.setMinimumDuration(300)
         progress.canceled.connect(job.cancel)
@@ -265,8 +328,11 @@ class MainWindow(QMainWindow):
             self.export_pdf(path)
 
     def export_pdf(self, path: str) -> None:
+        source, charted = self.source, self.data_type
+
         def gather():
-            return self.source.overview(), self.source.failure_groups()
+            return source.overview(), {kind.replicable_name: source.failure_groups(
+                kind.replicable_name) for kind in source.types}
 
         def build(result):
             status, groups = result
@@ -277,7 +343,7 @@ class MainWindow(QMainWindow):
                 exporter = exporters.ImageExporter(chart.plotItem)
                 exporter.parameters()["width"] = 900
                 images[title] = exporter.export(toBytes=True)
-            write_pdf(path, status, groups, self.source.replicators, images, self.source.name)
+            write_pdf(path, status, groups, source.types, images, source.name, charted)
             self.show_message(f"PDF report written to {path}.")
 
         self.runner.submit("pdf", gather, build)

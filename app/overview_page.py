@@ -1,5 +1,6 @@
-"""Overview: site health, engine state, event lag, per-type progress bars and
-history charts (synced %, verified %, throughput, failures)."""
+"""Overview: site health, engine state, event lag, progress bars and
+percentages of every type, and history charts (synced %, verified %,
+throughput, failures) of the current type."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +9,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QVBoxLayout, QWidget)
 
+import resources
 from widgets.charts import HistoryChart
 from widgets.stacked_bar import StackedBar
 
@@ -22,6 +24,7 @@ class OverviewPage(QWidget):
         super().__init__(parent)
         self.runner = runner
         self.source = source
+        self.data_type = source.types[0]
         self.status: dict = {}
         layout = QVBoxLayout(self)
 
@@ -50,18 +53,20 @@ class OverviewPage(QWidget):
         types = QGroupBox("Data types")
         self.type_grid = QGridLayout(types)
         for column, title in enumerate(("Data type", "Synchronization", "Verification",
-                                        "Primary checksums")):
+                                        "Primary checksums", "Synced / verified")):
             self.type_grid.addWidget(QLabel(f"<b>{title}</b>"), 0, column)
         self.bars = {}
-        for row, replicator in enumerate(source.replicators, start=1):
-            self.type_grid.addWidget(QLabel(replicator.title_plural), row, 0)
+        self.percentages = {}
+        for row, data_type in enumerate(source.types, start=1):
+            self.type_grid.addWidget(QLabel(data_type.title_plural), row, 0)
             bars = (StackedBar("Synced"), StackedBar("Verified"), StackedBar("Checksummed"))
-            for column, bar in enumerate(bars, start=1):
-                bar.setAccessibleName(f"{replicator.title_plural} {('synchronization', 'verification', 'checksums')[column - 1]}")
+            for column, (bar, part) in enumerate(zip(bars, ("synchronization", "verification",
+                                                            "checksums")), start=1):
+                bar.setAccessibleName(f"{data_type.title_plural} {part}")
                 self.type_grid.addWidget(bar, row, column)
-            self.bars[replicator.plural_name] = bars
-        self.summary_label = QLabel("")
-        self.type_grid.addWidget(self.summary_label, len(source.replicators) + 1, 0, 1, 4)
+            self.bars[data_type.plural_name] = bars
+            self.percentages[data_type.plural_name] = QLabel("—")
+            self.type_grid.addWidget(self.percentages[data_type.plural_name], row, 4)
         layout.addWidget(types)
 
         picker = QHBoxLayout()
@@ -89,6 +94,7 @@ class OverviewPage(QWidget):
             frame_layout.addWidget(chart)
             charts.addWidget(frame)
         layout.addLayout(charts, 1)
+        self._title_charts()
 
         self.timer = QTimer(self)
         self.timer.setInterval(2000)
@@ -112,10 +118,24 @@ class OverviewPage(QWidget):
     def refresh(self) -> None:
         self.runner.submit("overview", self.source.overview, self.show_status)
 
+    def set_type(self, data_type) -> None:
+        """Chart another type's history."""
+        if data_type != self.data_type:
+            self.data_type = data_type
+            self._title_charts()
+            self.show_history([])
+            self.refresh_history()
+
+    def _title_charts(self) -> None:
+        what = self.data_type.title_plural
+        self.progress_chart.setTitle(f"{what}: replicated and verified")
+        self.work_chart.setTitle(f"{what}: throughput and failures")
+
     def refresh_history(self) -> None:
         span = RANGES[self.range_box.currentIndex()][1]
         end = dt.datetime.now(dt.timezone.utc)
-        self.runner.submit("history", lambda: self.source.history(end - span, end, 240),
+        source, replicable = self.source, self.data_type.replicable_name
+        self.runner.submit("history", lambda: source.history(replicable, end - span, end, 240),
                            self.show_history)
 
     def show_status(self, status: dict) -> None:
@@ -139,8 +159,8 @@ class OverviewPage(QWidget):
             self.lag_label.setText(f"last event {last}, processed {cursor} "
                                    f"({behind} events, {seconds} s behind)")
         primary = status.get("primary_status") or {}
-        for replicator in self.source.replicators:
-            p = replicator.plural_name
+        for data_type in self.source.types:
+            p = data_type.plural_name
             sync, verify, checksum = self.bars[p]
             sync.set_counts(status.get(f"{p}_registry_count"), status.get(f"{p}_synced_count"),
                             status.get(f"{p}_failed_count"))
@@ -150,10 +170,10 @@ class OverviewPage(QWidget):
             checksum.set_counts(primary.get(f"{p}_checksum_total_count"),
                                 primary.get(f"{p}_checksummed_count"),
                                 primary.get(f"{p}_checksum_failed_count"))
-        first = self.source.replicators[0].plural_name
-        self.summary_label.setText(
-            f"{status.get(f'{first}_synced_in_percentage') or '—'} synced, "
-            f"{status.get(f'{first}_verified_in_percentage') or '—'} verified")
+            synced, verified = (status.get(f"{p}_synced_in_percentage"),
+                                status.get(f"{p}_verified_in_percentage"))
+            self.percentages[p].setText(f"{synced} / {verified}" if synced is not None
+                                        else "replication off")
 
     def show_history(self, points: list[dict]) -> None:
         times = [p["time"].timestamp() for p in points]
@@ -170,6 +190,8 @@ class OverviewPage(QWidget):
         pause = self.status.get("engine_state") != "paused"
         self.pauseToggled.emit(pause)
 
-    def set_theme(self, dark: bool) -> None:
+    def set_theme(self, scheme: str) -> None:
+        """The charts in a palette's colours ("light" or "dark")."""
+        colours = resources.chart_colours(scheme)
         for chart in (self.progress_chart, self.work_chart):
-            chart.set_theme(dark)
+            chart.set_colours(colours["background"], colours["foreground"], colours["grid"])

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QGroupBox, QLabel, QLineEdit, QSpinBox, QStackedWidget,
                                QVBoxLayout, QWidget)
 
+from app.sources import local_types
 from backend.config import ConfigError, parse_config
 from backend.workspace import data_dir
 
@@ -167,8 +168,12 @@ class SettingsDialog(QDialog):
         self.namespaces.setPlaceholderText("namespace ids, e.g. 4, 12")
         self.shards = QLineEdit(", ".join(secondary.get("selective_sync_shards", [])))
         self.shards.setPlaceholderText("shard names, e.g. default, ssd")
-        self.flag = QCheckBox("Replicate Cool Widgets (geo_cool_widget_replication)")
-        self.flag.setChecked(bool(flags.get("geo_cool_widget_replication", True)))
+        # One flag per type this console knows, on unless turned off.
+        self.flags = {}
+        for data_type in local_types():
+            box = QCheckBox(f"Replicate {data_type.title_plural} ({data_type.feature_flag})")
+            box.setChecked(bool(flags.get(data_type.feature_flag, True)))
+            self.flags[data_type.feature_flag] = box
         for label, widget in (("Concurrent syncs", self.files_capacity),
                               ("Verification jobs", self.verification_capacity),
                               ("Re-verify after", self.reverification),
@@ -176,7 +181,8 @@ class SettingsDialog(QDialog):
                               ("Shards", self.shards)):
             form.addRow(f"{label}:", widget)
         form.addRow(self.object_storage)
-        form.addRow(self.flag)
+        for box in self.flags.values():
+            form.addRow(box)
         layout.addWidget(work)
         return page
 
@@ -215,7 +221,8 @@ class SettingsDialog(QDialog):
                 "selective_sync_shards": [s.strip() for s in self.shards.text().split(",")
                                           if s.strip()],
             }
-            settings["feature_flags"] = {"geo_cool_widget_replication": self.flag.isChecked()}
+            settings["feature_flags"] = {flag: box.isChecked()
+                                         for flag, box in self.flags.items()}
         elif mode == "remote":
             settings["remote"] = {"url": self.remote_url.text().strip(),
                                   "api_token": self.remote_token.text()

@@ -6,6 +6,7 @@ no Qt dependency of its own.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import requests
@@ -14,7 +15,10 @@ from gql.transport.exceptions import (TransportError, TransportQueryError,
                                       TransportServerError)
 from gql.transport.requests import RequestsHTTPTransport
 
+from backend.framework.replicator import ReplicableType
 from backend.replicables import registered
+from backend.secondary.registry_row import RegistryRow
+from backend.secondary.registry_selection import RegistrySelection
 
 REGISTRY_FIELDS = """id modelRecordId createdAt lastSyncedAt retryAt state retryCount
 lastSyncFailure missingOnPrimary verificationState verifiedAt verificationStartedAt
@@ -33,7 +37,8 @@ class SiteClientError(Exception):
 
 @dataclass
 class RegistryPage:
-    nodes: list[dict]
+    nodes: list[dict]           # as the API answered
+    rows: list[RegistryRow]     # the same registries as rows
     count: int | None
     has_next_page: bool
     has_previous_page: bool
@@ -46,20 +51,30 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def registry_gid(replicable: str, registry_id: int) -> str:
-    replicator = _replicator(replicable)
-    return f"gid://gitlab/Geo::{replicator.graphql_name}Registry/{int(registry_id)}"
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def registry_gid(kind: ReplicableType, registry_id: int) -> str:
+    return f"gid://gitlab/Geo::{kind.graphql_name}Registry/{int(registry_id)}"
 
 
 def registry_id_of(gid: str) -> int:
     return int(str(gid).rsplit("/", 1)[1])
 
 
-def _replicator(replicable: str):
-    for replicator in registered():
-        if replicator.replicable_name == replicable:
-            return replicator
-    raise SiteClientError(f"unknown replicable type {replicable!r}")
+def type_of_field(field: str, node_type: str) -> ReplicableType:
+    """The type behind GeoNode's `<types>Registries` field of node type
+    `<Type>Registry`: as this console declares it when it knows it, else
+    named from the site's schema."""
+    graphql_name = node_type.removesuffix("Registry")
+    known = {r.graphql_name: r for r in registered()}
+    if graphql_name in known:
+        return known[graphql_name].describe()
+    name = _snake(graphql_name)
+    title = " ".join(part.title() for part in name.split("_"))
+    return ReplicableType(name, _snake(field.removesuffix("Registries")), title, title + "s",
+                          f"{name}_id", graphql_name)
 
 
 class SiteClient:
@@ -114,16 +129,33 @@ class SiteClient:
     def all_statuses(self) -> list[dict]:
         return self._get("/api/v4/geo_sites/status")
 
-    def registries(self, replicable: str = "cool_widget", *, first: int | None = None,
-                   after: str | None = None, last: int | None = None,
-                   before: str | None = None, ids: list[int] | None = None,
-                   replication_state: str | None = None,
-                   verification_state: str | None = None, keyword: str | None = None,
+    def types(self) -> list[ReplicableType]:
+        """The registry types the site's schema has, in its order."""
+        data = self.execute("""{ geoNode { primary } __type(name: "GeoNode") { fields { name
+            type { name kind ofType { name } } } } }""")
+        if (data.get("geoNode") or {}).get("primary"):
+            raise SiteClientError(f"{self.url} is a primary site: registries are kept by "
+                                  "secondaries (it is not a secondary)")
+        fields = (data.get("__type") or {}).get("fields") or []
+        found = []
+        for field in fields:
+            connection = field["type"]["name"] or (field["type"]["ofType"] or {}).get("name")
+            if field["name"].endswith("Registries") and connection \
+                    and connection.endswith("RegistryConnection"):
+                found.append(type_of_field(field["name"],
+                                           connection.removesuffix("Connection")))
+        if not found:
+            raise SiteClientError(f"{self.url} has no registries (it is not a secondary)")
+        return found
+
+    def registries(self, kind: ReplicableType, selection: RegistrySelection | None = None, *,
+                   first: int | None = None, after: str | None = None,
+                   last: int | None = None, before: str | None = None,
                    sort: str = "ID_ASC", count_limit: int = 1000,
                    offset: int | None = None) -> RegistryPage:
-        replicator = _replicator(replicable)
-        field = _camel(replicator.replicable_name) + "Registries"
-        id_type = f"Geo{replicator.graphql_name}RegistryID"
+        selection = selection or RegistrySelection()
+        field = _camel(kind.replicable_name) + "Registries"
+        id_type = f"Geo{kind.graphql_name}RegistryID"
         query = f"""query($first: Int, $last: Int, $before: String, $after: String,
             $ids: [{id_type}!], $replicationState: ReplicationStateEnum,
             $verificationState: VerificationStateEnum, $keyword: String,
@@ -138,49 +170,60 @@ class SiteClient:
           }} }} }}"""
         variables = {
             "first": first, "last": last, "before": before, "after": after,
-            "ids": None if ids is None else [registry_gid(replicable, i) for i in ids],
-            "replicationState": replication_state.upper() if replication_state else None,
-            "verificationState": verification_state.upper() if verification_state else None,
-            "keyword": keyword, "sort": sort, "countLimit": count_limit, "offset": offset}
+            **_narrowing(kind, selection), "keyword": selection.keyword, "sort": sort,
+            "countLimit": count_limit, "offset": offset}
         connection = (self.execute(query, variables)["geoNode"] or {}).get(field)
         if connection is None:
-            raise SiteClientError(f"{self.url} has no {replicator.title} registries "
+            raise SiteClientError(f"{self.url} has no {kind.title} registries "
                                   "(it is not a secondary)")
         info = connection["pageInfo"]
         nodes = [dict(node, registryId=registry_id_of(node["id"]))
                  for node in connection["nodes"]]
-        return RegistryPage(nodes, connection["count"], info["hasNextPage"],
+        rows = [RegistryRow.from_graphql(node, kind.replicable_name) for node in nodes]
+        return RegistryPage(nodes, rows, connection["count"], info["hasNextPage"],
                             info["hasPreviousPage"], info["startCursor"], info["endCursor"])
 
     def history(self, start: dt.datetime, end: dt.datetime | None = None, buckets: int = 200,
-                replicable: str = "cool_widget") -> list[dict]:
+                kind: ReplicableType | None = None) -> list[dict]:
         query = f"""query($from: Time!, $to: Time, $buckets: Int, $replicable: String) {{
           geoNode {{ statusHistory(from: $from, to: $to, buckets: $buckets,
                                    replicable: $replicable) {{ {HISTORY_FIELDS} }} }} }}"""
         data = self.execute(query, {"from": start.isoformat(),
                                     "to": end.isoformat() if end else None,
-                                    "buckets": buckets, "replicable": replicable})
+                                    "buckets": buckets,
+                                    "replicable": kind.replicable_name if kind else None})
         return (data["geoNode"] or {}).get("statusHistory") or []
+
+    def failure_groups(self, kind: ReplicableType, limit: int = 100) -> list[dict]:
+        data = self.execute(
+            "query($replicable: String, $limit: Int) { geoNode { registryFailureGroups("
+            "replicable: $replicable, limit: $limit) { message count lastSeenAt } } }",
+            {"replicable": kind.replicable_name, "limit": limit})
+        groups = (data["geoNode"] or {}).get("registryFailureGroups") or []
+        return [{"message": g["message"], "count": g["count"],
+                 "last_seen_at": _time(g["lastSeenAt"])} for g in groups]
 
     # --- actions ----------------------------------------------------------------------
 
-    def update(self, action: str, registry_id: int, replicable: str = "cool_widget") -> dict:
+    def update(self, action: str, kind: ReplicableType, registry_id: int) -> dict:
         """RESYNC or REVERIFY one registry; returns the registry afterwards."""
         query = """mutation($id: GeoBaseRegistryID!, $action: GeoRegistryAction!) {
           geoRegistriesUpdate(input: {registryId: $id, action: $action}) {
             errors registry { ... on %s { id state verificationState } } } }""" % (
-            _replicator(replicable).graphql_name + "Registry")
-        result = self.execute(query, {"id": registry_gid(replicable, registry_id),
+            kind.graphql_name + "Registry")
+        result = self.execute(query, {"id": registry_gid(kind, registry_id),
                                       "action": action.upper()})["geoRegistriesUpdate"]
         if result["errors"]:
             raise SiteClientError("; ".join(result["errors"]))
         return result["registry"]
 
-    def bulk_update(self, action: str, replicable: str = "cool_widget", *,
-                    ids: list[int] | None = None, replication_state: str | None = None,
-                    verification_state: str | None = None) -> int:
-        """RESYNC_ALL or REVERIFY_ALL, narrowed; returns how many were scheduled."""
-        replicator = _replicator(replicable)
+    def bulk_update(self, action: str, kind: ReplicableType,
+                    selection: RegistrySelection | None = None) -> int:
+        """resync or reverify every registry of the selection's ids and
+        states (RESYNC_ALL, REVERIFY_ALL); returns how many were scheduled."""
+        selection = selection or RegistrySelection()
+        if selection.keyword or selection.model_ids is not None:
+            raise SiteClientError("a bulk action narrows by registry ids and states only")
         query = """mutation($class: GeoRegistryClass!, $action: GeoRegistriesBulkAction!,
             $ids: [GeoBaseRegistryID!], $replicationState: ReplicationStateEnum,
             $verificationState: VerificationStateEnum) {
@@ -188,14 +231,27 @@ class SiteClient:
               replicationState: $replicationState, verificationState: $verificationState}) {
             errors updatedCount } }"""
         result = self.execute(query, {
-            "class": f"{replicator.replicable_name.upper()}_REGISTRY", "action": action.upper(),
-            "ids": None if ids is None else [registry_gid(replicable, i) for i in ids],
-            "replicationState": replication_state.upper() if replication_state else None,
-            "verificationState": verification_state.upper() if verification_state else None,
-        })["geoRegistriesBulkUpdate"]
+            "class": f"{kind.replicable_name.upper()}_REGISTRY",
+            "action": f"{action.upper().removesuffix('_ALL')}_ALL",
+            **_narrowing(kind, selection)})["geoRegistriesBulkUpdate"]
         if result["errors"]:
             raise SiteClientError("; ".join(result["errors"]))
         return result["updatedCount"]
+
+
+def _narrowing(kind: ReplicableType, selection: RegistrySelection) -> dict:
+    """The ids and states of a selection as GraphQL variables."""
+    return {
+        "ids": None if selection.ids is None
+        else [registry_gid(kind, i) for i in selection.ids],
+        "replicationState": selection.replication_state.name
+        if selection.replication_state is not None else None,
+        "verificationState": selection.verification_state.name
+        if selection.verification_state is not None else None}
+
+
+def _time(value):
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def _reason(exc: Exception) -> str:

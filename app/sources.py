@@ -1,73 +1,32 @@
 """Where the console's data comes from: the engine it hosts (direct access to
-the tracking DB) or a remote secondary's API. Both offer the same calls, all
-blocking: the console runs every one of them on a worker thread.
+the tracking DB) or a remote secondary's API. Both offer the same calls,
+each taking the type it is about (a `ReplicableType`'s name), all blocking:
+the console runs every one of them on a worker thread.
 
-Rows are plain dicts with snake_case keys, state names as text and times as
-aware datetimes, whatever the source.
+Registries come back as `RegistryRow`s and are picked by a
+`RegistrySelection`, whatever the source.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import re
 
-from backend.replicables import registered
 from backend.framework.states import SyncState, VerificationState
+from backend.replicables import registered
 from backend.secondary import registry_query, status_history
-from backend.secondary.registry_query import RegistryQuery
-from backend.secondary.registry_store import RegistryFilter, RegistryStore
+from backend.secondary.registry_actions import RegistryActions
+from backend.secondary.registry_row import RegistryRow
+from backend.secondary.registry_selection import RegistrySelection
 
 SYNC_STATES = [state.label for state in SyncState]
 VERIFICATION_STATES = [state.label for state in VerificationState]
-ACTION_CHUNK = 1000
+ACTION_CHUNK = 1000  # registry ids per bulk mutation of a remote site
+REMOTE_PAGE = 500    # the API's largest page
 
 
-@dataclass(frozen=True)
-class Filter:
-    """What the registry table shows."""
-
-    replication_state: str | None = None
-    verification_state: str | None = None
-    search: str = ""
-    sort: str = "ID_ASC"
-
-    def query(self) -> RegistryQuery:
-        return RegistryQuery(
-            replication_state=SyncState[self.replication_state.upper()]
-            if self.replication_state else None,
-            verification_state=VerificationState[self.verification_state.upper()]
-            if self.verification_state else None,
-            keyword=self.search.strip() or None, sort=self.sort)
-
-    def describe(self) -> str:
-        parts = []
-        if self.replication_state:
-            parts.append(f"replication {self.replication_state}")
-        if self.verification_state:
-            parts.append(f"verification {self.verification_state}")
-        if self.search.strip():
-            parts.append(f"search “{self.search.strip()}”")
-        return ", ".join(parts) or "all registries"
-
-
-def display_row(row: dict, replicator) -> dict:
-    """A tracking-DB row as the console shows it."""
-    def text(value):
-        return bytes(value).decode("ascii", "replace") if value is not None else None
-
-    return {
-        "registry_id": row["id"], "model_id": row[replicator.registry_fk],
-        "state": SyncState(row["state"]).label,
-        "verification_state": VerificationState(row["verification_state"]).label,
-        "retry_count": row["retry_count"], "retry_at": row["retry_at"],
-        "last_synced_at": row["last_synced_at"], "last_sync_failure": row["last_sync_failure"],
-        "verified_at": row["verified_at"], "verification_started_at": row["verification_started_at"],
-        "verification_retry_at": row["verification_retry_at"],
-        "verification_retry_count": row["verification_retry_count"],
-        "verification_failure": row["verification_failure"],
-        "verification_checksum": text(row["verification_checksum"]),
-        "verification_checksum_mismatched": text(row["verification_checksum_mismatched"]),
-        "checksum_mismatch": bool(row["checksum_mismatch"]), "created_at": row["created_at"],
-    }
+def empty_state_counts() -> dict[str, int]:
+    """'all', every sync state's label, and 'v_<verification state>'."""
+    return dict.fromkeys(["all", *SYNC_STATES, *(f"v_{s}" for s in VERIFICATION_STATES)], 0)
 
 
 class LocalSource:
@@ -79,17 +38,18 @@ class LocalSource:
         self.site = site          # backend.sites.secondary.SecondarySite
         self.primary = primary    # the demo's PrimarySite, when there is one
         self.engine = site.tracking_engine
-        self.replicators = site.replicators
+        self._replicators = {r.replicable_name: r for r in site.replicators}
+        self.types = [r.describe() for r in site.replicators]
 
     @property
     def name(self) -> str:
         return self.site.name
 
-    def replicator(self, replicable: str | None = None):
-        for replicator in self.replicators:
-            if replicable in (None, replicator.replicable_name):
-                return replicator
-        raise ValueError(f"unknown replicable {replicable!r}")
+    def replicator(self, replicable: str):
+        try:
+            return self._replicators[replicable]
+        except KeyError:
+            raise ValueError(f"this site does not replicate {replicable!r}") from None
 
     # --- reading -------------------------------------------------------------------
 
@@ -99,68 +59,49 @@ class LocalSource:
             status["primary_status"] = self.primary.rest_status()
         return status
 
-    def history(self, start: dt.datetime, end: dt.datetime, buckets: int,
-                replicable: str | None = None) -> list[dict]:
-        replicator = self.replicator(replicable)
-        return status_history.read(self.engine, replicator.replicable_name, start, end, buckets)
+    def history(self, replicable: str, start: dt.datetime, end: dt.datetime,
+                buckets: int) -> list[dict]:
+        self.replicator(replicable)
+        return status_history.read(self.engine, replicable, start, end, buckets)
 
-    def state_counts(self, replicable: str | None = None) -> dict[str, int]:
-        from sqlalchemy import func, select
-        table = self.replicator(replicable).registry_table()
-        counts = dict.fromkeys(["all", *SYNC_STATES, *(f"v_{s}" for s in VERIFICATION_STATES)], 0)
-        with self.engine.connect() as connection:
-            for state, vstate, number in connection.execute(
-                    select(table.c.state, table.c.verification_state, func.count())
-                    .group_by(table.c.state, table.c.verification_state)):
-                counts["all"] += number
-                counts[SyncState(state).label] += number
-                counts[f"v_{VerificationState(vstate).label}"] += number
+    def state_counts(self, replicable: str) -> dict[str, int]:
+        counts = empty_state_counts()
+        for state, vstate, number in registry_query.state_groups(
+                self.engine, self.replicator(replicable)):
+            counts["all"] += number
+            counts[SyncState(state).label] += number
+            counts[f"v_{VerificationState(vstate).label}"] += number
         return counts
 
-    def count(self, view: Filter, replicable: str | None = None) -> int:
-        return registry_query.exact_count(self.engine, self.replicator(replicable), view.query())
+    def count(self, replicable: str, selection: RegistrySelection) -> int:
+        return registry_query.exact_count(self.engine, self.replicator(replicable), selection)
 
-    def rows(self, view: Filter, offset: int, limit: int,
-             replicable: str | None = None) -> list[dict]:
-        replicator = self.replicator(replicable)
-        page = registry_query.fetch_page(self.engine, replicator, view.query(), first=limit,
-                                         offset=offset, max_page_size=max(limit, 1))
-        return [display_row(row, replicator) for row in page.rows]
+    def rows(self, replicable: str, selection: RegistrySelection, sort: str, offset: int,
+             limit: int) -> list[RegistryRow]:
+        page = registry_query.fetch_page(self.engine, self.replicator(replicable), selection,
+                                         sort, first=limit, offset=offset,
+                                         max_page_size=max(limit, 1))
+        return page.rows
 
-    def failure_groups(self, replicable: str | None = None, limit: int = 100) -> list[dict]:
+    def export_rows(self, replicable: str, selection: RegistrySelection):
+        return registry_query.stream(self.engine, self.replicator(replicable), selection,
+                                     chunk=2000)
+
+    def failure_groups(self, replicable: str, limit: int = 100) -> list[dict]:
         return registry_query.failure_groups(self.engine, self.replicator(replicable), limit)
+
+    def failure_group_ids(self, replicable: str, message: str | None) -> list[int]:
+        return registry_query.failure_group_ids(self.engine, self.replicator(replicable),
+                                                message)
 
     # --- actions ---------------------------------------------------------------------
 
-    def act(self, action: str, *, ids: list[int] | None = None, view: Filter | None = None,
-            replicable: str | None = None) -> int:
-        """resync / reverify registry ids, or everything a filter shows."""
-        store = RegistryStore(self.engine, self.replicator(replicable))
-        run = store.resync if action == "resync" else store.reverify
-        if ids is not None:
-            changed = sum(run(RegistryFilter(ids=tuple(ids[i:i + ACTION_CHUNK])))
-                          for i in range(0, len(ids), ACTION_CHUNK))
-        else:
-            query = (view or Filter()).query()
-            if query.keyword:
-                matching = self._ids(query, replicable)
-                return self.act(action, ids=matching, replicable=replicable)
-            changed = run(RegistryFilter(replication_state=query.replication_state,
-                                         verification_state=query.verification_state))
+    def act(self, replicable: str, action: str, selection: RegistrySelection) -> int:
+        """resync / reverify what the selection picks, decided by the database."""
+        changed = RegistryActions(self.engine, self.replicator(replicable)).act(action,
+                                                                               selection)
         self.site.registries_changed()
         return changed
-
-    def _ids(self, query: RegistryQuery, replicable) -> list[int]:
-        from sqlalchemy import select
-        replicator = self.replicator(replicable)
-        table = replicator.registry_table()
-        with self.engine.connect() as connection:
-            return list(connection.execute(select(table.c.id).where(
-                *query.clauses(table, table.c[replicator.registry_fk]))).scalars())
-
-    def failure_group_ids(self, message: str | None, replicable: str | None = None):
-        return registry_query.failure_group_ids(self.engine, self.replicator(replicable),
-                                                message)
 
     @property
     def can_pause(self) -> bool:
@@ -172,19 +113,18 @@ class LocalSource:
     def resume(self) -> None:
         self.site.engine.resume()
 
-    def export_rows(self, view: Filter, replicable: str | None = None):
-        return rows_in_chunks(self, view, replicable, chunk=2000)
-
 
 class RemoteSource:
-    """A headless secondary, through its GraphQL API (app.site_client)."""
+    """A headless secondary, through its GraphQL API (app.site_client). Its
+    types are those its schema has registries for."""
 
     remote = True
     can_pause = False
 
     def __init__(self, client) -> None:
         self.client = client
-        self.replicators = registered()
+        self.types = client.types()
+        self._types = {t.replicable_name: t for t in self.types}
         self._name = None
 
     @property
@@ -193,131 +133,104 @@ class RemoteSource:
             self._name = self.client.node()["name"]
         return self._name
 
+    def _type(self, replicable: str):
+        try:
+            return self._types[replicable]
+        except KeyError:
+            raise ValueError(f"{self.client.url} does not replicate {replicable!r}") from None
+
     def overview(self) -> dict:
         return self.client.status()
 
-    def history(self, start, end, buckets, replicable=None):
-        points = self.client.history(start, end, buckets, replicable or "cool_widget")
+    def history(self, replicable: str, start, end, buckets):
+        points = self.client.history(start, end, buckets, self._type(replicable))
         return [_snake_point(point) for point in points]
 
-    def state_counts(self, replicable=None) -> dict[str, int]:
-        counts = {"all": self.count(Filter())}
-        for state in SYNC_STATES:
-            counts[state] = self.count(Filter(replication_state=state))
-        for state in VERIFICATION_STATES:
-            counts[f"v_{state}"] = self.count(Filter(verification_state=state))
+    def state_counts(self, replicable: str) -> dict[str, int]:
+        counts = {"all": self.count(replicable, RegistrySelection())}
+        for state in SyncState:
+            counts[state.label] = self.count(replicable,
+                                             RegistrySelection(replication_state=state))
+        for state in VerificationState:
+            counts[f"v_{state.label}"] = self.count(
+                replicable, RegistrySelection(verification_state=state))
         return counts
 
-    def count(self, view: Filter, replicable=None) -> int:
+    def count(self, replicable: str, selection: RegistrySelection) -> int:
         # The API caps counts at 1000 (GitLab's rule); above that the status
         # totals give the size of unfiltered and single-state views.
-        page = self.client.registries(replicable or "cool_widget", first=0, **_arguments(view))
+        kind = self._type(replicable)
+        page = self.client.registries(kind, selection, first=0)
         if page.count is not None and page.count <= 1000:
             return page.count
-        status = self.client.status()
-        p = "cool_widgets"
-        if not view.search and not view.verification_state:
-            key = {None: "registry_count", "synced": "synced_count",
-                   "failed": "failed_count"}.get(view.replication_state)
-            if key and status.get(f"{p}_{key}") is not None:
-                return status[f"{p}_{key}"]
+        if not selection.keyword and selection.verification_state is None \
+                and selection.ids is None:
+            key = {None: "registry_count", SyncState.SYNCED: "synced_count",
+                   SyncState.FAILED: "failed_count"}.get(selection.replication_state)
+            total = self.client.status().get(f"{kind.plural_name}_{key}") if key else None
+            if total is not None:
+                return total
         return page.count
 
-    def rows(self, view: Filter, offset: int, limit: int, replicable=None) -> list[dict]:
-        page = self.client.registries(replicable or "cool_widget", first=limit,
-                                      **_arguments(view), offset=offset)
-        return [_snake_row(node) for node in page.nodes]
+    def rows(self, replicable: str, selection: RegistrySelection, sort: str, offset: int,
+             limit: int) -> list[RegistryRow]:
+        kind = self._type(replicable)
+        rows = []
+        while limit > 0:  # in pages the API allows
+            page = self.client.registries(kind, selection, sort=sort,
+                                          first=min(limit, REMOTE_PAGE), offset=offset)
+            rows += page.rows
+            if len(page.rows) < min(limit, REMOTE_PAGE):
+                break
+            offset, limit = offset + len(page.rows), limit - len(page.rows)
+        return rows
 
-    def failure_groups(self, replicable=None, limit=100) -> list[dict]:
-        data = self.client.execute(
-            "query($limit: Int) { geoNode { registryFailureGroups(limit: $limit) "
-            "{ message count lastSeenAt } } }", {"limit": limit})
-        groups = (data["geoNode"] or {}).get("registryFailureGroups") or []
-        return [{"message": g["message"], "count": g["count"],
-                 "last_seen_at": _time(g["lastSeenAt"])} for g in groups]
-
-    def failure_group_ids(self, message, replicable=None) -> list[int]:
-        ids, offset = [], 0
+    def export_rows(self, replicable: str, selection: RegistrySelection):
+        offset = 0
         while True:
-            page = self.client.registries(replicable or "cool_widget", first=500, offset=offset,
-                                          replication_state="failed")
-            ids += [n["registryId"] for n in page.nodes
-                    if (n["lastSyncFailure"] or n["verificationFailure"]) == message]
-            if not page.has_next_page:
-                return ids
-            offset += 500
+            rows = self.rows(replicable, selection, registry_query.DEFAULT_SORT, offset,
+                             REMOTE_PAGE)
+            yield from rows
+            if len(rows) < REMOTE_PAGE:
+                return
+            offset += len(rows)
 
-    def act(self, action: str, *, ids=None, view: Filter | None = None, replicable=None) -> int:
-        bulk = "resync_all" if action == "resync" else "reverify_all"
-        if ids is not None:
-            return sum(self.client.bulk_update(bulk, replicable or "cool_widget",
-                                               ids=ids[i:i + ACTION_CHUNK])
-                       for i in range(0, len(ids), ACTION_CHUNK))
-        view = view or Filter()
-        if view.search.strip():
-            matching, offset = [], 0
-            while True:
-                page = self.client.registries(replicable or "cool_widget", first=500,
-                                              offset=offset, **_arguments(view))
-                matching += [n["registryId"] for n in page.nodes]
-                if not page.has_next_page:
-                    break
-                offset += 500
-            return self.act(action, ids=matching, replicable=replicable)
-        return self.client.bulk_update(bulk, replicable or "cool_widget",
-                                       replication_state=view.replication_state,
-                                       verification_state=view.verification_state)
+    def failure_groups(self, replicable: str, limit: int = 100) -> list[dict]:
+        return self.client.failure_groups(self._type(replicable), limit)
+
+    def failure_group_ids(self, replicable: str, message: str | None) -> list[int]:
+        failed = RegistrySelection(replication_state=SyncState.FAILED)
+        return [row.registry_id for row in self.export_rows(replicable, failed)
+                if row.failure == message]
+
+    def act(self, replicable: str, action: str, selection: RegistrySelection) -> int:
+        """The bulk mutation narrows by ids and states; a keyword it does not
+        know is turned into the ids it matches first."""
+        kind = self._type(replicable)
+        if selection.keyword or selection.model_ids is not None:
+            ids = tuple(row.registry_id for row in self.export_rows(replicable, selection))
+            if not ids:
+                return 0
+            selection = RegistrySelection(ids=ids)
+        if selection.ids is not None:
+            return sum(self.client.bulk_update(action, kind, selection.narrowed(
+                ids=selection.ids[start:start + ACTION_CHUNK]))
+                for start in range(0, len(selection.ids), ACTION_CHUNK))
+        return self.client.bulk_update(action, kind, selection)
 
     def pause(self) -> None:
         raise RuntimeError("a remote secondary is paused on its own machine")
 
     resume = pause
 
-    def export_rows(self, view: Filter, replicable=None):
-        return rows_in_chunks(self, view, replicable, chunk=500)
 
-
-def rows_in_chunks(source, view: Filter, replicable, chunk: int):
-    """Every row of the filter, `chunk` at a time (for reports)."""
-    offset = 0
-    while True:
-        rows = source.rows(view, offset, chunk, replicable)
-        yield from rows
-        if len(rows) < chunk:
-            return
-        offset += chunk
-
-
-def _arguments(view: Filter) -> dict:
-    return {"replication_state": view.replication_state,
-            "verification_state": view.verification_state,
-            "keyword": view.search.strip() or None, "sort": view.sort}
-
-
-def _time(value):
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _snake_row(node: dict) -> dict:
-    return {
-        "registry_id": node["registryId"], "model_id": node["modelRecordId"],
-        "state": node["state"].lower(), "verification_state": node["verificationState"].lower(),
-        "retry_count": node["retryCount"], "retry_at": _time(node["retryAt"]),
-        "last_synced_at": _time(node["lastSyncedAt"]),
-        "last_sync_failure": node["lastSyncFailure"], "verified_at": _time(node["verifiedAt"]),
-        "verification_started_at": _time(node["verificationStartedAt"]),
-        "verification_retry_at": _time(node["verificationRetryAt"]),
-        "verification_retry_count": node["verificationRetryCount"],
-        "verification_failure": node["verificationFailure"],
-        "verification_checksum": node["verificationChecksum"],
-        "verification_checksum_mismatched": node["verificationChecksumMismatched"],
-        "checksum_mismatch": bool(node["checksumMismatch"]),
-        "created_at": _time(node["createdAt"]),
-    }
+def local_types() -> list:
+    """Every type this console knows, for settings of a site it will run."""
+    return [r.describe() for r in registered()]
 
 
 def _snake_point(point: dict) -> dict:
-    import re
     out = {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value for key, value in point.items()}
-    out["time"] = _time(point["time"])
+    out["time"] = dt.datetime.fromisoformat(point["time"].replace("Z", "+00:00")) \
+        if point.get("time") else None
     return out

@@ -46,14 +46,16 @@ def _common_options(top_level: bool) -> argparse.ArgumentParser:
                         help="TOML configuration (default: $GEO_CONSOLE_CONFIG)")
     common.add_argument("--type", dest="replicable", metavar="NAME",
                         default=None if top_level else argparse.SUPPRESS,
-                        help="replicable type (default: cool_widget)")
+                        help="replicable type, e.g. cool_widget or package_file (default: "
+                             "every type; new files are Cool Widgets)")
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(top_level=False)
     parser = OneLineParser(prog="geo-console", parents=[_common_options(top_level=True)],
-                           description="Replicate and verify Cool Widgets between Geo sites.")
+                           description="Replicate and verify blobs (Cool Widgets, Package Files) "
+                                       "between Geo sites.")
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
 
     primary = commands.add_parser("primary", parents=[common], help="the primary site")
@@ -66,14 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     project_add.add_argument("--namespace", required=True, metavar="PATH",
                              help="namespace path such as group/sub (created as a tree)")
     project_add.add_argument("--shard", default="default", help="repository storage shard")
-    add = primary_commands.add_parser("add", parents=[common], help="store files as widgets")
+    add = primary_commands.add_parser("add", parents=[common],
+                                      help="store files (Cool Widgets unless --type)")
     add.add_argument("files", nargs="+", metavar="FILE")
     add.add_argument("--project-id", type=int, metavar="N")
     add.add_argument("--object-storage", action="store_true",
                      help="store in object storage (file_store 2)")
-    delete = primary_commands.add_parser("delete", parents=[common], help="delete widgets")
+    delete = primary_commands.add_parser("delete", parents=[common],
+                                         help="delete records of --type by id")
     delete.add_argument("ids", nargs="+", type=int, metavar="ID")
-    primary_commands.add_parser("list", parents=[common], help="list widgets")
+    primary_commands.add_parser("list", parents=[common], help="list the stored records")
 
     secondary = commands.add_parser("secondary", parents=[common], help="a secondary site")
     secondary_commands = secondary.add_subparsers(dest="secondary_command",

@@ -17,6 +17,7 @@ from backend.db.engine import DatabaseUrlError, create_db_engine, normalize_url
 from backend.replicables import registered, replicator_for
 from backend.framework.states import parse_sync_state, parse_verification_state
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
+from backend.secondary.registry_selection import RegistrySelection
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,26 @@ def _config(args) -> Config:
     return load_config(args.config)
 
 
-def _replicator(args):
+def _types(args) -> list:
+    """The type --type names, or every type."""
     if args.replicable:
         try:
-            return replicator_for(args.replicable)
+            return [replicator_for(args.replicable)]
         except KeyError:
             names = ", ".join(r.replicable_name for r in registered())
             raise CommandError(f"unknown type {args.replicable!r}; known: {names}") from None
-    return registered()[0]
+    return registered()
+
+
+def _one_type(args, what: str):
+    """The one type a command about records by id (or a report) is about:
+    --type, needed as soon as more than one type is replicated, since ids
+    are per type."""
+    types = _types(args)
+    if len(types) > 1:
+        names = ", ".join(r.replicable_name for r in types)
+        raise CommandError(f"{what} needs --type: one of {names}")
+    return types[0]
 
 
 def _existing_database(url: str, which: str):
@@ -89,18 +102,23 @@ def _existing_database(url: str, which: str):
     return engine
 
 
-def _tracking(args):
+def _tracking(args, check=None):
+    """The configuration and its tracking database. `check()` runs once the
+    configuration is known good and before the database is opened, so a bad
+    file is reported first and a refused command opens nothing."""
     config = _config(args)
     secondary = config.require_secondary()
+    if check is not None:
+        check()
     return config, _existing_database(secondary.tracking_database_url, "tracking")
 
 
-def _filter(args, ids=None):
-    from backend.secondary.registry_store import RegistryFilter
+def _selection(args, ids=None) -> RegistrySelection:
     replication = parse_sync_state(args.replication_state) if args.replication_state else None
     verification = (parse_verification_state(args.verification_state)
                     if args.verification_state else None)
-    return RegistryFilter(replication, verification, tuple(ids) if ids else None)
+    return RegistrySelection(ids=tuple(ids) if ids else None, replication_state=replication,
+                             verification_state=verification)
 
 
 def _wait_for_signal() -> None:
@@ -132,7 +150,14 @@ def _primary(args) -> int:
             _wait_for_signal()
             return 0
         _existing_database(site.config.database_url, "primary").dispose()
-        replicator = _replicator(args)
+        if command == "list":
+            for replicator in _types(args):
+                _print_records(replicator, site.catalog(replicator).list())
+            return 0
+        # New files are Cool Widgets unless --type says otherwise; deleting
+        # by id needs the type, since ids are per type.
+        replicator = (_one_type(args, "primary delete") if command == "delete"
+                      else _types(args)[0])
         catalog = site.catalog(replicator)
         if command == "project":
             if args.project_command != "add":
@@ -151,8 +176,6 @@ def _primary(args) -> int:
         elif command == "delete":
             for model_id in catalog.delete(args.ids):
                 print(f"deleted {model_id}")
-        elif command == "list":
-            _print_widgets(catalog.list())
         return 0
     finally:
         if command != "serve":
@@ -161,8 +184,9 @@ def _primary(args) -> int:
             site.stop()
 
 
-def _print_widgets(rows) -> None:
+def _print_records(replicator, rows) -> None:
     from backend.framework.states import VerificationState
+    print(replicator.title_plural)
     print(f"{'ID':>8}  {'PROJECT':>7}  {'STORE':<6} {'SIZE':>10}  {'CHECKSUM STATE':<14} FILE")
     for row in rows:
         state = row["verification_state"]
@@ -192,13 +216,13 @@ def _secondary(args) -> int:
     return 0
 
 
-def _secondary_status(config: Config, engine) -> dict:
+def _secondary_status(config: Config, engine, types: list) -> dict:
     from backend.secondary.event_consumer import CursorStore
     from backend.secondary.status import secondary_type_status
     status = {"name": config.secondary.name, "role": "secondary",
               "sync_settings": "Selective" if config.secondary.selective_sync_type else "Full",
               "cursor_last_event_id": CursorStore(engine).get()}
-    for replicator in registered():
+    for replicator in types:
         status.update(secondary_type_status(engine, replicator, config.flag(
             replicator.feature_flag)))
     return status
@@ -206,9 +230,10 @@ def _secondary_status(config: Config, engine) -> dict:
 
 def _status(args) -> int:
     from backend.secondary.status import status_lines
-    config, engine = _tracking(args)
+    config, engine = _tracking(args, check=lambda: _types(args))
+    types = _types(args)
     try:
-        status = _secondary_status(config, engine)
+        status = _secondary_status(config, engine, types)
     finally:
         engine.dispose()
     if args.json:
@@ -223,22 +248,23 @@ def _status(args) -> int:
     cursor = status["cursor_last_event_id"]
     print(f"{'Last event ID processed:':>{label}} "
           f"{cursor if cursor is not None else 'Not applicable.'}")
-    for line in status_lines(registered(), status):
+    for line in status_lines(types, status):
         print(line)
     return 0
 
 
 def _check(args) -> int:
     from backend.secondary.status import status_lines
-    config, engine = _tracking(args)
+    config, engine = _tracking(args, check=lambda: _types(args))
+    types = _types(args)
     try:
-        status = _secondary_status(config, engine)
+        status = _secondary_status(config, engine, types)
     finally:
         engine.dispose()
-    for line in status_lines(registered(), status):
+    for line in status_lines(types, status):
         print(line)
     complete = True
-    for replicator in registered():
+    for replicator in types:
         p = replicator.plural_name
         total = status.get(f"{p}_registry_count")
         if total is None:
@@ -254,72 +280,72 @@ def _check(args) -> int:
 
 
 def _registries(args) -> int:
-    from backend.framework.states import SyncState, VerificationState
-    from backend.secondary.registry_store import registry_rows
+    from backend.secondary.registry_query import stream
     if args.limit is not None and args.limit < 1:
         raise CommandError("--limit must be at least 1")
-    selection = _filter(args)
-    config, engine = _tracking(args)
-    replicator = _replicator(args)
-    fk = replicator.registry_fk
+    selection = _selection(args)
+    config, engine = _tracking(args, check=lambda: _types(args))
+    types = _types(args)
     try:
-        rows = registry_rows(engine, replicator, selection, args.limit)
         if args.json:
             print("[", end="")
-            for index, row in enumerate(rows):
-                print(("," if index else "") + "\n  " + json.dumps(_jsonable(row)), end="")
-            print("\n]")
+            count = 0
+            for replicator in types:
+                for row in stream(engine, replicator, selection, args.limit):
+                    record = {"type": replicator.replicable_name,
+                              **row.report(replicator.registry_fk)}
+                    print(("," if count else "") + "\n  " + json.dumps(record), end="")
+                    count += 1
+            print("\n]" if count else "]")
             return 0
-        print(f"{'ID':>8} {fk.upper():>14} {'STATE':<8} {'VERIFICATION':<12} {'RETRIES':>7}  "
-              f"{'LAST SYNCED':<20} FAILURE")
-        for row in rows:
-            failure = row["last_sync_failure"] or row["verification_failure"] or ""
-            synced = row["last_synced_at"].strftime("%Y-%m-%d %H:%M:%S") \
-                if row["last_synced_at"] else "-"
-            print(f"{row['id']:>8} {row[fk]:>14} {SyncState(row['state']).label:<8} "
-                  f"{VerificationState(row['verification_state']).label:<12} "
-                  f"{row['retry_count']:>7}  {synced:<20} {failure}")
+        for replicator in types:
+            _print_registries(replicator, stream(engine, replicator, selection, args.limit))
     finally:
         engine.dispose()
     return 0
 
 
-def _jsonable(row: dict) -> dict:
-    from backend.framework.states import SyncState, VerificationState
-    out = {}
-    for key, value in row.items():
-        if hasattr(value, "isoformat"):
-            value = value.isoformat()
-        elif isinstance(value, bytes):
-            value = value.decode("ascii", "replace")
-        out[key] = value
-    out["state"] = SyncState(row["state"]).label
-    out["verification_state"] = VerificationState(row["verification_state"]).label
-    return out
+def _print_registries(replicator, rows) -> None:
+    fk = replicator.registry_fk
+    print(replicator.title_plural)
+    print(f"{'ID':>8} {fk.upper():>15} {'STATE':<8} {'VERIFICATION':<12} {'RETRIES':>7}  "
+          f"{'LAST SYNCED':<20} FAILURE")
+    for row in rows:
+        synced = row.last_synced_at.strftime("%Y-%m-%d %H:%M:%S") if row.last_synced_at else "-"
+        print(f"{row.registry_id:>8} {row.model_id:>15} {row.state.label:<8} "
+              f"{row.verification_state.label:<12} {row.retry_count:>7}  {synced:<20} "
+              f"{row.failure or ''}")
 
 
 def _admin_action(args, action: str) -> int:
-    from backend.secondary.registry_store import RegistryStore, existing_ids
+    from backend.secondary.registry_actions import RegistryActions
+    from backend.secondary.registry_query import existing_ids
     if args.ids and args.all:
         raise CommandError("give registry ids or --all, not both")
     if not args.ids and not args.all:
         raise CommandError(f"{action} needs registry ids or --all")
     if args.ids and (args.replication_state or args.verification_state):
         raise CommandError("state filters only narrow --all")
-    selection = _filter(args, args.ids)
-    config, engine = _tracking(args)
-    replicator = _replicator(args)
+    selection = _selection(args, args.ids)
+
+    def types_of_the_action():
+        return [_one_type(args, f"{action} by registry id")] if args.ids else _types(args)
+
+    config, engine = _tracking(args, check=types_of_the_action)
+    types = types_of_the_action()
+    changed = {}
     try:
         if args.ids:
-            missing = sorted(set(args.ids) - existing_ids(engine, replicator, args.ids))
+            missing = sorted(set(args.ids) - existing_ids(engine, types[0], args.ids))
             if missing:
                 raise CommandError("no such registry: " + ", ".join(map(str, missing)))
-        store = RegistryStore(engine, replicator)
-        changed = store.resync(selection) if action == "resync" else store.reverify(selection)
+        for replicator in types:
+            changed[replicator] = RegistryActions(engine, replicator).act(action, selection)
     finally:
         engine.dispose()
     verb = "resync" if action == "resync" else "re-verification"
-    print(f"Scheduled {changed} {replicator.title_plural.lower()} for {verb}.")
+    for replicator, count in changed.items():
+        print(f"Scheduled {count} {replicator.title_plural.lower()} for {verb}.")
     return 0
 
 
@@ -333,14 +359,14 @@ def _reverify(args) -> int:
 
 def _report(args) -> int:
     from backend import reports
-    selection = _filter(args)
-    config, engine = _tracking(args)
-    replicator = _replicator(args)
+    selection = _selection(args)
+    config, engine = _tracking(args, check=lambda: _one_type(args, "report"))
+    replicator = _one_type(args, "report")
     output = pathlib.Path(args.output)
     if output.is_dir():
         raise CommandError(f"--output {output} is a folder; give a file name")
     try:
-        summary = _secondary_status(config, engine)
+        summary = _secondary_status(config, engine, registered())
         count = reports.export(engine, replicator, selection, args.format, output,
                                summary=summary, site_name=config.secondary.name)
     finally:

@@ -11,10 +11,10 @@ For a PostgreSQL and then an SQLite tracking DB:
     of the same rows into the same, emptied table (SQLite has no COPY: the
     baseline there is one executemany of the rows in one transaction);
   - bulk resync: 3% of the registries failed, `resync --all
-    --replication-state failed` (RegistryStore.resync) against the bare
+    --replication-state failed` (RegistryActions.resync) against the bare
     `UPDATE ... SET state = 0 WHERE state = 3` (which leaves the retry
     columns as they were);
-  - claims: the engine's claim query (RegistryStore.claim_sync_batch) on
+  - claims: the engine's claim query (RegistryClaims.claim_sync_batch) on
     pending rows, by one scheduler claiming 50 at a time (the refill of
     `files_max_capacity = 100`), by one claiming 5 (the default capacity of
     10), and by 4 schedulers claiming 50 (engines sharing the database),
@@ -52,7 +52,10 @@ from backend.framework.states import SyncState  # noqa: E402
 from backend.secondary.consistency import RegistryConsistency  # noqa: E402
 from backend.secondary.geo_client import GeoClient  # noqa: E402
 from backend.secondary.local_storage import LocalStorage  # noqa: E402
-from backend.secondary.registry_store import RegistryFilter, RegistryStore  # noqa: E402
+from backend.secondary.registry_actions import RegistryActions  # noqa: E402
+from backend.secondary.registry_backfill import RegistryBackfill  # noqa: E402
+from backend.secondary.registry_claims import RegistryClaims  # noqa: E402
+from backend.secondary.registry_selection import RegistrySelection  # noqa: E402
 from bench.loopback import free_port, wait_for_port  # noqa: E402
 from bench.status_at_scale import fresh_postgres_database  # noqa: E402
 
@@ -119,7 +122,7 @@ def backfill(tracking_url: str, primary: str, storage: pathlib.Path) -> tuple[fl
     client = GeoClient(primary, ACCESS_KEY, SECRET)
     walk = RegistryConsistency(engine, client, LocalStorage(storage), SyncScope())
     inserting = [0.0]
-    original = RegistryStore.insert_pending
+    original = RegistryBackfill.insert_pending
 
     def timed_insert(self, model_ids):
         started = time.perf_counter()
@@ -128,13 +131,13 @@ def backfill(tracking_url: str, primary: str, storage: pathlib.Path) -> tuple[fl
         finally:
             inserting[0] += time.perf_counter() - started
 
-    RegistryStore.insert_pending = timed_insert
+    RegistryBackfill.insert_pending = timed_insert
     try:
         started = time.perf_counter()
         result = walk.run_full_pass(CoolWidgets)
         total = time.perf_counter() - started
     finally:
-        RegistryStore.insert_pending = original
+        RegistryBackfill.insert_pending = original
         client.close()
         engine.dispose()
     return total, inserting[0], result.created
@@ -182,10 +185,10 @@ def fail_three_percent(engine) -> int:
 
 def bulk_resync(tracking_url: str) -> tuple[float, float, int]:
     engine = create_db_engine(tracking_url)
-    store = RegistryStore(engine, CoolWidgets)
+    actions = RegistryActions(engine, CoolWidgets)
     failed = fail_three_percent(engine)
     started = time.perf_counter()
-    resynced = store.resync(RegistryFilter(replication_state=SyncState.FAILED))
+    resynced = actions.resync(RegistrySelection(replication_state=SyncState.FAILED))
     ours = time.perf_counter() - started
     assert resynced == failed, (resynced, failed)
     fail_three_percent(engine)
@@ -205,7 +208,7 @@ def claim_rate(tracking_url: str, threads: int, batch: int) -> float:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE cool_widget_registry"))
-    store = RegistryStore(engine, CoolWidgets)
+    store = RegistryClaims(engine, CoolWidgets)
     claimed = [0] * threads
     stop = threading.Event()
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from backend.framework.replicator import FileStore  # noqa: E402
 from backend.replicables import replicator_for  # noqa: E402
 from backend.secondary.checksum_pool import ChecksumPool  # noqa: E402
-from backend.secondary.engine import (  # noqa: E402
+from backend.secondary.verification_pipeline import (  # noqa: E402
     HASH_BATCH, verification_rows, verification_threads)
 from backend.secondary.local_storage import LocalStorage  # noqa: E402
 from backend.secondary.verifier import Verifier  # noqa: E402

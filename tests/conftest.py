@@ -171,3 +171,17 @@ def credentials() -> dict:
 def pytest_sessionfinish(session, exitstatus):
     if "engine" in _admin:
         _admin["engine"].dispose()
+
+
+@pytest.fixture
+def gadget_sites(databases, tmp_path, credentials):
+    """A third type, declared in the test suite only (tests/support/gadgets.py),
+    replicated by running sites for the length of the test."""
+    from tests.support.gadgets import registered_gadgets, start_gadget_sites
+    with registered_gadgets():
+        sites = start_gadget_sites(databases, tmp_path, credentials)
+        try:
+            yield sites
+        finally:
+            sites.secondary.stop()
+            sites.primary.stop()

@@ -9,7 +9,8 @@ import pytest
 
 from backend.cli import main
 from backend.replicables import replicator_for
-from backend.secondary.registry_store import RegistryStore
+from backend.secondary.registry_selection import RegistrySelection
+from tests.support.registries import Registries
 from tests.support.sites import wait_until
 
 CoolWidgets = replicator_for("cool_widget")
@@ -98,7 +99,8 @@ def test_add_with_a_missing_file_adds_nothing(config, tmp_path, capsys):
                        "--config", config)
     assert_one_line_error(code, err, "not a readable file")
     code, out, _ = run(capsys, "primary", "list", "--config", config)
-    assert out.strip().count("\n") == 0  # header only
+    assert code == 0 and "good.bin" not in out
+    assert out.splitlines()[0] == "Cool Widgets" and "Package Files" in out
 
 
 def test_add_to_unknown_project_is_refused(config, tmp_path, capsys):
@@ -113,10 +115,30 @@ def test_delete_of_unknown_id_changes_nothing(config, tmp_path, capsys):
     good = tmp_path / "good.bin"
     good.write_bytes(b"x")
     run(capsys, "primary", "add", str(good), "--config", config)
-    code, _, err = run(capsys, "primary", "delete", "1", "5", "--config", config)
+    code, _, err = run(capsys, "primary", "delete", "1", "5", "--type", "cool_widget",
+                       "--config", config)
     assert_one_line_error(code, err, "5")
     _, out, _ = run(capsys, "primary", "list", "--config", config)
     assert "good.bin" in out
+
+
+def test_files_of_each_type_are_added_listed_and_deleted_by_type(config, tmp_path, capsys):
+    package = tmp_path / "lib-1.0.tgz"
+    package.write_bytes(b"package")
+    code, out, _ = run(capsys, "primary", "add", str(package), "--type", "package_file",
+                       "--config", config)
+    assert code == 0 and out.strip() == "1"
+    _, out, _ = run(capsys, "primary", "list", "--type", "package_file", "--config", config)
+    assert out.splitlines()[0] == "Package Files" and "lib-1.0.tgz" in out
+    _, out, _ = run(capsys, "primary", "list", "--type", "cool_widget", "--config", config)
+    assert "lib-1.0.tgz" not in out
+    # Ids are per type: deleting by id says which type, or is refused.
+    code, _, err = run(capsys, "primary", "delete", "1", "--config", config)
+    assert_one_line_error(code, err, "primary delete needs --type: one of cool_widget, "
+                                     "package_file")
+    code, out, _ = run(capsys, "primary", "delete", "1", "--type", "package_file",
+                       "--config", config)
+    assert code == 0 and out.strip() == "deleted 1"
 
 
 @pytest.fixture
@@ -125,7 +147,7 @@ def tracked(config, databases):
     from backend.config import load_config
     from backend.db.engine import create_db_engine
     engine = create_db_engine(load_config(config).secondary.tracking_database_url)
-    store = RegistryStore(engine, CoolWidgets)
+    store = Registries(engine, CoolWidgets)
     store.insert_pending([10, 20, 30, 40])
     for claim in store.claim_sync_batch(4):
         if claim.model_id == 10:
@@ -133,8 +155,7 @@ def tracked(config, databases):
             store.mark_verified(store.claim_verification_batch(1)[0], "ab")
         elif claim.model_id in (20, 40):
             store.mark_sync_failed(claim, "Non-success HTTP response status code 500")
-    store.resync(__import__("backend.secondary.registry_store", fromlist=["RegistryFilter"])
-                 .RegistryFilter(model_ids=(30,)))
+    store.resync(RegistrySelection(model_ids=(30,)))
     yield engine, store
     engine.dispose()
 
@@ -144,6 +165,9 @@ def test_status_prints_the_geo_status_lines(tracked, config, capsys):
     assert code == 0
     assert "Cool Widgets replicated: failed 2 / succeeded 1 / total 4 (25%)" in out
     assert "Cool Widgets verified: succeeded 1 / total 4 (25%)" in out
+    assert "Package Files replicated: succeeded 0 / total 0 (0%)" in out
+    code, out, _ = run(capsys, "status", "--type", "package_file", "--config", config)
+    assert code == 0 and "Package Files replicated" in out and "Cool Widgets" not in out
     code, out, _ = run(capsys, "status", "--json", "--config", config)
     data = json.loads(out)
     assert data["cool_widgets_failed_count"] == 2
@@ -165,10 +189,23 @@ def test_registries_filter_by_state(tracked, config, capsys):
                        "--config", config)
     rows = json.loads(out)
     assert code == 0 and sorted(r["cool_widget_id"] for r in rows) == [20, 40]
+    assert {r["type"] for r in rows} == {"cool_widget"}
     assert rows[0]["last_sync_failure"] == "Non-success HTTP response status code 500"
+    assert rows[0]["state"] == "failed"
     code, out, _ = run(capsys, "registries", "--verification-state", "succeeded",
+                       "--type", "cool_widget", "--config", config)
+    assert code == 0 and len(out.strip().splitlines()) == 3  # title, header, one row
+
+
+def test_registries_of_every_type_unless_narrowed(tracked, config, capsys):
+    Registries(tracked[0], replicator_for("package_file")).insert_pending([7])
+    code, out, _ = run(capsys, "registries", "--config", config)
+    titles = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert code == 0 and titles == ["Cool Widgets", "Package Files"]
+    assert "PACKAGE_FILE_ID" in out
+    code, out, _ = run(capsys, "registries", "--json", "--type", "package_file",
                        "--config", config)
-    assert code == 0 and len(out.strip().splitlines()) == 2  # header + one row
+    assert [(r["type"], r["package_file_id"]) for r in json.loads(out)] == [("package_file", 7)]
 
 
 def test_registries_with_an_unknown_state_is_refused(tracked, config, capsys):
@@ -181,21 +218,31 @@ def test_resync_all_failed_touches_only_failed(tracked, config, capsys):
     code, out, _ = run(capsys, "resync", "--all", "--replication-state", "failed",
                        "--config", config)
     assert code == 0 and "Scheduled 2 cool widgets for resync." in out
+    assert "Scheduled 0 package files for resync." in out
     _, out, _ = run(capsys, "registries", "--replication-state", "pending", "--json",
                     "--config", config)
     assert sorted(r["cool_widget_id"] for r in json.loads(out)) == [20, 30, 40]
 
 
 def test_reverify_by_registry_id(tracked, config, capsys):
-    code, out, _ = run(capsys, "reverify", "1", "--config", config)
-    assert code == 0 and "Scheduled 1 cool widgets for re-verification." in out
+    code, out, _ = run(capsys, "reverify", "1", "--type", "cool_widget", "--config", config)
+    assert code == 0 and out == "Scheduled 1 cool widgets for re-verification.\n"
     _, out, _ = run(capsys, "registries", "--replication-state", "synced",
                     "--verification-state", "pending", "--json", "--config", config)
-    assert [r["id"] for r in json.loads(out)] == [1]
+    assert [r["registry_id"] for r in json.loads(out)] == [1]
+
+
+def test_acting_on_registry_ids_needs_their_type(tracked, config, capsys):
+    code, _, err = run(capsys, "resync", "1", "--config", config)
+    assert_one_line_error(code, err, "resync by registry id needs --type")
+    _, out, _ = run(capsys, "registries", "--replication-state", "synced", "--json",
+                    "--config", config)
+    assert len(json.loads(out)) == 1  # nothing changed
 
 
 def test_resync_of_unknown_registry_changes_nothing(tracked, config, capsys):
-    code, _, err = run(capsys, "resync", "1", "999", "--config", config)
+    code, _, err = run(capsys, "resync", "1", "999", "--type", "cool_widget", "--config",
+                       config)
     assert_one_line_error(code, err, "no such registry: 999")
     _, out, _ = run(capsys, "registries", "--replication-state", "synced", "--json",
                     "--config", config)

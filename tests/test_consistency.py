@@ -10,7 +10,7 @@ from backend.framework.states import SyncState, VerificationState
 from backend.secondary.consistency import RegistryConsistency
 from backend.secondary.geo_client import GeoClient
 from backend.secondary.local_storage import LocalStorage
-from backend.secondary.registry_store import RegistryStore
+from tests.support.registries import Registries
 from tests.support.fixtures_e2e import registries
 from tests.support.sites import wait_for_checksums
 
@@ -44,7 +44,7 @@ def test_a_registry_synced_before_the_primary_verified_is_queued(primary, walk,
     catalog = primary.catalog()
     ids = [catalog.add_bytes(b"v%d" % i, "v") for i in range(4)]
     wait_for_checksums(primary)
-    store = RegistryStore(tracking_engine, CoolWidgets)
+    store = Registries(tracking_engine, CoolWidgets)
     store.insert_pending(ids[:2])
     table = store.table
     with tracking_engine.begin() as connection:

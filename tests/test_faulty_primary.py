@@ -114,7 +114,7 @@ def test_engine_survives_a_faulty_primary(db_kind, primary_url, tracking_url, tm
         assert any(r.startswith("Downloaded file checksum mismatch") for r in reasons), reasons
         assert engine.running
         assert all(thread.is_alive() for thread in engine._threads)
-        assert engine.sync_workers.running  # the sync workers' event loop
+        assert engine.syncs.running  # the sync workers' event loop
 
         # The faults are over; once the backoff has passed, every registry
         # is retried and ends synced and verified, byte for byte.

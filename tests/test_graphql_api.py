@@ -251,9 +251,10 @@ def test_pages_stay_correct_while_rows_change_state(site):
     query = '(first: 10, replicationState: FAILED{})'
     first = registries(site, query.format(""), "id", "pageInfo { endCursor }")
     # Rows of the first page leave the filter; rows of the next stay put.
-    from backend.secondary.registry_store import RegistryFilter, RegistryStore
-    RegistryStore(site.tracking_engine, CoolWidgets).resync(
-        RegistryFilter(ids=tuple(ids_of(first["nodes"])[:5])))
+    from backend.secondary.registry_actions import RegistryActions
+    from backend.secondary.registry_selection import RegistrySelection
+    RegistryActions(site.tracking_engine, CoolWidgets).resync(
+        RegistrySelection(ids=tuple(ids_of(first["nodes"])[:5])))
     cursor = first["pageInfo"]["endCursor"]
     second = registries(site, query.format(f', after: "{cursor}"'))
     assert ids_of(second["nodes"]) == [n for n in range(1, ROWS + 1) if n % 4 == 3][10:]

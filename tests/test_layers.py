@@ -1,7 +1,8 @@
 """The floors of the architecture, as import-linter contracts (pyproject.toml):
 the backend never imports Qt, the console or console-only libraries;
-widgets never import the backend or the application; each backend floor
-imports only the floors below it (docs/ARCHITECTURE.md)."""
+widgets never import the backend or the application; resources import
+nothing of the product; each backend floor imports only the floors below it
+(docs/ARCHITECTURE.md)."""
 import pathlib
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("backend", "app", "widgets")
+PACKAGES = ("backend", "app", "widgets", "resources")
 LINT = ("from importlinter.cli import lint_imports; "
         "raise SystemExit(lint_imports(no_cache=True))")
 
@@ -44,6 +45,8 @@ def tree_copy(tmp_path_factory):
     ("backend/secondary/lease.py", "import pyqtgraph", "The backend runs headless"),
     ("backend/reports.py", "from app import sources", "The backend runs headless"),
     ("widgets/stacked_bar.py", "import backend.framework.states", "Widgets show plain data"),
+    ("resources/__init__.py", "import PySide6.QtGui", "Resources are files"),
+    ("resources/__init__.py", "import widgets.state_icons", "Resources are files"),
     ("backend/framework/states.py", "import backend.replicables", "The backend's floors"),
     ("backend/secondary/status.py", "import backend.api.metrics", "The backend's floors"),
     ("backend/db/engine.py", "import backend.framework.clock", "The backend's floors"),

@@ -8,9 +8,16 @@ from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
 from backend.db.engine import create_db_engine
 from backend.secondary.claimed_work import ClaimedWork
 from backend.secondary.outcome_recorder import OutcomeRecorder
+from backend.secondary.registry_outcomes import Outcome
 
 metadata = MetaData()
 outcomes = Table("outcomes", metadata, Column("id", Integer, primary_key=True))
+INSERT = insert(outcomes)
+
+
+def row(n: int, wakes: bool = False) -> Outcome:
+    """An outcome that inserts row `n`."""
+    return Outcome(((INSERT, {"id": n}),), wakes_verification=wakes)
 
 
 def recorder_on(databases):
@@ -18,7 +25,7 @@ def recorder_on(databases):
     metadata.create_all(engine)
     written = threading.Event()
     recorder = OutcomeRecorder(engine, retry_interval=0.1, on_unreachable=lambda exc: None,
-                               on_written=lambda followups: written.set())
+                               on_written=lambda wake: written.set())
     return engine, recorder, written
 
 
@@ -30,7 +37,7 @@ def count(engine) -> int:
 def test_queued_outcomes_are_written_by_stop(databases):
     engine, recorder, written = recorder_on(databases)
     for n in range(1, 301):
-        recorder.submit(lambda connection, n=n: connection.execute(insert(outcomes).values(id=n)))
+        recorder.submit(row(n))
     recorder.start()
     recorder.stop(timeout=30)
     assert count(engine) == 300
@@ -41,33 +48,33 @@ def test_queued_outcomes_are_written_by_stop(databases):
 def test_a_broken_outcome_does_not_hold_back_the_others(databases):
     engine, recorder, _ = recorder_on(databases)
 
-    def broken(connection):
-        raise ValueError("a bug")
-
-    recorder.submit(lambda connection: connection.execute(insert(outcomes).values(id=1)))
-    recorder.submit(broken)
-    recorder.submit(lambda connection: connection.execute(insert(outcomes).values(id=2)))
+    recorder.submit(row(1))
+    recorder.submit(row(1))  # cannot be written (its key is taken): a bug, skipped
+    recorder.submit(row(2))
     recorder.start()
     recorder.stop(timeout=30)
     assert count(engine) == 2
     engine.dispose()
 
 
-def test_follow_ups_are_handed_on_once_written(databases):
+def test_a_group_that_wakes_verification_says_so_once_written(databases):
     engine = create_db_engine(databases.url("outcomes"))
     metadata.create_all(engine)
     handed = []
     recorder = OutcomeRecorder(engine, retry_interval=0.1, on_unreachable=lambda exc: None,
                                on_written=handed.append)
-    statement = insert(outcomes)
-    recorder.submit_statements([(statement, {"id": 1})], then="one")
-    recorder.submit_statements([(statement, {"id": 2})])
-    recorder.submit_statements([(statement, {"id": 1})], then="duplicate")  # fails
-    recorder.submit_statements([(statement, {"id": 3})], then="three")
+    recorder.submit(row(1))
+    recorder.submit(row(1, wakes=True))  # a duplicate: fails, so it wakes nobody
     recorder.start()
     recorder.stop(timeout=30)
-    assert count(engine) == 3
-    assert sorted(sum(handed, [])) == ["one", "three"]  # not the one that failed
+    assert count(engine) == 1 and handed == [False]
+    recorder = OutcomeRecorder(engine, retry_interval=0.1, on_unreachable=lambda exc: None,
+                               on_written=handed.append)
+    recorder.submit(row(2))
+    recorder.submit(row(3, wakes=True))
+    recorder.start()
+    recorder.stop(timeout=30)
+    assert count(engine) == 3 and handed == [False, True]
     engine.dispose()
 
 
@@ -126,10 +133,9 @@ def test_waiting_for_claimed_work_to_empty():
 
 def test_statements_of_a_group_run_as_one_executemany(databases):
     engine, recorder, _ = recorder_on(databases)
-    statement = insert(outcomes)
     for n in range(1, 101):
-        recorder.submit_statements([(statement, {"id": n})])
-    recorder.submit(lambda connection: connection.execute(insert(outcomes).values(id=1000)))
+        recorder.submit(row(n))
+    recorder.submit(Outcome(((insert(outcomes).values(id=1000), {}),)))
     executions = []
     from sqlalchemy import event
 

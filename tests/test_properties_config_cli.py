@@ -263,7 +263,7 @@ def snapshot(engines) -> dict:
 @pytest.fixture(scope="module")
 def workspace(module_databases, tmp_path_factory):
     """Migrated primary and tracking databases holding a widget and registries."""
-    from backend.secondary.registry_store import RegistryStore
+    from tests.support.registries import Registries
     base = tmp_path_factory.mktemp("cli")
     urls = {"primary": module_databases.url("primary"),
             "tracking": module_databases.url("tracking")}
@@ -274,7 +274,7 @@ def workspace(module_databases, tmp_path_factory):
     blob.write_bytes(b"blob")
     assert main(["primary", "add", str(blob), "--config", str(path)]) == 0
     engines = {name: create_db_engine(url) for name, url in urls.items()}
-    store = RegistryStore(engines["tracking"], CoolWidgets)
+    store = Registries(engines["tracking"], CoolWidgets)
     store.insert_pending([10, 20, 30])
     claim = store.claim_sync_batch(1)[0]
     store.mark_sync_failed(claim, "Non-success HTTP response status code 500")

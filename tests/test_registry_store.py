@@ -1,4 +1,5 @@
-"""Registry state machine in the tracking DB (SQLite and PostgreSQL)."""
+"""The registry state machine in the tracking DB (SQLite and PostgreSQL):
+claims, outcomes, administrator actions and backfill."""
 import datetime as dt
 import threading
 
@@ -8,14 +9,15 @@ from sqlalchemy import select, update
 from backend.framework.clock import clock, utcnow
 from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
-from backend.secondary.registry_store import RegistryFilter, RegistryStore
+from backend.secondary.registry_selection import RegistrySelection
+from tests.support.registries import Registries
 
 CoolWidgets = replicator_for("cool_widget")
 
 
 @pytest.fixture
 def store(tracking_engine):
-    return RegistryStore(tracking_engine, CoolWidgets)
+    return Registries(tracking_engine, CoolWidgets)
 
 
 def row(store, model_id):
@@ -87,7 +89,7 @@ def test_synced_without_primary_checksum_disables_verification(store):
 def test_resync_during_a_sync_wins(store):
     store.insert_pending([1])
     claim = store.claim_sync_batch(1)[0]
-    assert store.resync(RegistryFilter(model_ids=(1,))) == 1
+    assert store.resync(RegistrySelection(model_ids=(1,))) == 1
     assert store.mark_synced(claim, primary_verified=True) is False
     r = row(store, 1)
     assert r["state"] == SyncState.PENDING
@@ -97,7 +99,7 @@ def test_resync_during_a_sync_wins(store):
 def test_stale_completion_of_a_reclaimed_row_does_not_land(store):
     store.insert_pending([1])
     old = store.claim_sync_batch(1)[0]
-    store.resync(RegistryFilter(model_ids=(1,)))
+    store.resync(RegistrySelection(model_ids=(1,)))
     clock.advance(dt.timedelta(seconds=1))
     new = store.claim_sync_batch(1)[0]
     assert store.mark_sync_failed(old, "late failure") is False
@@ -190,12 +192,6 @@ def test_refailed_verification_keeps_growing_counters(store):
     assert r["verification_retry_count"] == 2 and r["retry_count"] == 2
 
 
-def write_statements(store, statements) -> bool:
-    with store.engine.begin() as connection:
-        return any(connection.execute(statement, params).rowcount == 1
-                   for statement, params in statements)
-
-
 def test_synced_and_verified_in_one_write(store):
     """A blob verified as it was written: synced and verification succeeded
     in one guarded UPDATE, after a failed verification too; a stale claim
@@ -207,8 +203,7 @@ def test_synced_and_verified_in_one_write(store):
     claims = store.claim_sync_batch(2)
     at = utcnow()
     for claim in claims:
-        assert write_statements(store, store.synced_and_verified_statements(
-            claim, "ab" * 32, at))
+        assert store.write(store.outcomes.synced_and_verified(claim, "ab" * 32, at))
     for model_id in (1, 2):
         r = row(store, model_id)
         assert r["state"] == SyncState.SYNCED and r["retry_count"] == 0
@@ -221,11 +216,10 @@ def test_synced_and_verified_in_one_write(store):
 
     store.ensure_pending(1, reset_existing=True)
     claim = store.claim_sync_batch(1)[0]
-    assert not write_statements(store, store.synced_and_verified_statements(
+    assert not store.write(store.outcomes.synced_and_verified(
         claims[0], "ab" * 32, utcnow()))  # the earlier claim
     assert row(store, 1)["state"] == SyncState.STARTED
-    assert write_statements(store, store.synced_and_verified_statements(
-        claim, "ab" * 32, utcnow()))
+    assert store.write(store.outcomes.synced_and_verified(claim, "ab" * 32, utcnow()))
 
 
 def test_synced_and_verified_as_a_group_keeps_each_rows_checksum(store):
@@ -234,11 +228,10 @@ def test_synced_and_verified_as_a_group_keeps_each_rows_checksum(store):
     claims = store.claim_sync_batch(100)
     recorder = OutcomeRecorder(store.engine, retry_interval=0.1,
                                on_unreachable=lambda exc: None,
-                               on_written=lambda followups: None)
+                               on_written=lambda wake: None)
     at = utcnow()
     for claim in claims:
-        recorder.submit_statements(store.synced_and_verified_statements(
-            claim, f"{claim.model_id:064x}", at))
+        recorder.submit(store.outcomes.synced_and_verified(claim, f"{claim.model_id:064x}", at))
     recorder.start()
     recorder.stop(timeout=30)
     for claim in claims:
@@ -293,7 +286,7 @@ def test_resync_all_failed_touches_only_failed(store):
             store.mark_synced(claim, True)
         else:
             store.mark_sync_failed(claim, "x")
-    assert store.resync(RegistryFilter(replication_state=SyncState.FAILED)) == 2
+    assert store.resync(RegistrySelection(replication_state=SyncState.FAILED)) == 2
     assert row(store, 3)["state"] == SyncState.SYNCED
     assert row(store, 1)["state"] == SyncState.PENDING and row(store, 1)["retry_count"] == 0
 
@@ -302,7 +295,7 @@ def test_reverify_only_touches_synced(store):
     synced(store, 1)
     store.mark_verified(store.claim_verification_batch(1)[0], "cc")
     store.insert_pending([2])
-    assert store.reverify(RegistryFilter()) == 1
+    assert store.reverify(RegistrySelection()) == 1
     assert row(store, 1)["verification_state"] == VerificationState.PENDING
     assert row(store, 2)["state"] == SyncState.PENDING
 
@@ -333,7 +326,7 @@ def test_reverify_counts_each_registry_once(store):
     synced(store, 2)
     store.mark_verification_failed(store.claim_verification_batch(1)[0], "x")
     set_values(store, 1, state=SyncState.SYNCED)  # failed verification, synced again
-    assert store.reverify(RegistryFilter()) == 2
+    assert store.reverify(RegistrySelection()) == 2
 
 
 def test_claims_made_at_a_lost_timestamp_are_handed_back(store):
@@ -363,7 +356,7 @@ def test_outcomes_written_as_a_group_land_like_outcomes_written_one_by_one(store
                        verification_retry_count=2, verification_failure="bad")
     claims = {c.model_id: c for c in store.claim_sync_batch(100)}
     stale = [m for m in grouped + alone if m % 5 == 0]
-    store.resync(RegistryFilter(model_ids=tuple(stale)))  # these claims lose
+    store.resync(RegistrySelection(model_ids=tuple(stale)))  # these claims lose
     updates = []
 
     @event.listens_for(store.engine, "before_cursor_execute")
@@ -371,12 +364,14 @@ def test_outcomes_written_as_a_group_land_like_outcomes_written_one_by_one(store
         if sql.startswith("UPDATE"):
             updates.append(sql)
 
-    def record_group(statements_of):
+    def record_group(outcome_of):
         recorder = OutcomeRecorder(store.engine, retry_interval=0.1,
                                    on_unreachable=lambda exc: None,
-                                   on_written=lambda followups: None)
+                                   on_written=lambda wake: None)
         for model_id in grouped:
-            recorder.submit_statements(statements_of(model_id))
+            outcome = outcome_of(model_id)
+            if outcome is not None:
+                recorder.submit(outcome)
         updates.clear()
         recorder.start()
         recorder.stop(timeout=30)
@@ -384,13 +379,13 @@ def test_outcomes_written_as_a_group_land_like_outcomes_written_one_by_one(store
             assert all("unnest" in sql for sql in updates)
         return len(updates)
 
-    statements = record_group(lambda m: store.synced_statements(claims[m], True))
+    statements = record_group(lambda m: store.outcomes.synced(claims[m], True))
     for model_id in alone:
         store.mark_synced(claims[model_id], primary_verified=True)
     verifications = {c.model_id: c for c in store.claim_verification_batch(100)}
     assert sorted(verifications) == sorted(m for m in grouped + alone if m not in stale)
-    verified = record_group(lambda m: store.verified_statements(verifications[m], "ab" * 32)
-                            if m in verifications else [])
+    verified = record_group(lambda m: store.outcomes.verified(verifications[m], "ab" * 32)
+                            if m in verifications else None)
     for model_id in alone:
         if model_id in verifications:
             store.mark_verified(verifications[model_id], "ab" * 32)

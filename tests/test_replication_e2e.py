@@ -12,7 +12,8 @@ from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.secondary.downloader import BUFFER_LIMIT
-from backend.secondary.registry_store import RegistryFilter, RegistryStore
+from backend.secondary.registry_selection import RegistrySelection
+from tests.support.registries import Registries
 from tests.support.fixtures_e2e import all_synced_and_verified, registries, varied_blobs
 from tests.support.sites import (secondary_config, start_engine, wait_for_checksums,
                                  wait_until)
@@ -64,11 +65,11 @@ def test_full_replication_deletion_corruption_and_missing_files(primary, make_en
     # A corrupted replica: re-verification records the mismatch, the file is
     # downloaded again after its backoff and verifies.
     victim = ids[50]
-    store = RegistryStore(engine.engine, CoolWidgets)
+    store = Registries(engine.engine, CoolWidgets)
     registry_id = registries(engine, CoolWidgets)[victim]["id"]
     path = secondary_file(engine, victim)
     path.write_bytes(b"bit rot" + path.read_bytes()[7:])
-    store.reverify(RegistryFilter(ids=(registry_id,)))
+    store.reverify(RegistrySelection(ids=(registry_id,)))
     row = wait_until(lambda: (r := registries(engine, CoolWidgets)[victim])["checksum_mismatch"]
                      and r, timeout=30, message="mismatch recorded")
     assert row["verification_state"] == VerificationState.FAILED
@@ -87,7 +88,7 @@ def test_full_replication_deletion_corruption_and_missing_files(primary, make_en
     # A file lost on the primary: "missing on the primary", retried up to 4 h apart.
     lost = ids[60]
     primary.blob_path(CoolWidgets, lost)[0].unlink()
-    store.resync(RegistryFilter(model_ids=(lost,)))
+    store.resync(RegistrySelection(model_ids=(lost,)))
     engine.wake()
     for attempt in range(1, 11):
         row = wait_until(lambda: (r := registries(engine, CoolWidgets)[lost])["retry_count"]
@@ -144,7 +145,7 @@ def test_blobs_the_primary_verified_are_verified_by_the_hash_of_their_download(
 
     # Re-verification has no download to go by: it asks the primary, and the
     # checksum processes hash the files.
-    RegistryStore(engine.engine, CoolWidgets).reverify(RegistryFilter())
+    Registries(engine.engine, CoolWidgets).reverify(RegistrySelection())
     engine.wake()
     wait_until(lambda: retrieve_log.states_requests > 0
                and all_synced_and_verified(engine, CoolWidgets, ids), timeout=60,
@@ -258,7 +259,7 @@ def test_stuck_sync_times_out_and_is_retried(primary, make_engine):
     model_id = primary.catalog().add_bytes(b"stuck", "s")
     engine = make_engine()
     engine.pause()
-    store = RegistryStore(engine.engine, CoolWidgets)
+    store = Registries(engine.engine, CoolWidgets)
     wait_until(lambda: registries(engine, CoolWidgets), message="registry created")
     # Simulate a claim by a crashed engine.
     with engine.engine.begin() as connection:
@@ -303,7 +304,7 @@ def test_claims_of_a_dead_engine_are_recovered_without_the_timeout(primary, trac
     ids = [primary.catalog().add_bytes(b"orphan %d" % i, "o") for i in range(5)]
     upgrade(tracking_url, "tracking")
     engine = create_db_engine(tracking_url)
-    store = RegistryStore(engine, CoolWidgets)
+    store = Registries(engine, CoolWidgets)
     store.insert_pending(ids)
     claims = store.claim_sync_batch(3)  # a previous engine's claims
     engine.dispose()
@@ -325,7 +326,7 @@ def test_only_claims_of_engines_that_stopped_are_recovered(tracking_url):
     from backend.secondary.heartbeat import Heartbeat, recover_orphaned_claims
     upgrade(tracking_url, "tracking")
     engine = create_db_engine(tracking_url)
-    store = RegistryStore(engine, CoolWidgets)
+    store = Registries(engine, CoolWidgets)
     store.insert_pending([1, 2])
     older = Heartbeat(engine, "older")
     older.beat()

@@ -11,7 +11,7 @@ from backend import reports
 from backend.cli import main
 from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
-from backend.secondary.registry_store import RegistryFilter
+from backend.secondary.registry_selection import RegistrySelection
 
 CoolWidgets = replicator_for("cool_widget")
 T0 = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.timezone.utc)
@@ -29,7 +29,7 @@ def test_csv_has_a_header_iso_times_and_state_names(tracking_engine, tmp_path):
          verification_state=VerificationState.SUCCEEDED, last_synced_at=T0,
          verification_checksum=b"ab" * 32)
     path = tmp_path / "out.csv"
-    assert reports.export(tracking_engine, CoolWidgets, RegistryFilter(), "csv", path) == 3
+    assert reports.export(tracking_engine, CoolWidgets, RegistrySelection(), "csv", path) == 3
     rows = list(csv.reader(path.open()))
     assert rows[0] == reports.columns(CoolWidgets)
     first = dict(zip(rows[0], rows[1]))
@@ -45,7 +45,7 @@ def test_csv_has_a_header_iso_times_and_state_names(tracking_engine, tmp_path):
 def test_csv_neutralises_formula_injection(tracking_engine, tmp_path, text):
     fill(tracking_engine, 1, state=SyncState.FAILED, last_sync_failure=text)
     path = tmp_path / "out.csv"
-    reports.export(tracking_engine, CoolWidgets, RegistryFilter(), "csv", path)
+    reports.export(tracking_engine, CoolWidgets, RegistrySelection(), "csv", path)
     row = dict(zip(*list(csv.reader(path.open(newline="")))))
     assert row["last_sync_failure"] == "'" + text
 
@@ -54,13 +54,13 @@ def test_json_has_summary_filter_and_rows(tracking_engine, tmp_path):
     fill(tracking_engine, 5, state=SyncState.FAILED, last_sync_failure="boom")
     path = tmp_path / "out.json"
     count = reports.export(tracking_engine, CoolWidgets,
-                           RegistryFilter(replication_state=SyncState.FAILED), "json", path,
+                           RegistrySelection(replication_state=SyncState.FAILED), "json", path,
                            summary={"cool_widgets_failed_count": 5}, site_name="eu")
     document = json.loads(path.read_text())
     assert count == 5 and document["count"] == 5
     assert document["site"] == "eu" and document["replicable"] == "cool_widget"
     assert document["filter"] == {"replication_state": "failed", "verification_state": None,
-                                  "ids": None}
+                                  "ids": None, "model_ids": None, "search": None}
     assert document["summary"] == {"cool_widgets_failed_count": 5}
     assert [r["registry_id"] for r in document["registries"]] == [1, 2, 3, 4, 5]
     assert document["registries"][0]["last_sync_failure"] == "boom"
@@ -71,7 +71,7 @@ def test_filters_narrow_the_report(tracking_engine, tmp_path):
     fill(tracking_engine, 4, state=SyncState.PENDING)
     path = tmp_path / "out.json"
     reports.export(tracking_engine, CoolWidgets,
-                   RegistryFilter(replication_state=SyncState.SYNCED), "json", path)
+                   RegistrySelection(replication_state=SyncState.SYNCED), "json", path)
     assert json.loads(path.read_text())["registries"] == []
 
 
@@ -80,7 +80,7 @@ def test_cancelled_export_leaves_no_file(tracking_engine, tmp_path):
     path = tmp_path / "reports" / "out.csv"
     calls = []
     with pytest.raises(reports.ReportCancelled):
-        reports.export(tracking_engine, CoolWidgets, RegistryFilter(), "csv", path,
+        reports.export(tracking_engine, CoolWidgets, RegistrySelection(), "csv", path,
                        progress=lambda done, total: calls.append((done, total)),
                        cancelled=lambda: len(calls) >= 1)
     assert not path.exists() and list(path.parent.iterdir()) == []
@@ -89,7 +89,7 @@ def test_cancelled_export_leaves_no_file(tracking_engine, tmp_path):
 def test_progress_reaches_the_total(tracking_engine, tmp_path):
     fill(tracking_engine, 2500)
     calls = []
-    reports.export(tracking_engine, CoolWidgets, RegistryFilter(), "csv", tmp_path / "o.csv",
+    reports.export(tracking_engine, CoolWidgets, RegistrySelection(), "csv", tmp_path / "o.csv",
                    progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (2500, 2500) and calls[0] == (1000, 2500)
 
@@ -106,15 +106,15 @@ def peak_bytes(function) -> tuple[object, int]:
 @pytest.mark.slow
 def test_export_streams_in_bounded_memory(tracking_engine, tmp_path):
     """The export's peak stays far below what holding every row would take."""
-    from backend.secondary.registry_store import registry_rows
+    from backend.secondary.registry_query import stream
     rows = 30_000
     fill(tracking_engine, rows, state=SyncState.SYNCED, last_synced_at=T0,
          last_sync_failure="x" * 250)
     count, streamed = peak_bytes(lambda: reports.export(
-        tracking_engine, CoolWidgets, RegistryFilter(), "json", tmp_path / "big.json",
+        tracking_engine, CoolWidgets, RegistrySelection(), "json", tmp_path / "big.json",
         chunk=2000))
-    held, holding = peak_bytes(lambda: len(list(registry_rows(
-        tracking_engine, CoolWidgets, RegistryFilter(), chunk=rows))))
+    held, holding = peak_bytes(lambda: len(list(stream(
+        tracking_engine, CoolWidgets, RegistrySelection(), chunk=rows))))
     assert count == held == rows
     assert streamed < holding / 4, f"streamed {streamed / 1e6:.1f} MB, " \
                                    f"held {holding / 1e6:.1f} MB"
@@ -138,16 +138,21 @@ storage_path = "{tmp_path / 'blobs'}"
     out = tmp_path / "failed.csv"
     code = main(["report", "--format", "csv", "--output", str(out), "--replication-state",
                  "failed", "--config", str(config)])
+    assert code == 1 and "report needs --type" in capsys.readouterr().err  # one per type
+    assert not out.exists()
+    code = main(["report", "--format", "csv", "--output", str(out), "--replication-state",
+                 "failed", "--type", "cool_widget", "--config", str(config)])
     assert code == 0 and "Wrote 3 registries" in capsys.readouterr().out
     assert len(list(csv.reader(out.open()))) == 4
     code = main(["report", "--format", "xml", "--output", str(out), "--config", str(config)])
     err = capsys.readouterr().err
     assert code == 2 and "invalid choice: 'xml'" in err
-    code = main(["report", "--format", "json", "--output", str(tmp_path), "--config",
-                 str(config)])
+    code = main(["report", "--format", "json", "--output", str(tmp_path), "--type",
+                 "cool_widget", "--config", str(config)])
     assert code == 1 and "is a folder" in capsys.readouterr().err
     out_json = tmp_path / "r.json"
-    main(["report", "--format", "json", "--output", str(out_json), "--config", str(config)])
+    main(["report", "--format", "json", "--output", str(out_json), "--type", "cool_widget",
+          "--config", str(config)])
     document = json.loads(out_json.read_text())
     assert document["summary"]["cool_widgets_failed_count"] == 3
     assert "s" * 32 not in out_json.read_text()

@@ -10,7 +10,8 @@ from backend.db.migrate import upgrade
 from backend.db.row_updates import execute_for_rows
 from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
-from backend.secondary.registry_store import RegistryStore, SyncClaim
+from backend.secondary.registry_claims import SyncClaim
+from tests.support.registries import Registries
 
 CoolWidgets = replicator_for("cool_widget")
 SYNC_CLAIMED = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
@@ -22,7 +23,7 @@ def tracking_db(databases, name: str):
     url = databases.url(name)
     upgrade(url, "tracking")
     engine = create_db_engine(url)
-    store = RegistryStore(engine, CoolWidgets)
+    store = Registries(engine, CoolWidgets)
     store.insert_pending(range(1, ROWS + 1))
     table = store.table
     with writing(engine) as connection:  # rows 3 and 4 failed an earlier verification
@@ -36,7 +37,7 @@ def by_row(claims: list) -> list:
     return sorted(claims, key=lambda claim: claim.registry_id)
 
 
-def outcomes(store: RegistryStore, claims: list, verify: list) -> list:
+def outcomes(store: Registries, claims: list, verify: list) -> list:
     """Sync outcomes of every claim (the first two without a primary
     checksum; one claim stale), then verification outcomes of `verify`."""
     statements = []
@@ -44,9 +45,9 @@ def outcomes(store: RegistryStore, claims: list, verify: list) -> list:
         if index == 5:  # a resync meanwhile: the row's claim is no longer ours
             claim = SyncClaim(claim.registry_id, claim.model_id,
                               claim.claimed_at + dt.timedelta(seconds=1))
-        statements += store.synced_statements(claim, primary_verified=index >= 2)
+        statements += store.outcomes.synced(claim, primary_verified=index >= 2).statements
     for claim in verify:
-        statements += store.verified_statements(claim, f"{claim.model_id:064x}")
+        statements += store.outcomes.verified(claim, f"{claim.model_id:064x}").statements
     return statements
 
 

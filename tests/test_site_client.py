@@ -4,11 +4,16 @@ import datetime as dt
 import pytest
 
 from app.site_client import SiteClient, SiteClientError
+from backend.framework.states import SyncState, VerificationState
 from backend.replicables import replicator_for
+from backend.secondary.registry_selection import RegistrySelection
 from backend.sites.secondary import SecondarySite
 from tests.support.sites import secondary_config, start_primary, wait_until
 
 CoolWidgets = replicator_for("cool_widget")
+WIDGETS = CoolWidgets.describe()
+FAILED = RegistrySelection(replication_state=SyncState.FAILED)
+SYNCED = RegistrySelection(replication_state=SyncState.SYNCED)
 pytestmark = pytest.mark.slow
 
 
@@ -29,38 +34,46 @@ def sites(primary_url, tracking_url, tmp_path, credentials):
     primary.stop()
 
 
-def test_reads_node_status_and_registries(sites):
+def test_reads_node_status_types_and_registries(sites):
     _, secondary = sites
     client = SiteClient(secondary.url)
     assert client.node()["name"] == "secondary-1"
     assert client.status()["cool_widgets_registry_count"] == 25
-    page = client.registries(first=10)
-    assert page.count == 25 and len(page.nodes) == 10 and page.has_next_page
-    assert [n["registryId"] for n in page.nodes] == list(range(1, 11))
-    rest = client.registries(first=20, after=page.end_cursor)
-    assert len(rest.nodes) == 15 and not rest.has_next_page
-    failed = client.registries(first=10, replication_state="failed")
-    assert failed.count == 1 and failed.nodes[0]["missingOnPrimary"] is True
-    newest = client.registries(first=3, sort="LAST_SYNCED_AT_DESC")
-    assert len(newest.nodes) == 3
-    by_id = client.registries(ids=[5, 6])
-    assert [n["registryId"] for n in by_id.nodes] == [5, 6]
+    assert client.types() == [r.describe() for r in secondary.replicators]
+    page = client.registries(WIDGETS, first=10)
+    assert page.count == 25 and len(page.rows) == 10 and page.has_next_page
+    assert [row.registry_id for row in page.rows] == list(range(1, 11))
+    assert page.rows[0].replicable == "cool_widget" and page.rows[0].model_id
+    rest = client.registries(WIDGETS, first=20, after=page.end_cursor)
+    assert len(rest.rows) == 15 and not rest.has_next_page
+    failed = client.registries(WIDGETS, FAILED, first=10)
+    assert failed.count == 1 and failed.rows[0].missing_on_primary
+    assert failed.nodes[0]["missingOnPrimary"] is True
+    newest = client.registries(WIDGETS, first=3, sort="LAST_SYNCED_AT_DESC")
+    assert len(newest.rows) == 3
+    by_id = client.registries(WIDGETS, RegistrySelection(ids=(5, 6)))
+    assert [row.registry_id for row in by_id.rows] == [5, 6]
+    by_keyword = client.registries(WIDGETS, RegistrySelection(keyword="missing on the geo"))
+    assert [row.registry_id for row in by_keyword.rows] == [failed.rows[0].registry_id]
 
 
 def test_actions_need_the_token_and_change_registries(sites):
     _, secondary = sites
     with pytest.raises(SiteClientError, match="API token"):
-        SiteClient(secondary.url).update("resync", 3)
+        SiteClient(secondary.url).update("resync", WIDGETS, 3)
     client = SiteClient(secondary.url, api_token="client-token")
     secondary.engine.pause()
-    assert client.update("resync", 3)["state"] == "PENDING"
-    assert client.bulk_update("reverify_all", replication_state="synced") >= 20
-    assert client.registries(ids=[4]).nodes[0]["verificationState"] == "PENDING"
-    assert client.bulk_update("resync_all", ids=[4, 5]) == 2
+    assert client.update("resync", WIDGETS, 3)["state"] == "PENDING"
+    assert client.bulk_update("reverify", WIDGETS, SYNCED) >= 20
+    assert client.registries(WIDGETS, RegistrySelection(ids=(4,))).rows[0] \
+        .verification_state == VerificationState.PENDING
+    assert client.bulk_update("resync", WIDGETS, RegistrySelection(ids=(4, 5))) == 2
+    with pytest.raises(SiteClientError, match="narrows by registry ids and states only"):
+        client.bulk_update("resync", WIDGETS, RegistrySelection(keyword="x"))
     secondary.engine.resume()
-    wait_until(lambda: client.registries(first=1, replication_state="synced",
-                                         verification_state="succeeded").count == 24,
-               timeout=30, message="resynced and reverified again")
+    wait_until(lambda: client.registries(WIDGETS, SYNCED.narrowed(
+        verification_state=VerificationState.SUCCEEDED), first=1).count == 24,
+        timeout=30, message="resynced and reverified again")
 
 
 def test_history(sites):
@@ -74,7 +87,9 @@ def test_primary_has_no_registries_and_lists_sites(sites):
     primary, _ = sites
     client = SiteClient(primary.url)
     with pytest.raises(SiteClientError, match="not a secondary"):
-        client.registries(first=1)
+        client.registries(WIDGETS, first=1)
+    with pytest.raises(SiteClientError, match="not a secondary"):
+        client.types()
     assert [s["name"] for s in client.all_statuses()][0] == "primary"
 
 
@@ -83,6 +98,6 @@ def test_errors_are_one_message(sites):
     with pytest.raises(SiteClientError, match="cannot reach"):
         SiteClient("http://127.0.0.1:9", timeout=2).node()
     with pytest.raises(SiteClientError, match="between 0 and 500"):
-        SiteClient(secondary.url).registries(first=501)
+        SiteClient(secondary.url).registries(WIDGETS, first=501)
     with pytest.raises(SiteClientError, match="HTTP 404"):
         SiteClient(secondary.url).all_statuses()

@@ -35,9 +35,15 @@ class HistoryChart(pg.PlotWidget):
             self.setXRange(times[0], times[-1] if len(times) > 1 else times[0] + 60,
                            padding=0.02)
 
-    def set_theme(self, dark: bool) -> None:
-        self.setBackground("#1e1f22" if dark else "w")
-        colour = "#d0d0d0" if dark else "#333333"
+    def set_colours(self, background: str, foreground: str, grid: str) -> None:
+        """The chart's colours (a palette's `chart` table)."""
+        self.setBackground(background)
         for axis in ("left", "bottom"):
-            self.getAxis(axis).setPen(colour)
-            self.getAxis(axis).setTextPen(colour)
+            self.getAxis(axis).setPen(grid)  # the axis line and, opaque, its grid
+            self.getAxis(axis).setTextPen(foreground)
+        self.showGrid(x=True, y=True, alpha=1.0)
+        self.plotItem.titleLabel.setAttr("color", foreground)
+        self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text)
+        legend = self.plotItem.legend
+        if legend is not None:
+            legend.setLabelTextColor(foreground)

@@ -1,14 +1,15 @@
-"""Every field of one registry, failure texts and both checksums selectable."""
+"""Every field of one registry, failure texts and both checksums selectable.
+The row is a plain object read by attribute, as the registry table's."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QScrollArea, QWidget
 
-from widgets.registry_table_model import format_time
+from widgets.registry_table_model import format_time, label
 
 FIELDS = [
-    ("registry_id", "Registry id"), ("model_id", "Widget id"), ("state", "Replication"),
+    ("registry_id", "Registry id"), ("model_id", "Record id"), ("state", "Replication"),
     ("retry_count", "Sync retries"), ("last_synced_at", "Last sync started"),
     ("retry_at", "Next sync retry"), ("last_sync_failure", "Replication failure"),
     ("verification_state", "Verification"), ("verified_at", "Last verified"),
@@ -47,19 +48,26 @@ class DetailPanel(QScrollArea):
             self.form.addRow(f"{title}:", value)
             self.values[key] = value
         self.setWidget(body)
+        self.set_model_title("Record")
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.show_row(None)
 
-    def show_row(self, row: dict | None) -> None:
-        for key, label in self.values.items():
+    def set_model_title(self, title: str) -> None:
+        """Name the model id after the type's model ("Package File id")."""
+        field = self.form.labelForField(self.values["model_id"])
+        field.setText(f"{title} id:")
+        self.values["model_id"].setAccessibleName(f"{title} id")
+
+    def show_row(self, row) -> None:
+        for key, shown in self.values.items():
             if row is None:
-                label.setText("—")
+                shown.setText("—")
                 continue
-            value = row.get(key)
+            value = getattr(row, key, None)
             if hasattr(value, "astimezone"):
                 text = format_time(value)
             elif isinstance(value, bool):
                 text = "yes" if value else "no"
             else:
-                text = "" if value is None else str(value)
-            label.setText(text or "—")
+                text = label(value)
+            shown.setText(text or "—")

@@ -5,6 +5,9 @@ asynchronous COUNT, rows arrive in pages of PAGE_SIZE for the visible range
 from a loader running off the GUI thread, rows not loaded yet read
 "loading…", and answers for an older filter are dropped. A small cache of
 pages is kept; nothing here sorts or filters in Python.
+
+Rows are plain objects read by attribute (the console gives it registry
+rows); states are shown by their `label`.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from typing import Callable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
+from widgets.state_icons import state_icon
+
 PAGE_SIZE = 200
 MAX_CACHED_PAGES = 60
 LOADING = "loading…"
@@ -22,7 +27,7 @@ LOADING = "loading…"
 # (key, header, formatter)
 COLUMNS = [
     ("registry_id", "Registry", None),
-    ("model_id", "Widget", None),
+    ("model_id", "Record", None),  # titled after the type's model (set_model_title)
     ("state", "Replication", None),
     ("verification_state", "Verification", None),
     ("retry_count", "Retries", None),
@@ -34,14 +39,25 @@ COLUMNS = [
     ("checksum_mismatch", "Mismatch", "bool"),
     ("created_at", "Created", "time"),
 ]
-STATE_COLOURS = {"failed": "#d9534f", "synced": "#2e9e5b", "succeeded": "#2e9e5b",
-                 "started": "#3b82c4", "pending": "#c98a12", "disabled": "#888888"}
+STATE_COLUMNS = ("state", "verification_state")  # shown with their state's icon
 
 
 def format_time(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def label(value) -> str:
+    """A state by its name (an enum's `label`), anything else as text."""
+    if value is None:
+        return ""
+    return str(getattr(value, "label", value))
+
+
+def column_title(column: int, model_title: str) -> str:
+    key, title, _kind = COLUMNS[column]
+    return model_title if key == "model_id" else title
 
 
 class RegistryTableModel(QAbstractTableModel):
@@ -54,11 +70,17 @@ class RegistryTableModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.generation = 0
+        self.model_title = COLUMNS[1][1]
         self._count = 0
         self._pages: OrderedDict[int, list[dict]] = OrderedDict()
         self._requested: set[int] = set()
 
     # --- the owner feeds it --------------------------------------------------------
+
+    def set_model_title(self, title: str) -> None:
+        """Name the model id column after the type's model ("Package File")."""
+        self.model_title = title
+        self.headerDataChanged.emit(Qt.Horizontal, 1, 1)
 
     def reset(self) -> None:
         """A new filter or sort: drop everything and ask for a count."""
@@ -135,12 +157,12 @@ class RegistryTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.DisplayRole):
         if role == Qt.DisplayRole and orientation == Qt.Horizontal \
                 and 0 <= section < len(COLUMNS):
-            return COLUMNS[section][1]
+            return column_title(section, self.model_title)
         return None
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
         if not index.isValid() or role not in (Qt.DisplayRole, Qt.ForegroundRole,
-                                                Qt.ToolTipRole):
+                                                Qt.ToolTipRole, Qt.DecorationRole):
             return None
         row = self.row_data(index.row())
         key, _header, kind = COLUMNS[index.column()]
@@ -148,17 +170,18 @@ class RegistryTableModel(QAbstractTableModel):
             if role == Qt.ForegroundRole:
                 return QBrush(QColor("#999999"))
             return LOADING if role == Qt.DisplayRole and index.column() == 0 else None
-        value = row.get(key)
+        value = getattr(row, key, None)
         if role == Qt.ForegroundRole:
-            colour = STATE_COLOURS.get(value) if key in ("state", "verification_state") else None
-            return QBrush(QColor(colour)) if colour else None
+            return None
+        if role == Qt.DecorationRole:
+            return state_icon(label(value)) if key in STATE_COLUMNS else None
         if role == Qt.ToolTipRole:
             return str(value) if key.endswith("failure") and value else None
         if kind == "time":
             return format_time(value)
         if kind == "bool":
             return "yes" if value else ""
-        return "" if value is None else str(value)
+        return label(value)
 
     # flags() is deliberately not overridden: QAbstractTableModel's C++ default
     # (enabled, selectable) is what rows need, and Qt asks for it several

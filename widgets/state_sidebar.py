@@ -2,9 +2,12 @@
 (qBittorrent's status filter), one choice per group."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
+from widgets.state_icons import blank_icon, state_icon
+
+ICON_SIZE = 16
 SYNC = [("", "All"), ("pending", "Pending"), ("started", "Started"), ("synced", "Synced"),
         ("failed", "Failed")]
 VERIFICATION = [("", "Any"), ("pending", "Pending"), ("started", "Started"),
@@ -27,13 +30,17 @@ class StateSidebar(QWidget):
         layout.addWidget(label)
         widget = QListWidget()
         widget.setAccessibleName(f"{title} state filter")
+        widget.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         for key, text in entries:
-            item = QListWidgetItem(text)
+            item = QListWidgetItem(state_icon(key) if key else blank_icon(ICON_SIZE), text)
             item.setData(Qt.UserRole, key)
             item.setData(Qt.UserRole + 1, text)
             widget.addItem(item)
         widget.setCurrentRow(0)
-        widget.setMaximumHeight(widget.sizeHintForRow(0) * (len(entries) + 1) + 8)
+        # Every row shown, none scrolled: the rows with an icon are the tallest.
+        rows = sum(widget.sizeHintForRow(row) for row in range(widget.count()))
+        widget.setFixedHeight(rows + 2 * widget.frameWidth() + 2)
+        widget.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         widget.currentItemChanged.connect(lambda *_: self._changed())
         label.setBuddy(widget)
         layout.addWidget(widget)

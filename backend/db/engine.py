@@ -104,8 +104,8 @@ class PreparedRead:
     """One SELECT compiled once for an engine's dialect and run straight on a
     pooled DBAPI connection, outside any transaction (no BEGIN, no ROLLBACK):
     for a lookup that runs once per blob served, where SQLAlchemy's
-    per-execution work (about 0.15 ms) and the statement's construction
-    (about 0.08 ms) cost more than the query. Parameters are plain values
+    per-execution work and the statement's construction cost more than the
+    query (docs/PERFORMANCE.md, step 9). Parameters are plain values
     (no type processing); rows come back as dicts of the selected columns,
     with binary values as bytes."""
 

@@ -59,8 +59,8 @@ class _HS256WithPreparedKeys(HMACAlgorithm):
     PyJWT refuses a secret that looks like a PEM, SSH, DER or JWK key; with
     the cryptography package installed those checks cost more than the
     signature, and a secondary signs a token for every blob it downloads
-    (17 µs a token, 12 µs with the checks done once). A refused secret is
-    not remembered, so it is refused every time."""
+    (docs/PERFORMANCE.md, step 21). A refused secret is not remembered, so
+    it is refused every time."""
 
     def __init__(self) -> None:
         super().__init__(HMACAlgorithm.SHA256)

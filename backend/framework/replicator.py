@@ -46,6 +46,25 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+@dataclass(frozen=True)
+class ReplicableType:
+    """A type as a client of a site sees it: its names, whether declared here
+    (`Replicator.describe()`) or discovered from a site's API. The attribute
+    names are the Replicator's, so either can be given where only names are
+    read (reports, the console)."""
+
+    replicable_name: str   # cool_widget
+    plural_name: str       # cool_widgets: the prefix of its status fields
+    title: str             # Cool Widget: its model
+    title_plural: str      # Cool Widgets
+    registry_fk: str       # cool_widget_id
+    graphql_name: str      # CoolWidget: CoolWidgetRegistry, coolWidgetRegistries
+
+    @property
+    def feature_flag(self) -> str:
+        return f"geo_{self.replicable_name}_replication"
+
+
 class Replicator:
     """Base of every replicator; subclasses only declare class attributes."""
 
@@ -81,6 +100,11 @@ class Replicator:
         cls.feature_flag = f"geo_{cls.replicable_name}_replication"
         cls.graphql_name = base  # CoolWidget -> CoolWidgetRegistry, coolWidgetRegistries
         cls.uploader_class = cls.__dict__.get("uploader_class", base + "Uploader")
+
+    @classmethod
+    def describe(cls) -> ReplicableType:
+        return ReplicableType(cls.replicable_name, cls.plural_name, cls.title, cls.title_plural,
+                              cls.registry_fk, cls.graphql_name)
 
     # Convenience accessors used by the engine.
     @classmethod

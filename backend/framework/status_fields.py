@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 REVISION = "geo-console"
 
 PER_TYPE_FIELDS = ("count", "checksum_total_count", "checksummed_count",

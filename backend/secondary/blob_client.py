@@ -1,12 +1,12 @@
 """Blob downloads from the primary's Geo API on an asyncio event loop (aiohttp).
 
 Why not the urllib3 client of `geo_client.py`: a blob is one small request
-per record, and the engine makes hundreds a second. On the 2-core machines
-of docs/PERFORMANCE.md urllib3 spends about 0.8 ms of the engine's CPU (and
-GIL) on each request, most of it in http.client's header parsing; aiohttp,
-whose HTTP parser is compiled, about 0.25 ms. Handing each request from a
-thread to a loop and back costs most of that gain again, so the sync
-workers are coroutines on the loop themselves (`sync_workers.py`).
+per record, and the engine makes hundreds a second. urllib3 spends most of
+its CPU (and GIL) per request in http.client's header parsing; aiohttp's
+parser is compiled, about a third of the cost (docs/PERFORMANCE.md, step
+8). Handing each request from a thread to a loop and back costs most of
+that gain again, so the sync workers are coroutines on the loop themselves
+(`sync_workers.py`).
 
 Every request carries a GL-Geo token bound to it, like the JSON calls.
 A body is handed to `consume` in pieces of up to about 1 MiB.

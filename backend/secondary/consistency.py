@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
 from backend.framework.states import VerificationState
 from backend.secondary.event_consumer import remove_replicas
-from backend.secondary.registry_store import RegistryStore
+from backend.secondary.registry_backfill import RegistryBackfill
 
 BATCH_SIZE = 10_000
 # The first range after the engine starts is smaller: on an empty tracking
@@ -59,12 +57,12 @@ class RegistryConsistency:
         name = replicator.replicable_name
         size = self.batch_size if name in self._cursors else self.first_batch_size
         after = self._cursors.get(name, 0)
-        store = RegistryStore(self.engine, replicator)
+        store = RegistryBackfill(self.engine, replicator)
         page = self.client.replicables(name, after, size, self.scope.to_params())
         end = page.get("range_end")
         if end is None:
             # Primary ids exhausted: registries above them are orphans.
-            end = self._registry_range_end(store, after, size)
+            end = store.last_tracked_model_id(after, size)
             if end is None:
                 self._cursors[name] = 0
                 return ConsistencyResult(wrapped=True)
@@ -99,16 +97,10 @@ class RegistryConsistency:
                 total.wrapped = True
                 return total
 
-    def _refresh_statistics(self, store: RegistryStore, name: str, created: int) -> None:
+    def _refresh_statistics(self, store: RegistryBackfill, name: str, created: int) -> None:
         total, analyzed = self._created.get(name, (0, 0))
         total += created
         if total - analyzed >= max(self.analyze_after, analyzed):
             store.refresh_statistics()
             analyzed = total
         self._created[name] = (total, analyzed)
-
-    def _registry_range_end(self, store: RegistryStore, after: int, size: int) -> int | None:
-        window = (select(store.fk).where(store.fk > after).order_by(store.fk)
-                  .limit(size).subquery())
-        with store.engine.connect() as connection:
-            return connection.execute(select(func.max(window.c[store.fk.name]))).scalar()

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from backend.db.engine import writing
 from backend.db.tracking_schema import EventLogState
-from backend.secondary.registry_store import RegistryStore
+from backend.secondary.registry_backfill import RegistryBackfill
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class EventConsumer:
         if not isinstance(model_id, int):
             log.warning("ignoring event %s without a record id", row.get("id"))
             return
-        store = RegistryStore(self.engine, replicator)
+        store = RegistryBackfill(self.engine, replicator)
         event = row.get("event_name")
         if event == "created":
             if row.get("in_scope", True):
@@ -92,7 +92,7 @@ class EventConsumer:
             log.warning("ignoring unknown event %r", event)
 
 
-def remove_replicas(store: RegistryStore, storage, replicator, model_ids: list[int]) -> int:
+def remove_replicas(store: RegistryBackfill, storage, replicator, model_ids: list[int]) -> int:
     """Delete the local files, then the registries (GitLab's removal service)."""
     for model_id in model_ids:
         storage.remove(replicator, model_id)

@@ -13,15 +13,14 @@ import datetime as dt
 import os
 import socket
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from backend.db.engine import is_postgresql, writing
 from backend.db.tracking_schema import EngineHeartbeat
-from backend.framework import transitions as tr
 from backend.framework.clock import utcnow
-from backend.framework.states import SyncState, VerificationState
+from backend.secondary.registry_claims import RegistryClaims
 
 # Engines beat every BEAT_INTERVAL on a thread of their own (paused or
 # not); one not renewed for LIVENESS is a dead engine's. An engine of this
@@ -82,20 +81,8 @@ def oldest_live_start(engine) -> dt.datetime | None:
 
 def recover_orphaned_claims(engine, replicator) -> tuple[int, int]:
     """Hand back syncs and verifications started before any live engine.
-
-    Syncs go back to pending (they are downloaded again), verifications to
-    pending with their retry counters kept. Returns (syncs, verifications).
-    """
+    Returns (syncs, verifications)."""
     cutoff = oldest_live_start(engine)
     if cutoff is None:
         return 0, 0
-    t = replicator.registry_table()
-    with writing(engine) as connection:
-        syncs = connection.execute(
-            update(t).where(t.c.state == SyncState.STARTED, t.c.last_synced_at < cutoff)
-            .values(**tr.sync_pending())).rowcount
-        verifications = connection.execute(
-            update(t).where(t.c.verification_state == VerificationState.STARTED,
-                            t.c.verification_started_at < cutoff)
-            .values(**tr.verification_pending(from_failed=True, registry=True))).rowcount
-    return syncs, verifications
+    return RegistryClaims(engine, replicator).release_claims_before(cutoff)

@@ -1,17 +1,16 @@
 """Writing sync and verification outcomes to the tracking DB in groups.
 
-Workers hand each outcome over, as a function of a connection or as
-guarded statements with parameters, and go on with their next blob; one
-thread writes whatever has gathered in a single transaction, running each
-statement once for all its parameter sets (on PostgreSQL as one UPDATE over
-arrays, `db/row_updates.py`). Writes are guarded by the
-claim's start time, so writing one twice (after a connection broke at
-commit) changes nothing.
+Workers hand each `Outcome` (guarded statements with parameters,
+`registry_outcomes.py`) over and go on with their next blob; one thread
+writes whatever has gathered in a single transaction, running each
+statement once for all its parameter sets (on PostgreSQL as one UPDATE
+over arrays, `db/row_updates.py`). Writes are guarded by the claim's start
+time, so writing one twice (after a connection broke at commit) changes
+nothing.
 
-An outcome may carry a follow-up (`then`): once the group holding it has
-committed, the recorder calls `on_written` with the group's follow-ups. The
-engine uses this to wake its verification scheduler when a sync was
-recorded that leaves a verification to claim.
+Once a group has committed the recorder calls `on_written(wake)`, `wake`
+true when an outcome of the group left a row for the verification
+scheduler (`Outcome.wakes_verification`).
 
 While the database is unreachable the group is retried until it answers:
 the work is done, and dropping its outcome would leave the rows claimed by
@@ -23,26 +22,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from backend.db.engine import is_unreachable, writing
-from backend.db.row_updates import execute_for_rows
+from backend.secondary.registry_outcomes import Outcome, apply
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[Connection], object]
-Statements = tuple  # of (statement, parameters): one outcome as guarded statements
-
-
-class Followed(NamedTuple):
-    """Guarded statements and what to hand on once they are written."""
-    statements: Statements
-    then: object
-
-
-Outcome = Write | Statements | Followed
 GROUP_LIMIT = 500     # outcomes per transaction
 GATHER = 0.05         # seconds a group may wait for more outcomes after its first
 BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
@@ -51,11 +39,11 @@ BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
 class OutcomeRecorder:
     def __init__(self, engine: Engine, *, retry_interval: float,
                  on_unreachable: Callable[[Exception], None],
-                 on_written: Callable[[list], None]) -> None:
+                 on_written: Callable[[bool], None]) -> None:
         self.engine = engine
         self.retry_interval = retry_interval
         self.on_unreachable = on_unreachable
-        self.on_written = on_written  # after every group, with its follow-ups
+        self.on_written = on_written  # after every group: does it wake verification?
         self._queue: queue.Queue[Outcome | None] = queue.Queue(BACKLOG_LIMIT)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,18 +53,9 @@ class OutcomeRecorder:
         self._thread = threading.Thread(target=self._run, name="geo-outcomes", daemon=True)
         self._thread.start()
 
-    def submit(self, write: Write) -> None:
-        self._queue.put(write)
-
-    def submit_statements(self, statements: list[tuple[object, dict]],
-                          then: object = None) -> None:
-        """Guarded statements with their parameters: those of a group that
-        share a statement run once for all their rows (`db/row_updates.py`).
-        `then`, if given, goes to on_written once they are written."""
-        if then is None:
-            self._queue.put(tuple(statements))
-        else:
-            self._queue.put(Followed(tuple(statements), then))
+    def submit(self, outcome: Outcome) -> None:
+        """Queue an outcome; blocks while BACKLOG_LIMIT are unwritten."""
+        self._queue.put(outcome)
 
     def stop(self, timeout: float) -> None:
         """Write what is queued (while the database answers), then end."""
@@ -123,7 +102,7 @@ class OutcomeRecorder:
         while True:
             try:
                 with writing(self.engine) as connection:
-                    _apply(connection, group)
+                    apply(connection, group)
                 written = group
                 break
             except Exception as exc:
@@ -137,7 +116,7 @@ class OutcomeRecorder:
                     return
                 self.on_unreachable(exc)
                 self._stop.wait(self.retry_interval)
-        self.on_written(_followups(written))
+        self.on_written(any(outcome.wakes_verification for outcome in written))
 
     def _write_one_by_one(self, group: list[Outcome]) -> list:
         """Those written: an outcome that fails alone is a bug, and skipped."""
@@ -145,28 +124,9 @@ class OutcomeRecorder:
         for item in group:
             try:
                 with writing(self.engine) as connection:
-                    _apply(connection, [item])
+                    apply(connection, [item])
                 written.append(item)
             except Exception:
                 log.exception("could not record an outcome")
         return written
 
-
-def _followups(group: list[Outcome]) -> list:
-    return [item.then for item in group if type(item) is Followed]
-
-
-def _apply(connection: Connection, group: list[Outcome]) -> None:
-    """Functions run in turn; statements run once each with every parameter
-    set given for them (their guards make the order between them moot)."""
-    batched: dict[object, list[dict]] = {}
-    for item in group:
-        if callable(item):
-            item(connection)
-            continue
-        if type(item) is Followed:
-            item = item.statements
-        for statement, params in item:
-            batched.setdefault(statement, []).append(params)
-    for statement, params in batched.items():
-        execute_for_rows(connection, statement, params)

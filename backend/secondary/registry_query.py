@@ -1,7 +1,8 @@
-"""Reading registries page by page: filters, sort orders, keyset cursors and
-capped counts. Used by the GraphQL API (and through it the console) and by
-reports. Keyset pages stay correct while rows change state: a cursor names a
-position in the sort order, not an offset.
+"""Reading registries: pages in a sort order with keyset cursors, capped and
+exact counts, streams for reports, counts by state, failure groups. Used by
+the GraphQL API, the console, the CLI and reports; rows come back as
+`RegistryRow`s. Keyset pages stay correct while rows change state: a cursor
+names a position in the sort order, not an offset.
 """
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, false, func, literal, or_, select
+from typing import Iterator, Sequence
+
+from sqlalchemy import and_, case, func, literal, or_, select
 
 from backend.db.types import MAX_ID
-from backend.framework.states import SyncState, VerificationState
+from backend.framework.states import SyncState
+from backend.secondary.registry_row import RegistryRow
+from backend.secondary.registry_selection import RegistrySelection
+from backend.secondary.registry_table import CHUNK
 
+DEFAULT_SORT = "ID_ASC"
 SORTS = {
     "ID_ASC": ("id", False), "ID_DESC": ("id", True),
     "VERIFIED_AT_ASC": ("verified_at", False), "VERIFIED_AT_DESC": ("verified_at", True),
@@ -28,43 +35,9 @@ class QueryError(ValueError):
     """A bad argument; the message is meant for the API client."""
 
 
-@dataclass(frozen=True)
-class RegistryQuery:
-    ids: tuple[int, ...] | None = None
-    replication_state: SyncState | None = None
-    verification_state: VerificationState | None = None
-    keyword: str | None = None
-    sort: str = "ID_ASC"
-
-    def __post_init__(self) -> None:
-        if self.sort not in SORTS:
-            raise QueryError(f"unknown sort {self.sort!r}")
-
-    def clauses(self, table, fk) -> list:
-        clauses = []
-        if self.ids is not None:
-            clauses.append(table.c.id.in_(list(self.ids)) if self.ids else false())
-        if self.replication_state is not None:
-            clauses.append(table.c.state == int(self.replication_state))
-        if self.verification_state is not None:
-            clauses.append(table.c.verification_state == int(self.verification_state))
-        keyword = (self.keyword or "").strip()
-        if keyword:
-            numbers = keyword.replace(",", " ").split()
-            if all(part.isascii() and part.isdigit() for part in numbers):
-                # Registry or model ids, as many as given ("12 15 300").
-                values = [int(part) for part in numbers if int(part) <= MAX_ID]
-                clauses.append(or_(table.c.id.in_(values), fk.in_(values)))
-            else:
-                pattern = f"%{keyword.lower()}%"
-                clauses.append(or_(func.lower(table.c.last_sync_failure).like(pattern),
-                                   func.lower(table.c.verification_failure).like(pattern)))
-        return clauses
-
-
 @dataclass
 class Page:
-    rows: list[dict]
+    rows: list[RegistryRow]
     has_next_page: bool
     has_previous_page: bool
     cursors: list[str] = field(default_factory=list)
@@ -78,12 +51,22 @@ class Page:
         return self.cursors[-1] if self.cursors else None
 
 
-def encode_cursor(row: dict, sort: str) -> str:
+def check_sort(sort: str) -> str:
+    if sort not in SORTS:
+        raise QueryError(f"unknown sort {sort!r}")
+    return sort
+
+
+def _sort_value(row: RegistryRow, sort: str):
     column, _ = SORTS[sort]
-    value = row[column]
+    return row.registry_id if column == "id" else getattr(row, column)
+
+
+def encode_cursor(row: RegistryRow, sort: str) -> str:
+    value = _sort_value(row, sort)
     if isinstance(value, dt.datetime):
         value = value.isoformat()
-    raw = json.dumps({"id": row["id"], "v": value, "s": sort}, separators=(",", ":"))
+    raw = json.dumps({"id": row.registry_id, "v": value, "s": sort}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -137,8 +120,8 @@ def _order(table, sort: str, descending: bool) -> list:
     return [null_rank.asc(), column.asc(), table.c.id.asc()]
 
 
-def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = None,
-               after: str | None = None, last: int | None = None,
+def fetch_page(engine, replicator, selection: RegistrySelection, sort: str = DEFAULT_SORT, *,
+               first: int | None = None, after: str | None = None, last: int | None = None,
                before: str | None = None, offset: int | None = None,
                max_page_size: int = 500) -> Page:
     """One Relay page: `first` rows after `after`, or `last` rows before `before`.
@@ -146,6 +129,7 @@ def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = 
     `offset` (forward pages only) skips rows first: the console's table
     jumps to any row of a million with it.
     """
+    check_sort(sort)
     if first is not None and last is not None:
         raise QueryError("give first or last, not both")
     if offset is not None and (offset < 0 or last is not None):
@@ -157,20 +141,20 @@ def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = 
         raise QueryError("first and last must not be negative")
     if size > max_page_size:
         raise QueryError(f"at most {max_page_size} rows per page")
-    table = replicator.registry_table()
-    fk = table.c[replicator.registry_fk]
-    _, descending = SORTS[query.sort]
+    table, selected = _where(replicator, selection)
+    _, descending = SORTS[sort]
     backwards = last is not None
     reverse = descending != backwards
-    where = query.clauses(table, fk)
+    where = list(selected)
     if after:
-        where.append(_after(table, query.sort, decode_cursor(after, query.sort), descending))
+        where.append(_after(table, sort, decode_cursor(after, sort), descending))
     if before:
-        where.append(_after(table, query.sort, decode_cursor(before, query.sort), not descending))
-    statement = (select(table).where(*where).order_by(*_order(table, query.sort, reverse))
+        where.append(_after(table, sort, decode_cursor(before, sort), not descending))
+    statement = (select(table).where(*where).order_by(*_order(table, sort, reverse))
                  .limit(size + 1).offset(offset or None))
     with engine.connect() as connection:
-        rows = [dict(row) for row in connection.execute(statement).mappings()]
+        rows = [RegistryRow.from_record(record, replicator)
+                for record in connection.execute(statement).mappings()]
         more = len(rows) > size
         rows = rows[:size]
         if backwards:
@@ -179,38 +163,88 @@ def fetch_page(engine, replicator, query: RegistryQuery, *, first: int | None = 
         beyond = None
         if rows:
             edge = rows[0] if not backwards else rows[-1]
-            edge_cursor = (edge["id"], edge[SORTS[query.sort][0]])
-            other = _after(table, query.sort, edge_cursor, not descending if not backwards
+            edge_cursor = (edge.registry_id, _sort_value(edge, sort))
+            other = _after(table, sort, edge_cursor, not descending if not backwards
                            else descending)
             beyond = connection.execute(
-                select(literal(1)).where(*query.clauses(table, fk), other).limit(1)
-            ).first() is not None
+                select(literal(1)).where(*selected, other).limit(1)).first() is not None
         elif after or before or offset:
             beyond = True
     if backwards:
         has_previous, has_next = more, bool(beyond)
     else:
         has_next, has_previous = more, bool(beyond)
-    return Page(rows, has_next, has_previous, [encode_cursor(row, query.sort) for row in rows])
+    return Page(rows, has_next, has_previous, [encode_cursor(row, sort) for row in rows])
 
 
-def capped_count(engine, replicator, query: RegistryQuery, limit: int = MAX_COUNT_LIMIT) -> int:
+def _where(replicator, selection: RegistrySelection):
+    table = replicator.registry_table()
+    return table, selection.clauses(table, table.c[replicator.registry_fk])
+
+
+def capped_count(engine, replicator, selection: RegistrySelection,
+                 limit: int = MAX_COUNT_LIMIT) -> int:
     """Rows matching, but at most limit + 1 (GitLab's LimitedCountableConnection)."""
     if not 1 <= limit <= MAX_COUNT_LIMIT:
         raise QueryError(f"count limit must be between 1 and {MAX_COUNT_LIMIT}")
-    table = replicator.registry_table()
-    fk = table.c[replicator.registry_fk]
-    limited = select(table.c.id).where(*query.clauses(table, fk)).limit(limit + 1).subquery()
+    table, where = _where(replicator, selection)
+    limited = select(table.c.id).where(*where).limit(limit + 1).subquery()
     with engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(limited)).scalar_one()
 
 
-def exact_count(engine, replicator, query: RegistryQuery) -> int:
-    table = replicator.registry_table()
-    fk = table.c[replicator.registry_fk]
+def exact_count(engine, replicator, selection: RegistrySelection) -> int:
+    table, where = _where(replicator, selection)
     with engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(table)
-                                  .where(*query.clauses(table, fk))).scalar_one()
+                                  .where(*where)).scalar_one()
+
+
+def stream(engine, replicator, selection: RegistrySelection, limit: int | None = None,
+           chunk: int = 5000) -> Iterator[RegistryRow]:
+    """Every matching row in id order, `chunk` at a time (keyset): a million
+    rows in bounded memory."""
+    table, where = _where(replicator, selection)
+    last_id = 0
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = chunk if remaining is None else min(chunk, remaining)
+        statement = (select(table).where(*where, table.c.id > last_id)
+                     .order_by(table.c.id).limit(size))
+        with engine.connect() as connection:
+            rows = [RegistryRow.from_record(record, replicator)
+                    for record in connection.execute(statement).mappings()]
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1].registry_id
+        if remaining is not None:
+            remaining -= len(rows)
+        if len(rows) < size:
+            return
+
+
+def existing_ids(engine, replicator, ids: Sequence[int]) -> set[int]:
+    """Which of these registry ids exist."""
+    table = replicator.registry_table()
+    found: set[int] = set()
+    with engine.connect() as connection:
+        for start in range(0, len(ids), CHUNK):
+            found |= set(connection.execute(
+                select(table.c.id).where(table.c.id.in_(list(ids[start:start + CHUNK]))))
+                .scalars())
+    return found
+
+
+def state_groups(engine, replicator) -> list[tuple[int, int, int]]:
+    """(state, verification state, registries) for every pair present: one
+    GROUP BY that the (state, verification_state) index answers with an
+    index-only scan. Status counts and the console's sidebar come from it."""
+    table = replicator.registry_table()
+    statement = (select(table.c.state, table.c.verification_state, func.count())
+                 .group_by(table.c.state, table.c.verification_state))
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(statement)]
 
 
 def failure_groups(engine, replicator, limit: int = 100) -> list[dict]:

@@ -6,18 +6,17 @@ from sqlalchemy import func, select
 
 from backend.framework.status_fields import empty_type_fields
 from backend.framework.states import SyncState, VerificationState
+from backend.secondary.registry_query import state_groups
 
 
 def registry_counts(engine, replicator) -> dict:
     """All registry counts from one GROUP BY over (state, verification_state),
     which the registry's composite index answers with an index-only scan."""
     t = replicator.registry_table()
-    grouped = (select(t.c.state, t.c.verification_state, func.count())
-               .group_by(t.c.state, t.c.verification_state))
+    groups = state_groups(engine, replicator)
     oldest = select(func.min(t.c.created_at)).where(
         t.c.state.in_([SyncState.PENDING, SyncState.STARTED, SyncState.FAILED]))
     with engine.connect() as connection:
-        groups = connection.execute(grouped).all()
         oldest_unsynced = connection.execute(oldest).scalar()
     counts = {"registry_count": 0, "synced_count": 0, "failed_count": 0,
               "verification_total_count": 0, "verified_count": 0,

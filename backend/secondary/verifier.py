@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Callable
 
 from backend.framework import transitions as tr
 from backend.framework.checksum import file_checksum, size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
 from backend.secondary.checksum_pool import ChecksumPool, checksums
-from backend.secondary.registry_store import RegistryStore, VerificationClaim
+from backend.secondary.registry_claims import VerificationClaim
+from backend.secondary.registry_outcomes import Outcome, RegistryOutcomes, write
 
 log = logging.getLogger(__name__)
 
@@ -22,28 +24,22 @@ class Verifier:
         self.storage = storage
         self.pool = pool  # worker processes for the hashing, if given
 
-    def verify_batch(self, store: RegistryStore, claims: list[VerificationClaim],
-                     record=None, record_statements=None) -> dict:
+    def verify_batch(self, engine, replicator, claims: list[VerificationClaim],
+                     record: Callable[[Outcome], None] | None = None) -> dict:
         """Verify claimed registries; returns counts by outcome.
 
-        `record(write)` performs each database write, a function of a
-        connection, and `record_statements` a list of guarded statements with
-        parameters (the engine gathers them into few transactions and retries
-        them through an outage); by default each gets its own transaction.
+        `record(outcome)` writes each outcome (the engine's recorder gathers
+        them into few transactions and retries them through an outage); by
+        default each is written at once in a transaction of its own.
         """
-        record = record or (lambda write: write(None))
-        # Successes, the common outcome, as statements the engine batches.
-        record_statements = record_statements or (lambda statements: record(
-            lambda connection: [connection.execute(statement, params)
-                                for statement, params in statements]))
-        outcome = {"verified": 0, "failed": 0, "disabled": 0}
-        replicator = store.replicator
+        record = record or (lambda outcome: write(engine, outcome))
+        outcomes = RegistryOutcomes(replicator)
+        counts = {"verified": 0, "failed": 0, "disabled": 0}
         try:
             primary = self.client.states(
                 replicator.replicable_name, [claim.model_id for claim in claims])
         except Exception:
-            record(lambda connection: store.release_verification_claims(
-                claims, connection))  # try again later
+            record(outcomes.verification_released(claims))  # try again later
             raise
         comparable = [claim for claim in claims if _comparable(primary.get(claim.model_id))]
         computed = self.local_checksums(replicator, [
@@ -51,32 +47,24 @@ class Verifier:
         for claim in claims:
             if claim.model_id not in computed:
                 # Nothing to compare with until the primary has a checksum.
-                record(lambda connection, claim=claim:
-                       store.mark_verification_disabled(claim, connection))
-                outcome["disabled"] += 1
+                record(outcomes.verification_disabled(claim))
+                counts["disabled"] += 1
                 continue
             expected = primary[claim.model_id]["checksum"]
-            try:
-                local = computed[claim.model_id]
-                if isinstance(local, OSError):
-                    raise local
-            except OSError as exc:
-                message = f"Error during verification: {exc.strerror or exc}"
-                record(lambda connection, claim=claim, message=message:
-                       store.mark_verification_failed(claim, message, connection=connection))
-                outcome["failed"] += 1
-                continue
-            if local == expected:
-                record_statements(store.verified_statements(claim, local))
-                outcome["verified"] += 1
+            local = computed[claim.model_id]
+            if isinstance(local, OSError):
+                record(outcomes.verification_failed(
+                    claim, f"Error during verification: {local.strerror or local}"))
+                counts["failed"] += 1
+            elif local == expected:
+                record(outcomes.verified(claim, local))
+                counts["verified"] += 1
             else:
-                failure = tr.mismatch_failure(local, expected, claim.registry_id)
-                record(lambda connection, claim=claim, failure=failure, local=local,
-                       expected=expected: store.mark_verification_failed(
-                           claim, failure, checksum=local, primary_checksum=expected,
-                           connection=connection))
-                outcome["failed"] += 1
-        return outcome
+                record(outcomes.verification_failed(
+                    claim, tr.mismatch_failure(local, expected, claim.registry_id),
+                    checksum=local, primary_checksum=expected))
+                counts["failed"] += 1
+        return counts
 
     def local_checksums(self, replicator, wanted: list[tuple[int, int]]) -> dict:
         """{model id: checksum or OSError} for (model id, file store) pairs;

@@ -12,7 +12,7 @@ from app.failures_page import FailuresPage
 from app.main_window import MainWindow
 from app.overview_page import OverviewPage
 from app.settings import SettingsDialog, load_settings, validate
-from app.sources import Filter, RemoteSource
+from app.sources import RemoteSource
 from app.tasks import TaskRunner
 from backend.framework.states import SyncState
 from tests.console.conftest import db_states, registry_rows
@@ -40,6 +40,8 @@ def test_overview_shows_status_bars_and_pause(qtbot, source, local_site):
     qtbot.waitUntil(lambda: page.name_label.text() == "secondary-1", timeout=10000)
     sync, verify, checksum = page.bars["cool_widgets"]
     assert (sync.total, sync.success, sync.failed) == (60, 39, len(FAILED))
+    assert page.percentages["cool_widgets"].text() == "65.00% / 56.67%"  # 39, 34 of 60
+    assert page.bars["package_files"][0].total == 0  # every type is listed
     assert "Failed: 15" in sync.toolTip() and "Queued: 6" in sync.toolTip()
     assert checksum.toolTip() == "Not applicable"  # no primary in this console
     assert "registries" not in page.lag_label.text()
@@ -88,7 +90,7 @@ def test_failures_grouped_and_a_group_resynced(qtbot, source, local_site):
     missing = [n for n in FAILED if n % 8 == 0]
     assert texts == {"The file is missing on the Geo primary site": str(len(missing)),
                      "Downloaded file checksum mismatch": str(len(FAILED) - len(missing))}
-    assert page.summary.text() == f"{len(FAILED)} failed registries in 2 groups"
+    assert page.summary.text() == f"Cool Widgets: {len(FAILED)} failed registries in 2 groups"
     for i in range(2):
         if page.tree.topLevelItem(i).text(1).startswith("The file"):
             page.tree.topLevelItem(i).setSelected(True)
@@ -101,7 +103,8 @@ def test_failures_grouped_and_a_group_resynced(qtbot, source, local_site):
 
 def test_export_csv_and_json_contain_what_the_filter_shows(qtbot, window, tmp_path):
     window.details.sidebar.sync_list.setCurrentRow(4)  # failed
-    qtbot.waitUntil(lambda: window.details.view_filter == Filter("failed"), timeout=5000)
+    qtbot.waitUntil(lambda: window.details.selection.replication_state == SyncState.FAILED,
+                    timeout=5000)
     path = tmp_path / "failed.csv"
     window.export_to(str(path), "csv")
     qtbot.waitUntil(path.exists, timeout=10000)
@@ -115,6 +118,7 @@ def test_export_csv_and_json_contain_what_the_filter_shows(qtbot, window, tmp_pa
     assert document["count"] == len(FAILED)
     assert document["filter"]["replication_state"] == "failed"
     assert document["summary"]["cool_widgets_failed_count"] == len(FAILED)
+    assert document["replicable"] == "cool_widget"
     assert "console-token" not in json_path.read_text()
 
 
@@ -139,6 +143,7 @@ def test_pdf_report(qtbot, window, tmp_path):
 
 def test_status_bar_and_failure_notification(qtbot, window, local_site):
     qtbot.waitUntil(lambda: "60 registries" in window.totals_label.text(), timeout=10000)
+    assert window.totals_label.text().startswith("Cool Widgets: 60 registries")
     # This console's engine is not started: the status bar says so.
     assert window.connection_label.text() == "▲ secondary-1: The sync engine is not running"
     window.status_timer.stop()
@@ -153,12 +158,39 @@ def test_status_bar_and_failure_notification(qtbot, window, local_site):
     assert window.message_label.text() == ""
 
 
-def test_theme_choice_is_remembered(window, settings):
+def test_theme_choice_is_remembered_and_applies_its_palette(window, settings):
+    from PySide6.QtGui import QGuiApplication, QPalette
+
+    import resources
     window.set_theme("dark")
     assert settings.value("theme") == "dark"
+    palette = QGuiApplication.palette()
+    assert palette.color(QPalette.Window).name() == resources.palette("dark")["Window"]
+    assert palette.color(QPalette.Disabled, QPalette.Text).name() == \
+        resources.disabled_palette("dark")["Text"]
     assert window.overview.progress_chart.backgroundBrush().color().name() == "#1e1f22"
     window.set_theme("light")
     assert settings.value("theme") == "light"
+    assert QGuiApplication.palette().color(QPalette.Base).name() == \
+        resources.palette("light")["Base"]
+    assert window.overview.progress_chart.backgroundBrush().color().name() == \
+        resources.chart_colours("light")["background"]
+
+
+def test_states_show_their_icons_and_the_window_its_own(qtbot, window):
+    from PySide6.QtCore import Qt
+    details = window.details
+    qtbot.waitUntil(lambda: details.model.row_data(0) is not None, timeout=10000)
+    for column in (2, 3):  # replication and verification
+        assert not details.model.index(0, column).data(Qt.DecorationRole).isNull()
+    assert details.model.index(0, 0).data(Qt.DecorationRole) is None
+    from widgets.state_icons import blank_icon, state_icon
+    items = [details.sidebar.sync_list.item(row) for row in range(5)]
+    # "All" is no state: a blank icon keeps its text in line with the others.
+    assert items[0].icon().cacheKey() == blank_icon(16).cacheKey()
+    assert [item.icon().cacheKey() for item in items[1:]] == [
+        state_icon(state).cacheKey() for state in ("pending", "started", "synced", "failed")]
+    assert not window.windowIcon().isNull()
 
 
 def test_window_geometry_and_tab_restored(qtbot, source, settings):
@@ -168,11 +200,14 @@ def test_window_geometry_and_tab_restored(qtbot, source, settings):
     first.resize(1000, 700)
     qtbot.waitUntil(lambda: first.size().toTuple() == (1000, 700))
     first.tabs.setCurrentIndex(2)
+    first.set_type("package_file")
     first.close()
     second = MainWindow(source, settings=settings)
     qtbot.addWidget(second)
     second.show()
     assert second.tabs.currentIndex() == 2
+    assert second.data_type.replicable_name == "package_file"
+    assert second.details.data_type == second.failures.data_type == second.data_type
     # Qt clamps a restored width to the screen (800 pixels offscreen).
     qtbot.waitUntil(lambda: second.height() == 700)
     second.close()
@@ -229,7 +264,7 @@ def test_remote_source_drives_the_details_page(qtbot, tracking_url, tmp_path, cr
         page.sidebar.sync_list.setCurrentRow(4)
         qtbot.waitUntil(lambda: page.model.rowCount() == len(FAILED)
                         and page.model.row_data(0) is not None, timeout=15000)
-        assert page.model.row_data(0)["registry_id"] == FAILED[0]
+        assert page.model.row_data(0).registry_id == FAILED[0]
         page.table.selectRow(0)
         page.act_on_selection("resync")
         qtbot.waitUntil(lambda: db_states(site)[FAILED[0]][0] == SyncState.PENDING,

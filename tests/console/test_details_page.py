@@ -5,9 +5,9 @@ from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 
 from app.details_page import DetailsPage
-from app.sources import Filter
 from app.tasks import TaskRunner
 from backend.framework.states import SyncState, VerificationState
+from backend.secondary.registry_selection import RegistrySelection
 from tests.console.conftest import db_states, registry_rows
 
 
@@ -26,13 +26,13 @@ def page(qtbot, source):
 
 def loaded(page, qtbot, count):
     qtbot.waitUntil(lambda: page.model.rowCount() == count and page.count_label.text()
-                    .startswith(f"{count:,} registries — {page.view_filter.describe()}"),
+                    .startswith(f"{count:,} registries — {page.describe()}"),
                     timeout=10000)
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None or count == 0, timeout=10000)
 
 
 def shown_ids(page):
-    return [page.model.row_data(r)["registry_id"] for r in range(page.model.rowCount())]
+    return [page.model.row_data(r).registry_id for r in range(page.model.rowCount())]
 
 
 ROWS = registry_rows()
@@ -52,10 +52,11 @@ def test_state_filter_changes_rows_and_count(page, qtbot):
     page.sidebar.sync_list.setCurrentRow(4)  # Failed
     loaded(page, qtbot, len(FAILED))
     assert shown_ids(page) == FAILED
-    assert all(page.model.row_data(r)["state"] == "failed" for r in range(len(FAILED)))
+    assert all(page.model.row_data(r).state == SyncState.FAILED for r in range(len(FAILED)))
     page.sidebar.verification_list.setCurrentRow(4)  # and verification failed: none
     loaded(page, qtbot, 0)
-    assert "0 registries — replication failed, verification failed" in page.count_label.text()
+    assert "0 registries — Cool Widgets: replication failed, verification failed" \
+        in page.count_label.text()
 
 
 def test_search_by_ids_and_failure_text(page, qtbot):
@@ -75,10 +76,10 @@ def test_sort_orders(page, qtbot):
     loaded(page, qtbot, 60)
     page.sort_box.setCurrentIndex(page.sort_box.findData("ID_DESC"))
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None
-                    and page.model.row_data(0)["registry_id"] == 60, timeout=10000)
+                    and page.model.row_data(0).registry_id == 60, timeout=10000)
     page.sort_box.setCurrentIndex(page.sort_box.findData("LAST_SYNCED_AT_ASC"))
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None
-                    and page.model.row_data(0)["registry_id"] == 1, timeout=10000)
+                    and page.model.row_data(0).registry_id == 1, timeout=10000)
 
 
 def select(page, rows):
@@ -117,6 +118,8 @@ def test_resync_all_failed_asks_with_the_count(page, qtbot, local_site):
     page.act_on_filter("resync", failed_only=True)
     qtbot.waitUntil(lambda: bool(questions), timeout=10000)
     assert questions[0][0] == f"Resync {len(FAILED)} registries"
+    assert questions[0][1].startswith(f"Resync {len(FAILED)} cool widgets registries "
+                                      "(replication failed)?")
     assert "downloaded from the primary again" in questions[0][1]
     qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
                                 for n in FAILED), timeout=10000)
@@ -137,16 +140,16 @@ def test_declined_confirmation_changes_nothing(page, qtbot, local_site):
 def test_copy_rows(page, qtbot):
     loaded(page, qtbot, 60)
     select(page, [0, 3])
-    page.copy_rows()
+    page.table.copy_rows()
     lines = QGuiApplication.clipboard().text().splitlines()
-    assert lines[0].startswith("Registry\tWidget\tReplication")
+    assert lines[0].startswith("Registry\tCool Widget\tReplication")
     assert lines[1].startswith("1\t501\tsynced") and lines[2].startswith("4\t504\tfailed")
 
 
 def test_column_chooser_keeps_one_column(page):
     for column in range(1, 12):
-        page.set_column_visible(column, False)
-    page.set_column_visible(0, False)
+        page.table.set_column_visible(column, False)
+    page.table.set_column_visible(0, False)
     assert not page.table.isColumnHidden(0)
 
 
@@ -159,7 +162,8 @@ def test_state_is_saved_and_restored(page, qtbot, source, settings):
     again = DetailsPage(runner, source)
     qtbot.addWidget(again)
     again.restore_state(settings)
-    assert again.view_filter == Filter("failed", None, "", "ID_ASC")
+    assert again.selection == RegistrySelection(replication_state=SyncState.FAILED)
+    assert again.sort == "ID_ASC"
     assert again.table.isColumnHidden(7)
     again.stop()
     runner.close()

@@ -1,4 +1,6 @@
 """The virtual registry model: Qt's model tester, paging, stale answers."""
+from types import SimpleNamespace
+
 import pytest
 
 from widgets.registry_table_model import (LOADING, MAX_CACHED_PAGES, PAGE_SIZE,
@@ -6,10 +8,12 @@ from widgets.registry_table_model import (LOADING, MAX_CACHED_PAGES, PAGE_SIZE,
 
 
 def make_rows(count):
-    return [{"registry_id": n, "model_id": n + 100, "state": "synced",
-             "verification_state": "succeeded", "retry_count": 0, "last_synced_at": None,
-             "verified_at": None, "retry_at": None, "last_sync_failure": None,
-             "verification_failure": None, "checksum_mismatch": False, "created_at": None}
+    """Plain rows read by attribute, as the console's registry rows are."""
+    return [SimpleNamespace(registry_id=n, model_id=n + 100, state="synced",
+                            verification_state="succeeded", retry_count=0, last_synced_at=None,
+                            verified_at=None, retry_at=None, last_sync_failure=None,
+                            verification_failure=None, checksum_mismatch=False,
+                            created_at=None)
             for n in range(1, count + 1)]
 
 

@@ -13,7 +13,8 @@ from graphql import (FieldNode, FragmentDefinitionNode, FragmentSpreadNode, Grap
                      parse, specified_rules, validate)
 
 from backend.api.graphql.limits import MAX_DEPTH
-from backend.api.graphql.schema import ApiError, RequestContext, build_schema
+from backend.api.graphql.schema import build_schema
+from backend.api.graphql.types import ApiError, RequestContext
 
 log = logging.getLogger(__name__)
 

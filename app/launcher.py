@@ -1,0 +1,25 @@
+"""The `geo-console` command (and `python main.py`): the CLI, with the
+console offered to it when PySide6 is installed. Imports no Qt itself, so
+the command runs on a headless server without the console's libraries."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from backend.cli import main as cli_main
+
+
+def open_console(**options):
+    from app.main import run_console  # imported only when a window is wanted
+    return run_console(**options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The console is an optional install (the [console] extra); the backend
+    # never imports it, so the choice is made here.
+    console = open_console if importlib.util.find_spec("PySide6") else None
+    return cli_main(argv, open_console=console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

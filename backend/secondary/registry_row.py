@@ -1,0 +1,130 @@
+"""One registry, as every reader sees it: the console's table and detail
+panel, reports, the CLI and the GraphQL API.
+
+A row comes from the tracking database (`from_record`) or from a site's
+GraphQL API (`from_graphql`) and reads the same either way: states as
+enums, times as aware datetimes, checksums as text. Views (`report`,
+`json`) shape it for output without a second row type.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from backend.framework.failures import MISSING_ON_PRIMARY
+from backend.framework.states import SyncState, VerificationState
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return bytes(value).decode("ascii", "replace")
+
+
+def _time(value) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A time as reports write it: UTC, microseconds, Z."""
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRow:
+    replicable: str  # the type's name: `cool_widget`
+    registry_id: int
+    model_id: int
+    state: SyncState
+    verification_state: VerificationState
+    retry_count: int
+    retry_at: dt.datetime | None
+    last_synced_at: dt.datetime | None
+    last_sync_failure: str | None
+    verification_retry_count: int
+    verification_retry_at: dt.datetime | None
+    verified_at: dt.datetime | None
+    verification_started_at: dt.datetime | None
+    verification_failure: str | None
+    checksum_mismatch: bool
+    verification_checksum: str | None
+    verification_checksum_mismatched: str | None
+    created_at: dt.datetime | None
+
+    @classmethod
+    def from_record(cls, record, replicator) -> "RegistryRow":
+        """From a row mapping of `replicator`'s registry table."""
+        return cls(
+            replicable=replicator.replicable_name,
+            registry_id=record["id"], model_id=record[replicator.registry_fk],
+            state=SyncState(record["state"]),
+            verification_state=VerificationState(record["verification_state"]),
+            retry_count=record["retry_count"], retry_at=record["retry_at"],
+            last_synced_at=record["last_synced_at"],
+            last_sync_failure=record["last_sync_failure"],
+            verification_retry_count=record["verification_retry_count"],
+            verification_retry_at=record["verification_retry_at"],
+            verified_at=record["verified_at"],
+            verification_started_at=record["verification_started_at"],
+            verification_failure=record["verification_failure"],
+            checksum_mismatch=bool(record["checksum_mismatch"]),
+            verification_checksum=_text(record["verification_checksum"]),
+            verification_checksum_mismatched=_text(record["verification_checksum_mismatched"]),
+            created_at=record["created_at"])
+
+    @classmethod
+    def from_graphql(cls, node: dict, replicable: str) -> "RegistryRow":
+        """From a registry node of a site's GraphQL API (`REGISTRY_FIELDS`)."""
+        return cls(
+            replicable=replicable,
+            registry_id=int(str(node["id"]).rsplit("/", 1)[1]), model_id=node["modelRecordId"],
+            state=SyncState[node["state"]],
+            verification_state=VerificationState[node["verificationState"]],
+            retry_count=node["retryCount"] or 0, retry_at=_time(node["retryAt"]),
+            last_synced_at=_time(node["lastSyncedAt"]),
+            last_sync_failure=node["lastSyncFailure"],
+            verification_retry_count=node["verificationRetryCount"] or 0,
+            verification_retry_at=_time(node["verificationRetryAt"]),
+            verified_at=_time(node["verifiedAt"]),
+            verification_started_at=_time(node["verificationStartedAt"]),
+            verification_failure=node["verificationFailure"],
+            checksum_mismatch=bool(node["checksumMismatch"]),
+            verification_checksum=node["verificationChecksum"],
+            verification_checksum_mismatched=node["verificationChecksumMismatched"],
+            created_at=_time(node["createdAt"]))
+
+    @property
+    def missing_on_primary(self) -> bool:
+        return self.state == SyncState.FAILED and self.last_sync_failure == MISSING_ON_PRIMARY
+
+    @property
+    def failure(self) -> str | None:
+        """What went wrong, sync first."""
+        return self.last_sync_failure or self.verification_failure
+
+    def report(self, fk: str) -> dict:
+        """The row as reports write it (REPORT_COLUMNS, with `fk` naming the
+        model id): states by name, ISO times, text."""
+        out = {}
+        for name in REPORT_COLUMNS:
+            value = getattr(self, name)
+            if isinstance(value, (SyncState, VerificationState)):
+                value = value.label
+            elif isinstance(value, dt.datetime):
+                value = iso(value)
+            out[fk if name == "model_id" else name] = value
+        return out
+
+
+# Reports and the CLI's JSON write these, in this order.
+REPORT_COLUMNS = ("registry_id", "model_id", "state", "verification_state", "retry_count",
+                  "retry_at", "last_synced_at", "last_sync_failure",
+                  "verification_retry_count", "verification_retry_at", "verified_at",
+                  "verification_started_at", "verification_failure", "checksum_mismatch",
+                  "verification_checksum", "verification_checksum_mismatched", "created_at")

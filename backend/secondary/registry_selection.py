@@ -1,0 +1,107 @@
+"""Which registries of one type: the one selection that reads, actions,
+reports, GraphQL and the console narrow registries by.
+
+A selection is turned into WHERE clauses on the registry table, so what it
+picks is decided by the database: a resync narrowed by a keyword is one
+UPDATE, never a million ids loaded into Python first.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from sqlalchemy import false, func, or_
+
+from backend.db.types import MAX_ID
+from backend.framework.states import SyncState, VerificationState
+
+
+@dataclass(frozen=True)
+class RegistrySelection:
+    """Registries matching every given part (None: not narrowed by it).
+
+    `keyword` is what an administrator types in a search box: registry or
+    model ids ("12 15 300", commas allowed), or else a piece of failure text.
+    """
+
+    ids: tuple[int, ...] | None = None          # registry ids
+    model_ids: tuple[int, ...] | None = None    # ids of the replicated records
+    replication_state: SyncState | None = None
+    verification_state: VerificationState | None = None
+    keyword: str | None = None
+
+    def __post_init__(self) -> None:
+        # Normalised once, so equal selections compare equal.
+        for name in ("ids", "model_ids"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(i) for i in value))
+        for name, kind in (("replication_state", SyncState),
+                           ("verification_state", VerificationState)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                object.__setattr__(self, name, kind(value))
+        keyword = (self.keyword or "").strip() or None
+        object.__setattr__(self, "keyword", keyword)
+
+    def narrowed(self, **changes) -> "RegistrySelection":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_everything(self) -> bool:
+        return self == RegistrySelection()
+
+    def clauses(self, table, fk) -> list:
+        """WHERE clauses on the registry `table` whose model id column is `fk`."""
+        clauses = []
+        if self.ids is not None:
+            clauses.append(table.c.id.in_(self.ids) if self.ids else false())
+        if self.model_ids is not None:
+            clauses.append(fk.in_(self.model_ids) if self.model_ids else false())
+        if self.replication_state is not None:
+            clauses.append(table.c.state == int(self.replication_state))
+        if self.verification_state is not None:
+            clauses.append(table.c.verification_state == int(self.verification_state))
+        if self.keyword:
+            numbers = self.keyword.replace(",", " ").split()
+            if all(part.isascii() and part.isdigit() for part in numbers):
+                values = [int(part) for part in numbers if int(part) <= MAX_ID]
+                clauses.append(or_(table.c.id.in_(values), fk.in_(values)))
+            else:
+                pattern = f"%{self.keyword.lower()}%"
+                clauses.append(or_(func.lower(table.c.last_sync_failure).like(pattern),
+                                   func.lower(table.c.verification_failure).like(pattern)))
+        return clauses
+
+    def describe(self) -> str:
+        """In words, for confirmations and status lines."""
+        parts = []
+        if self.replication_state is not None:
+            parts.append(f"replication {self.replication_state.label}")
+        if self.verification_state is not None:
+            parts.append(f"verification {self.verification_state.label}")
+        if self.keyword:
+            parts.append(f"search “{self.keyword}”")
+        if self.ids is not None:
+            parts.append(f"{len(self.ids):,} chosen {'registry' if len(self.ids) == 1 else 'registries'}")
+        if self.model_ids is not None:
+            parts.append(f"{len(self.model_ids):,} chosen records")
+        return ", ".join(parts) or "all registries"
+
+    def as_dict(self) -> dict:
+        """For a report's header: states by name."""
+        return {
+            "replication_state": self.replication_state.label
+            if self.replication_state is not None else None,
+            "verification_state": self.verification_state.label
+            if self.verification_state is not None else None,
+            "ids": list(self.ids) if self.ids is not None else None,
+            "model_ids": list(self.model_ids) if self.model_ids is not None else None,
+            "search": self.keyword,
+        }
+
+
+def table_clauses(replicator, selection: RegistrySelection) -> list:
+    """`selection`'s clauses on `replicator`'s registry table."""
+    table = replicator.registry_table()
+    return selection.clauses(table, table.c[replicator.registry_fk])

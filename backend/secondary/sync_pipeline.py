@@ -1,0 +1,156 @@
+"""The sync pipeline: claim, download, write, check, record.
+
+  - a scheduler thread keeps up to SYNC_CLAIM_AHEAD × `files_max_capacity`
+    pending (then retry-due failed) registries claimed, claiming whenever
+    half of that is free;
+  - `files_max_capacity` sync workers, coroutines on one event loop thread
+    (`sync_workers.py`), download what it claimed (`blob_client.py`);
+  - a file writer thread writes, hashes, renames and records the small
+    blobs the workers downloaded into memory, so that the loop makes no
+    file system calls for them; larger blobs are streamed into their file
+    on the loop (`downloader.py`).
+Every download is hashed once, from disk, before its rename: that hash
+checks it against the primary's checksum and, when the primary has
+verified the blob, is its verification, recorded with the sync in one
+UPDATE. A claim counts until its blob is written.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from typing import Callable
+
+from backend.framework.clock import utcnow
+from backend.secondary.claimed_work import ClaimedWork
+from backend.secondary.downloader import BlobDownloader, BufferedBlob
+from backend.secondary.engine_control import EngineControl, TypeRegistry
+from backend.secondary.engine_counters import EngineCounters
+from backend.secondary.outcome_recorder import OutcomeRecorder
+from backend.secondary.sync_workers import SyncWorkers
+
+log = logging.getLogger(__name__)
+
+SYNC_CLAIM_AHEAD = 8  # sync rows claimed per sync worker, at most
+
+
+class SyncPipeline:
+    def __init__(self, control: EngineControl, capacity: int, downloader: BlobDownloader,
+                 recorder: OutcomeRecorder, counters: EngineCounters,
+                 enabled: Callable[[], list[TypeRegistry]], *, open_resources,
+                 close_resources) -> None:
+        self.control = control
+        self.downloader = downloader
+        self.recorder = recorder
+        self.counters = counters
+        self.enabled = enabled
+        # Claims run ahead of the workers: a worker done with a blob finds
+        # the next one claimed, and a claim (a write transaction) takes many
+        # rows. A claim also counts until its blob is written.
+        self.work = ClaimedWork(SYNC_CLAIM_AHEAD * capacity)
+        self.workers = SyncWorkers(self.work, capacity, self._sync,
+                                   on_error=lambda exc: control.report("sync", exc),
+                                   open_resources=open_resources,
+                                   close_resources=close_resources)
+        self.work.on_added = self.workers.claims_added
+        self._to_write: queue.SimpleQueue = queue.SimpleQueue()  # for the file writer
+
+    @property
+    def running(self) -> bool:
+        return self.workers.running
+
+    def start(self, spawn) -> None:
+        spawn("geo-file-writer", self._file_writer_loop)
+        self.workers.start()
+        spawn("geo-sync-scheduler", lambda: self.control.claim_loop(
+            "sync", self.work, self.claim))
+
+    def stop(self, timeout: float) -> None:
+        """Downloads in flight finish until the deadline, then are cancelled
+        (their claims are recovered like a crashed engine's); the file
+        writer finishes what they handed it."""
+        self.work.wake()
+        self.workers.stop(timeout=timeout)
+        self._to_write.put(None)  # after the downloads: the writer finishes them
+        self.downloader.close()
+
+    def claim(self, limit: int) -> tuple[list, int]:
+        """Up to `limit` syncs: pending registries, then retry-due failed ones."""
+        claimed: list[tuple[TypeRegistry, object]] = []
+        for registry in self.enabled():
+            wanted = limit - len(claimed)
+            if wanted <= 0:
+                break
+            claims = self.control.claim(registry.claims, lambda now: registry.claims
+                                        .claim_sync_batch(wanted, now=now))
+            claimed += [(registry, claim) for claim in claims]
+        return claimed, len(claimed)
+
+    def release_unstarted(self) -> None:
+        """Claims no worker started before the stop go back to pending."""
+        by_type: dict[str, tuple[TypeRegistry, list]] = {}
+        for registry, claim in self.work.drain():
+            by_type.setdefault(registry.name, (registry, []))[1].append(claim)
+        for registry, claims in by_type.values():
+            registry.claims.release_sync_claims(claims)
+
+    # --- one blob ----------------------------------------------------------------
+
+    async def _sync(self, registry: TypeRegistry, claim) -> bool:
+        """On the sync workers' event loop. Returns True when the blob went
+        on to the file writer, which finishes the claim."""
+        started = time.monotonic()
+        try:
+            result = await self.downloader.download(registry.replicator, claim.model_id)
+        except Exception as exc:
+            self._crashed(registry, claim, exc, started)
+            return False
+        if isinstance(result, BufferedBlob):
+            self._to_write.put((registry, claim, result, started))
+            return True
+        self._record(registry, claim, result, started)
+        return False
+
+    def _file_writer_loop(self) -> None:
+        """Write the small blobs the sync workers downloaded, record them, and
+        only then count the claim as done. Ends at the None that stop()
+        queues after the sync workers."""
+        while (item := self._to_write.get()) is not None:
+            registry, claim, blob, started = item
+            try:
+                result = self.downloader.write_buffered(blob)
+                self._record(registry, claim, result, started)
+            except Exception as exc:
+                self._crashed(registry, claim, exc, started)
+            finally:
+                self.work.done(1)
+
+    def _crashed(self, registry: TypeRegistry, claim, exc: Exception, started: float) -> None:
+        log.error("sync of %s %s crashed", registry.replicator.title, claim.model_id,
+                  exc_info=exc)
+        self.recorder.submit(registry.outcomes.sync_failed(
+            claim, f"Error while attempting to sync: {exc}"))
+        self.counters.sync_finished(registry.name, False, time.monotonic() - started)
+
+    def _record(self, registry: TypeRegistry, claim, result, started: float) -> None:
+        """Hand a sync's outcome to the recorder. A blob the primary has
+        verified was verified by the hash that checked its download (the
+        stored file, read back from disk): synced and verified in one write,
+        unless the engine is paused, which starts no verification."""
+        outcomes = registry.outcomes
+        if not result.success:
+            self.recorder.submit(outcomes.sync_failed(claim, result.reason,
+                                                      result.missing_on_primary))
+        elif (result.primary_verified and result.local_checksum
+                and result.local_checksum == result.primary_checksum
+                and not self.control.paused):
+            self.recorder.submit(outcomes.synced_and_verified(claim, result.local_checksum,
+                                                              utcnow()))
+            self.counters.verified_on_write(registry.name)
+        else:
+            # Verification pending (paused) or disabled (the primary has not
+            # verified the blob): only the first leaves a row for the
+            # verification scheduler to claim.
+            self.recorder.submit(outcomes.synced(claim, result.primary_verified))
+        self.counters.sync_finished(registry.name, result.success,
+                                    time.monotonic() - started, result.bytes)
