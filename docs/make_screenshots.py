@@ -61,6 +61,14 @@ def main() -> None:
     window.tabs.setCurrentIndex(2)
     pump(app, 2)
     window.grab().save(str(OUT / "failures.png"))
+    window.set_type("package_file")  # the type selector drives every tab
+    window.tabs.setCurrentIndex(1)
+    details.sidebar.sync_list.setCurrentRow(4)  # failed
+    pump(app, 2)
+    details.table.selectRow(0)
+    pump(app, 1)
+    window.grab().save(str(OUT / "package-files.png"))
+    window.set_type("cool_widget")
     dialog = SettingsDialog({"mode": "local", "secondary": {
         "name": "eu-west", "primary_url": "https://primary.example:8090",
         "access_key": "eu-west-key", "secret": "x" * 40,
