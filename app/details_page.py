@@ -9,7 +9,7 @@ actions `selection_actions.py`.
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QSplitter,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -19,7 +19,8 @@ from backend.framework.states import parse_sync_state, parse_verification_state
 from backend.secondary.registry_query import DEFAULT_SORT
 from backend.secondary.registry_selection import RegistrySelection
 from widgets.detail_panel import DetailPanel
-from widgets.registry_table_model import PAGE_SIZE, RegistryTableModel
+from widgets.registry_table_model import (COLUMNS, PAGE_SIZE, RegistryTableModel, cell_text,
+                                          column_title)
 from widgets.state_sidebar import StateSidebar
 
 SORTS = [("ID_ASC", "Registry id ↑"), ("ID_DESC", "Registry id ↓"),
@@ -28,6 +29,7 @@ SORTS = [("ID_ASC", "Registry id ↑"), ("ID_DESC", "Registry id ↓"),
          ("VERIFIED_AT_DESC", "Last verified, newest"),
          ("VERIFIED_AT_ASC", "Last verified, oldest")]
 RECOUNT_DELAY = 800       # ms: debounce of the sidebar counts
+COPY_LIMIT = 10_000       # rows copied at most
 REFRESH_INTERVAL = 3000   # ms
 
 
@@ -40,9 +42,11 @@ class DetailsPage(QWidget):
         self.runner = runner
         self.source = source
         self.data_type = source.types[0]
+        self._shown_type = self.data_type
         self.selection = RegistrySelection()
         self.sort = DEFAULT_SORT
         self._running = False
+        self._detail_id: int | None = None
 
         self.sidebar = StateSidebar()
         self.sidebar.filterChanged.connect(lambda *_: self._apply_filter())
@@ -67,8 +71,9 @@ class DetailsPage(QWidget):
         self.table = RegistryView(self.model)
         self.table.message.connect(self.message)
         self.table.customContextMenuRequested.connect(self._context_menu)
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
-        self.model.dataChanged.connect(lambda *_: self._selection_changed())
+        self.table.choiceChanged.connect(self._choice_changed)
+        self.table.idsWanted.connect(self._resolve_ids)
+        self.model.pageLoaded.connect(lambda _page: self._choice_changed())
         self.actions = SelectionActions(self)
         self.actions.message.connect(self.message)
         self.actions.actionDone.connect(self._action_done)
@@ -82,12 +87,12 @@ class DetailsPage(QWidget):
                                             "Ctrl+Shift+R")
         self.resync_all = self._bulk_button("Resync all", "resync")
         self.reverify_all = self._bulk_button("Reverify all", "reverify")
-        self.copy_button = self._button("Copy", "Copy the selected rows", self.table.copy_rows,
+        self.copy_button = self._button("Copy", "Copy the selected rows", self.copy_rows,
                                         "Ctrl+C")
         self._lay_out()
         for keys, callback in (("Ctrl+R", lambda: self.act_on_selection("resync")),
                                ("Ctrl+Shift+R", lambda: self.act_on_selection("reverify")),
-                               (QKeySequence.Copy, self.table.copy_rows),
+                               (QKeySequence.Copy, self.copy_rows),
                                (QKeySequence.Find, self.search.setFocus),
                                (QKeySequence.Refresh, self.refresh)):
             shortcut = QShortcut(QKeySequence(keys), self)
@@ -184,7 +189,6 @@ class DetailsPage(QWidget):
             return
         self.data_type = data_type
         self._name_the_type()
-        self.table.clearSelection()
         self.sidebar.set_counts({})
         self._apply_filter()
 
@@ -201,11 +205,16 @@ class DetailsPage(QWidget):
             self._apply_filter()
 
     def _apply_filter(self) -> None:
+        """Show what the sidebar, the search and the sort say. Another filter
+        or type forgets the registries chosen; another sort keeps them."""
         replication, verification = self.sidebar.selection()
-        self.selection = RegistrySelection(
+        selection = RegistrySelection(
             replication_state=parse_sync_state(replication) if replication else None,
             verification_state=parse_verification_state(verification) if verification else None,
             keyword=self.search.text())
+        if selection != self.selection or self.data_type != self._shown_type:
+            self.table.forget_choice()
+        self.selection, self._shown_type = selection, self.data_type
         self.sort = self.sort_box.currentData() or DEFAULT_SORT
         self.model.reset()
         if self._running:
@@ -250,15 +259,81 @@ class DetailsPage(QWidget):
 
     # --- selection and actions --------------------------------------------------------------
 
-    def selected_ranges(self) -> list[tuple[int, int]]:
-        return self.table.selected_ranges()
+    def _resolve_ids(self, request: int, ranges: list) -> None:
+        """Ids of rows picked before their page was loaded, off the GUI thread."""
+        source, replicable = self.source, self.replicable
+        selection, sort = self.selection, self.sort
 
-    def _selection_changed(self) -> None:
-        count = self.table.selected_count()
-        rows = self.table.selected_rows(limit=1) if count == 1 else []
-        self.detail.show_row(rows[0] if rows else None)
+        def ids():
+            found = []
+            for first, last in ranges:
+                for start in range(first, last + 1, 5000):
+                    size = min(5000, last + 1 - start)
+                    found += [row.registry_id for row in source.rows(
+                        replicable, selection, sort, start, size)]
+            return found
+
+        self.runner.submit("resolve-choice", ids,
+                           lambda found: self.table.add_resolved(request, found))
+
+    def _choice_changed(self) -> None:
+        """The detail panel and the buttons follow the registries chosen."""
+        table = self.table
+        count = table.chosen_count()
         for widget in (self.resync_button, self.reverify_button, self.copy_button):
-            widget.setEnabled(count > 0)
+            widget.setEnabled(count > 0 and not table.resolving)
+        if count != 1 or table.everything:
+            self._detail_id = None
+            self.detail.show_row(None)
+            return
+        (registry_id,) = table.chosen
+        loaded = table.chosen_rows()
+        if loaded:
+            self._detail_id = registry_id
+            self.detail.show_row(loaded[0])
+        elif self._detail_id != registry_id:  # scrolled away: ask for it
+            self._detail_id = registry_id
+            source, replicable = self.source, self.replicable
+            self.runner.submit("detail", lambda: source.rows(
+                replicable, RegistrySelection(ids=(registry_id,)), DEFAULT_SORT, 0, 1),
+                lambda rows: self.detail.show_row(rows[0] if rows
+                                                  and self._detail_id == registry_id else None))
+
+    def copy_rows(self) -> None:
+        """Copy the chosen registries as TSV, in the table's order (those not
+        loaded are fetched by id); at most COPY_LIMIT."""
+        table = self.table
+        if table.everything:
+            rows = table.chosen_rows()[:COPY_LIMIT]
+            self._copy(rows, complete=len(rows) == table.chosen_count())
+            return
+        loaded = table.chosen_rows()
+        missing = table.chosen - {row.registry_id for row in loaded}
+        if not missing:
+            self._copy(loaded)
+            return
+        source, replicable = self.source, self.replicable
+        wanted = tuple(sorted(missing))[:COPY_LIMIT]
+        self.runner.submit("copy", lambda: source.rows(
+            replicable, RegistrySelection(ids=wanted), DEFAULT_SORT, 0, len(wanted)),
+            lambda rows: self._copy(loaded + rows))
+
+    def _copy(self, rows, complete: bool = True) -> None:
+        if not rows:
+            return
+        visible = [c for c in range(len(COLUMNS)) if not self.table.isColumnHidden(c)]
+        lines = ["\t".join(column_title(c, self.model.model_title) for c in visible)]
+        lines += ["\t".join(cell_text(row, c) for c in visible) for row in rows]
+        QGuiApplication.clipboard().setText("\n".join(lines))
+        self.message.emit(f"Copied {len(rows):,} rows." + ("" if complete else
+                          f" (the first {len(rows):,} loaded)"))
+
+    def copy_ids(self) -> None:
+        table = self.table
+        ids = [row.registry_id for row in table.chosen_rows()] if table.everything \
+            else sorted(table.chosen)
+        QGuiApplication.clipboard().setText(" ".join(map(str, ids)))
+        self.message.emit(f"Copied {len(ids):,} registry ids.")
 
     def act_on_selection(self, action: str) -> None:
         self.actions.on_selection(action)
@@ -272,13 +347,13 @@ class DetailsPage(QWidget):
 
     def _context_menu(self, position) -> None:
         menu = QMenu(self)
-        enabled = bool(self.table.selected_rows(limit=1))
+        enabled = self.table.chosen_count() > 0 and not self.table.resolving
         for text, callback, keys in (("Resync", lambda: self.act_on_selection("resync"),
                                       "Ctrl+R"),
                                      ("Reverify", lambda: self.act_on_selection("reverify"),
                                       "Ctrl+Shift+R"),
-                                     ("Copy rows", self.table.copy_rows, "Ctrl+C"),
-                                     ("Copy registry ids", self.table.copy_ids, None)):
+                                     ("Copy rows", self.copy_rows, "Ctrl+C"),
+                                     ("Copy registry ids", self.copy_ids, None)):
             action = QAction(text, menu)
             if keys:
                 action.setShortcut(QKeySequence(keys))

@@ -32,8 +32,12 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
         from app.site_client import SiteClient
         remote = settings.get("remote", {})
         client = SiteClient(remote.get("url", ""), remote.get("api_token"))
-        client.node()  # fail now, with one clear message, if it cannot be reached
-        return RemoteSource(client), lambda: None
+        try:
+            client.node()  # fail now, with one clear message, if it cannot be reached
+            return RemoteSource(client), client.close
+        except BaseException:
+            client.close()
+            raise
     if settings.get("mode") == "local":
         config = parse_config({"secondary": settings.get("secondary", {}),
                                "feature_flags": settings.get("feature_flags", {})},
@@ -44,6 +48,19 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
     from backend.workspace import demo_dir
     demo = Demo(DemoSettings(pathlib.Path(workspace) if workspace else demo_dir())).start()
     return LocalSource(demo.site, demo.primary), demo.stop
+
+
+def target_of(config_path: str | None) -> str:
+    """What the console connects to, in words, for its banner."""
+    if config_path:
+        return f"the secondary of {config_path}"
+    from app.settings import load_settings
+    settings = load_settings()
+    if settings.get("mode") == "remote":
+        return f"the secondary at {settings.get('remote', {}).get('url', '')}"
+    if settings.get("mode") == "local":
+        return "the secondary this console runs"
+    return "the demo"
 
 
 def run_console(workspace: pathlib.Path | None = None, config_path: str | None = None) -> int:
@@ -59,11 +76,10 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
             print(f"geo-console: error: {exc}", file=sys.stderr)
             return 1
     from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication, QLabel
+    from PySide6.QtWidgets import QApplication
 
     import resources
     from app.main_window import MainWindow
-    from app.tasks import TaskRunner
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -73,28 +89,13 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
     # The desktop entry (resources/geo-console.desktop) and its icon.
     app.setDesktopFileName("geo-console")
     app.setWindowIcon(QIcon(str(resources.icon(resources.APP_ICON))))
-    splash = QLabel("Starting Geo Console…")
-    splash.setAlignment(splash.alignment())
-    splash.setMinimumSize(360, 80)
-    splash.show()
-    runner = TaskRunner()
-    state = {}
-
-    def started(result):
-        source, stop = result
-        splash.close()
-        window = MainWindow(source, on_close=stop)
-        state["window"] = window
-        window.show()
-        window.start()
-
-    def failed(message):
-        print(f"geo-console: error: {message}", file=sys.stderr)
-        state["error"] = message
-        splash.close()
-        app.quit()
-
-    runner.submit("startup", lambda: open_source(workspace, config_path), started, failed)
+    # The window opens at once; the site is opened behind it, and a site
+    # that cannot be reached is a banner with Retry and Settings, not an exit.
+    window = MainWindow(opener=lambda: open_source(workspace, config_path),
+                        target=target_of(config_path))
+    window.show()
+    window.start()
     code = app.exec()
-    runner.wait()
-    return 1 if "error" in state else code
+    if window.closing is not None:  # the engine stopping; the window is gone already
+        window.closing.join(timeout=120)
+    return code

@@ -1,74 +1,94 @@
-"""The console's main window: a data type selector over the Overview,
-Replication details and Failures tabs, export, settings, theme,
-notifications and a status bar.
+"""The console's main window: a connection banner and a data type selector
+over the Overview, Replication details and Failures tabs; export,
+settings, theme, notifications and a status bar.
 
-The selector drives Replication details, Failures, the Overview's charts,
-the status bar's totals and exports; the Overview's bars list every type.
+The window opens before its site does (`connection.py`): while the source
+is being opened, or cannot be, the banner says so, with Retry and
+Settings; the tabs appear once the source is open. The type selector
+drives Replication details, Failures, the Overview's charts, the status
+bar's totals and exports; the Overview's bars list every type. Nothing
+here waits on the network or a database: closing hides the window at once
+and stops the hosted engine on a thread of its own.
 """
 from __future__ import annotations
 
-import time
+import threading
 
 from PySide6.QtCore import QSettings, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow,
-                               QProgressDialog, QTabWidget, QToolBar)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressDialog, QStackedWidget, QTabWidget, QToolBar,
+                               QVBoxLayout, QWidget)
 
-from app.details_page import DetailsPage
-from app.export import ExportJob, write_pdf
-from app.failures_page import FailuresPage
-from app.overview_page import OverviewPage
-from app.settings import SettingsDialog, load_settings
 import resources
 from app import theme
+from app.connection import CONNECTED, CONNECTING, NO_ANSWER, SiteConnection, clock_time
+from app.connection_banner import ConnectionBanner
+from app.details_page import DetailsPage
+from app.export import ExportJob, write_pdf
+from app.failure_notifier import FailureNotifier
+from app.failures_page import FailuresPage
+from app.overview_page import OverviewPage
+from app.settings import LIVE, NO_CHANGE, RECONNECT, change_between, load_settings
+from app.settings_dialog import SettingsDialog
 from app.tasks import TaskRunner
 
-NOTIFY_EVERY = 60.0  # seconds between "new failures" notifications
+DEFAULT_SIZE = (1280, 720)  # fits a 1366 x 768 screen with its panel
 
 
 class MainWindow(QMainWindow):
     typeChanged = Signal(object)  # the ReplicableType now shown
 
-    def __init__(self, source, settings: QSettings | None = None, on_close=None) -> None:
+    def __init__(self, source=None, settings: QSettings | None = None, on_close=None, *,
+                 opener=None, target: str = "the site", config_path: str | None = None,
+                 target_of=None) -> None:
+        """Give an open `source`, or `opener()` returning (source, stop) to be
+        run off the GUI thread; `target` names the site in the banner (and
+        `target_of()`, when given, names it again after a reconnect).
+        `config_path`: the console runs the secondary of that file, which
+        saved settings do not change."""
         super().__init__()
-        self.source = source
         self.settings = settings or QSettings("geo-console", "console")
         self.on_close = on_close
-        self.runner = TaskRunner(self)
-        self.runner.errorOccurred.connect(self.show_error)
-        self.setWindowTitle(f"Geo Console — {'remote' if source.remote else 'local'} secondary")
-        self.overview = OverviewPage(self.runner, source)
-        self.details = DetailsPage(self.runner, source)
-        self.failures = FailuresPage(self.runner, source)
+        self.opener = opener
+        self.config_path = config_path
+        self.target_of = target_of
+        self._retired: list[threading.Thread] = []  # sources stopping after a reconnect
+        self._connect(opener, source)
+        self.source = None
+        self.overview = self.details = self.failures = None
+        self.data_type = None
+        self.closing: threading.Thread | None = None
+        self._started = False
+        self._last_status: dict = {}
+        self._theme = "system"
+        self._following_the_system = False
+        self.export_job: ExportJob | None = None
+        self._export_timers: set[QTimer] = set()
+        self.notifier: FailureNotifier | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.confirm: QMessageBox | None = None  # "reconnect now?" after a save
+        self._reconnect_pending = False  # a save the administrator put off ("Later")
+        self.setWindowTitle("Geo Console")
+
+        self.banner = ConnectionBanner(target)
+        self.banner.retryRequested.connect(lambda: self.connection.retry())
+        self.banner.settingsRequested.connect(self.open_settings)
+        self.waiting = QLabel("Connecting…")
+        self.waiting.setAccessibleName("Waiting for the site")
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.overview, "&Overview")
-        self.tabs.addTab(self.details, "&Replication details")
-        self.tabs.addTab(self.failures, "&Failures")
-        self.setCentralWidget(self.tabs)
-        self.data_type = source.types[0]
-        self.type_box = QComboBox()
-        self.type_box.setAccessibleName("Data type")
-        self.type_box.setToolTip("The data type Replication details, Failures, the charts "
-                                 "and exports show")
-        for data_type in source.types:
-            self.type_box.addItem(data_type.title_plural, data_type.replicable_name)
-        self.type_box.currentIndexChanged.connect(self._type_chosen)
-        bar = QToolBar("Data type")
-        bar.setObjectName("type-toolbar")
-        bar.setMovable(False)
-        label = QLabel(" Data type: ")
-        label.setBuddy(self.type_box)
-        bar.addWidget(label)
-        bar.addWidget(self.type_box)
-        self.addToolBar(bar)
-        for page in (self.overview, self.details, self.failures):
-            self.typeChanged.connect(page.set_type)
-        self.overview.pauseToggled.connect(self.set_paused)
-        for page in (self.details, self.failures):
-            page.message.connect(self.show_message)
-        self.details.actionDone.connect(lambda *_: self.overview.refresh())
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.waiting)
+        self.stack.addWidget(self.tabs)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
 
         self.connection_label = QLabel("Connecting…")
+        self.connection_label.setAccessibleName("Connection")
         self.totals_label = QLabel("")
         self.message_label = QLabel("")
         self.message_timer = QTimer(self)
@@ -78,28 +98,32 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.message_label, 1)
         self.statusBar().addPermanentWidget(self.totals_label)
         self.statusBar().addPermanentWidget(self.connection_label)
-        self._last_failed: int | None = None
-        self._last_status: dict = {}
-        self._theme = "system"
-        self._following_the_system = False
-        self.export_job: ExportJob | None = None
-        self._export_timers: set[QTimer] = set()
-        self._last_notified = 0.0
-        self.status_timer = QTimer(self)
-        self.status_timer.setInterval(2000)
-        self.status_timer.timeout.connect(self._poll_status)
         self._build_menus()
-        self.restore()
+        self._restore_geometry()
+        if source is not None:
+            self._build_pages(source)
+
+    def _connect(self, opener, source=None) -> None:
+        """A runner and a connection of their own for each site opened: a
+        reconnect closes the old ones, whose late answers go nowhere."""
+        self.runner = TaskRunner(self)
+        self.runner.errorOccurred.connect(self.show_error)
+        self.connection = SiteConnection(self.runner, opener=opener, source=source, parent=self)
+        self.connection.opened.connect(self._source_opened)
+        self.connection.stateChanged.connect(self._connection_changed)
+        self.connection.statusArrived.connect(self._status_arrived)
 
     # --- menus ---------------------------------------------------------------------------
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.export_actions = []
         for text, fmt, keys in (("Export CSV…", "csv", "Ctrl+E"), ("Export JSON…", "json", None)):
             action = file_menu.addAction(text, lambda f=fmt: self.export_dialog(f))
             if keys:
                 action.setShortcut(QKeySequence(keys))
-        file_menu.addAction("Export PDF report…", self.pdf_dialog)
+            self.export_actions.append(action)
+        self.export_actions.append(file_menu.addAction("Export PDF report…", self.pdf_dialog))
         file_menu.addSeparator()
         settings = file_menu.addAction("Settings…", self.open_settings)
         settings.setShortcut(QKeySequence.Preferences)
@@ -123,52 +147,180 @@ class MainWindow(QMainWindow):
         engine_menu = self.menuBar().addMenu("&Engine")
         self.pause_action = engine_menu.addAction("Pause", lambda: self.set_paused(True))
         self.resume_action = engine_menu.addAction("Resume", lambda: self.set_paused(False))
-        for action in (self.pause_action, self.resume_action):
-            action.setEnabled(self.source.can_pause)
+        for action in (self.pause_action, self.resume_action, *self.export_actions):
+            action.setEnabled(False)  # until the site says what applies
+
+    # --- the pages, once the source is open ---------------------------------------------------
+
+    def _build_pages(self, source) -> None:
+        self.source = source
+        self.setWindowTitle(f"Geo Console — {'remote' if source.remote else 'local'} secondary")
+        self.overview = OverviewPage(self.runner, source)
+        self.details = DetailsPage(self.runner, source)
+        self.failures = FailuresPage(self.runner, source)
+        self.tabs.addTab(self.overview, "&Overview")
+        self.tabs.addTab(self.details, "&Replication details")
+        self.tabs.addTab(self.failures, "&Failures")
+        self.stack.setCurrentWidget(self.tabs)
+        self.data_type = source.types[0]
+        self.type_box = QComboBox()
+        self.type_box.setAccessibleName("Data type")
+        self.type_box.setToolTip("The data type Replication details, Failures, the charts "
+                                 "and exports show")
+        for data_type in source.types:
+            self.type_box.addItem(data_type.title_plural, data_type.replicable_name)
+        self.type_box.currentIndexChanged.connect(self._type_chosen)
+        bar = self.type_bar = QToolBar("Data type")
+        bar.setObjectName("type-toolbar")
+        bar.setMovable(False)
+        label = QLabel(" Data type: ")
+        label.setBuddy(self.type_box)
+        bar.addWidget(label)
+        bar.addWidget(self.type_box)
+        self.addToolBar(bar)
+        for page in (self.overview, self.details, self.failures):
+            self.typeChanged.connect(page.set_type)
+        self.overview.pauseToggled.connect(self.set_paused)
+        for page in (self.details, self.failures):
+            page.message.connect(self.show_message)
+        self.details.actionDone.connect(lambda *_: self.connection.poll())
+        for action in self.export_actions:
+            action.setEnabled(True)
+        self.notifier = FailureNotifier(self.runner, source, self,
+                                        QIcon(str(resources.icon(resources.APP_ICON))))
+        self.notifier.notified.connect(lambda text: self.show_message(text, error=True))
+        self._restore_pages()
+        if self._started:
+            self._start_pages()
+
+    def _source_opened(self, source) -> None:
+        self._build_pages(source)
+
+    @property
+    def pages(self) -> list:
+        return [page for page in (self.overview, self.details, self.failures) if page]
+
+    def _tear_down_pages(self) -> None:
+        """Back to the waiting page, as before the source opened."""
+        if self.source is not None:
+            self.save()
+        for page in self.pages:
+            page.stop()
+            page.deleteLater()
+        self.tabs.clear()
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier.deleteLater()
+        if self.source is not None:
+            self.removeToolBar(self.type_bar)
+            self.type_bar.deleteLater()
+        self.overview = self.details = self.failures = self.notifier = None
+        self.source = self.data_type = None
+        self._last_status = {}
+        self.totals_label.setText("")
+        self.stack.setCurrentWidget(self.waiting)
+        self.setWindowTitle("Geo Console")
+        for action in (self.pause_action, self.resume_action, *self.export_actions):
+            action.setEnabled(False)
+
+    def _retire(self, connection: SiteConnection) -> None:
+        """Give `connection` up; its source stops on a thread of its own
+        (after opening, if it is opening now)."""
+        stop, settled = connection.abandon(), connection.settled
+
+        def stop_it():
+            settled.wait(300)
+            if stop is not None:
+                stop()
+
+        thread = threading.Thread(target=stop_it, name="console-stopping-source")
+        thread.start()
+        self._retired.append(thread)
+
+    def reconnect(self) -> None:
+        """Open the site again from the settings now saved: the pages go,
+        the source shown is stopped on a thread of its own, and the new one
+        opens (off the GUI thread) once the old has stopped."""
+        if self.opener is None:
+            return
+        self._retire(self.connection)
+        self.runner.close()
+        self._tear_down_pages()
+        retired, opener = list(self._retired), self.opener
+
+        def reopen():
+            for thread in retired:
+                thread.join()
+            return opener()
+
+        self._connect(reopen)
+        self._reconnect_pending = False
+        if self.target_of is not None:
+            self.banner.target = self.target_of()
+        self.connection.open()
 
     # --- life ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._started = True
         self.set_theme(self.settings.value("theme", "system"), save=False)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._system_scheme_changed)
         self._following_the_system = True
-        for page in (self.overview, self.details, self.failures):
+        if self.source is not None:
+            self._start_pages()
+        else:
+            self.connection.open()
+
+    def _start_pages(self) -> None:
+        for page in self.pages:
             page.start()
-        self.status_timer.start()
-        self._poll_status()
+        self.connection.start()
 
     def closeEvent(self, event) -> None:
+        """Hide at once; the hosted engine stops on a thread of its own
+        (`closing`), which whoever runs the application may wait for."""
         self.save()
         if self._following_the_system:
             QGuiApplication.styleHints().colorSchemeChanged.disconnect(
                 self._system_scheme_changed)
             self._following_the_system = False
-        self.status_timer.stop()
+        self._retire(self.connection)
         self.message_timer.stop()
-        for page in (self.overview, self.details, self.failures):
+        for page in self.pages:
             page.stop()
         if self.export_job is not None:
             self.export_job.cancel()  # a half-written export is discarded
         self.runner.close()
         for timer in self._export_timers:
             timer.stop()
-        if self.on_close:
-            self.on_close()
+        retired, on_close = list(self._retired), self.on_close
+
+        def close_all():
+            for thread in retired:
+                thread.join()
+            if on_close is not None:
+                on_close()
+
+        self.closing = threading.Thread(target=close_all, name="console-closing")
+        self.closing.start()
         super().closeEvent(event)
 
     def save(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/tab", self.tabs.currentIndex())
-        self.settings.setValue("window/type", self.data_type.replicable_name)
-        self.details.save_state(self.settings)
+        if self.source is not None:
+            self.settings.setValue("window/tab", self.tabs.currentIndex())
+            self.settings.setValue("window/type", self.data_type.replicable_name)
+            self.details.save_state(self.settings)
         self.settings.sync()
 
-    def restore(self) -> None:
+    def _restore_geometry(self) -> None:
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1280, 800)
+            self.resize(*DEFAULT_SIZE)
+
+    def _restore_pages(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0) or 0))
         self.details.restore_state(self.settings)
         self.set_type(str(self.settings.value("window/type", "") or ""))
@@ -187,32 +339,71 @@ class MainWindow(QMainWindow):
         self._show_totals()
 
     def refresh_all(self) -> None:
-        self.overview.refresh()
+        self.connection.retry()
+        if self.source is None:
+            return
         self.overview.refresh_history()
         self.details.refresh()
         self.failures.refresh()
 
-    # --- status bar and notifications ---------------------------------------------------------
+    # --- connection, status bar and notifications ---------------------------------------------
 
-    def _poll_status(self) -> None:
-        self.runner.submit("statusbar", self.source.overview, self._status_arrived,
-                           self._status_failed)
+    def _connection_changed(self, state: str, detail: str) -> None:
+        self.banner.show_state(state, detail)
+        if self.source is None:
+            self.waiting.setText("Connecting…" if state == CONNECTING else
+                                 "Nothing to show until the site can be reached.")
+        if self.overview is not None:
+            answered = self.connection.last_answer_at
+            self.overview.set_stale(None if state == CONNECTED else
+                                    f"as the site answered at {clock_time(answered)}"
+                                    if answered else "the site has not answered yet")
+        self._show_connection()
 
     def _status_arrived(self, status: dict) -> None:
         self._last_status = status
-        healthy = status.get("healthy")
-        self.connection_label.setText(
-            f"{'●' if healthy else '▲'} {status.get('name', '')}: "
-            f"{'connected' if healthy else status.get('health') or 'unhealthy'}")
-        self.connection_label.setStyleSheet(f"color: {'#2e9e5b' if healthy else '#d9534f'}")
+        if self.overview is not None:
+            self.overview.show_status(status)
+        self._show_connection()
         self._show_totals()
-        failed = [status.get(f"{t.plural_name}_failed_count") for t in self.source.types]
-        if any(count is not None for count in failed):
-            self._maybe_notify(sum(count or 0 for count in failed))
+        self._enable_engine_actions(status.get("engine_state"))
+        self.notifier.status_arrived(status)
+
+    def _show_connection(self) -> None:
+        """● name: connected (· paused) / ▲ no answer since … / ▲ unreachable: …"""
+        state, detail = self.connection.state, self.connection.detail
+        status = self._last_status
+        name = status.get("name") or (self.source.name if self.source and not self.source.remote
+                                      else "site")
+        if state == CONNECTED:
+            healthy = status.get("healthy")
+            text = f"● {name}: connected" if healthy else \
+                f"▲ {name}: {status.get('health') or 'unhealthy'}"
+            if status.get("engine_state") == "paused":
+                text += " · engine paused"
+            colour = "#2e9e5b" if healthy and status.get("engine_state") != "paused" \
+                else "#c98a12" if healthy else "#d9534f"
+        elif state == CONNECTING:
+            text, colour = "◌ connecting…", ""
+        elif state == NO_ANSWER:
+            text, colour = f"▲ {name}: {detail.lower()} (shown as it was then)", "#c98a12"
+        else:
+            text, colour = f"▲ unreachable: {detail}", "#d9534f"
+        self.connection_label.setText(text)
+        self.connection_label.setToolTip(text)
+        self.connection_label.setStyleSheet(f"color: {colour}" if colour else "")
+
+    def _enable_engine_actions(self, engine_state: str | None) -> None:
+        """Only the action that applies: Pause while running, Resume while paused."""
+        can = bool(self.source and self.source.can_pause)
+        self.pause_action.setEnabled(can and engine_state == "running")
+        self.resume_action.setEnabled(can and engine_state == "paused")
 
     def _show_totals(self) -> None:
         """The current type's totals, from the last status."""
         status, kind = self._last_status, self.data_type
+        if kind is None:
+            return
         p = kind.plural_name
         registry, synced = status.get(f"{p}_registry_count"), status.get(f"{p}_synced_count")
         verified, failed = status.get(f"{p}_verified_count"), status.get(f"{p}_failed_count")
@@ -223,23 +414,6 @@ class MainWindow(QMainWindow):
         self.totals_label.setText(f"{kind.title_plural}: {registry:,} registries · "
                                   f"{synced:,} synced · {verified:,} verified · "
                                   f"{failed:,} failed")
-
-    def _status_failed(self, message: str) -> None:
-        self.connection_label.setText(f"▲ disconnected: {message}")
-        self.connection_label.setStyleSheet("color: #d9534f")
-
-    def _maybe_notify(self, failed: int) -> None:
-        previous, self._last_failed = self._last_failed, failed
-        if previous is None or failed <= previous:
-            return
-        now = time.monotonic()
-        if now - self._last_notified < NOTIFY_EVERY:
-            return  # throttled: repeated failures do not flood the administrator
-        self._last_notified = now
-        new = failed - previous
-        self.show_message(f"{new:,} {'registry' if new == 1 else 'registries'} newly failed "
-                          f"({failed:,} failed in all). See the Failures tab.", error=True)
-        QApplication.alert(self)
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message_label.setStyleSheet("color: #d9534f" if error else "")
@@ -252,15 +426,19 @@ class MainWindow(QMainWindow):
     # --- actions -----------------------------------------------------------------------------------
 
     def set_paused(self, pause: bool) -> None:
-        if not self.source.can_pause:
+        if self.source is None or not self.source.can_pause:
             return
+        self.pause_action.setEnabled(False)
+        self.resume_action.setEnabled(False)
         self.runner.submit("pause", self.source.pause if pause else self.source.resume,
-                           lambda _r: self.overview.refresh())
+                           lambda _r: self.connection.poll())
 
     def set_theme(self, key: str, save: bool = True) -> None:
         """"system", "light" or "dark" (theme.CHOICES), for the whole console."""
         self._theme = key
-        self.overview.set_theme(theme.apply(key))
+        scheme = theme.apply(key)
+        if self.overview is not None:
+            self.overview.set_theme(scheme)
         self.setWindowIcon(QIcon(str(resources.icon(resources.APP_ICON))))
         for action in self.theme_group.actions():
             action.setChecked(action.data() == key)
@@ -273,9 +451,65 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(load_settings(), self)
-        if dialog.exec():
-            self.show_message("Settings saved; the new connection applies when Geo Console "
-                              "starts again.")
+        dialog.finished.connect(lambda _r: self.settings_saved(dialog.initial, dialog.saved))
+        dialog.open()  # window-modal, and the event loop goes on
+        self.settings_dialog = dialog
+
+    def settings_saved(self, before: dict, after: dict | None) -> None:
+        """Apply what a save changed: the running secondary's capacities and
+        feature flags at once; anything else by reconnecting, when the
+        administrator says so."""
+        if after is None:
+            return
+        change = change_between(before, after)
+        if change == NO_CHANGE:
+            return
+        if self._reconnect_pending:
+            change = RECONNECT  # what runs is older than `before`
+        if self.config_path:
+            self.show_message(f"Settings saved. This console runs the secondary of "
+                              f"{self.config_path}; the settings apply when it is started "
+                              "without --config.")
+            return
+        hosted = self.source is not None and not self.source.remote \
+            and self.source.primary is None  # the secondary of the settings, not the demo
+        if change == LIVE and hosted:
+            source, secondary = self.source, after["secondary"]
+            flags = after.get("feature_flags", {})
+            self.runner.submit("apply-settings", lambda: source.apply_live(secondary, flags),
+                               lambda _r: self._applied(secondary, flags))
+            return
+        if self.opener is None:
+            self.show_message("Settings saved; they apply when Geo Console starts again.")
+            return
+        self.confirm = QMessageBox(QMessageBox.Question, "Reconnect",
+                                   "Settings saved. Reconnect now with the new settings? "
+                                   "The console closes its connection to the site it shows"
+                                   + (" and stops the secondary it runs" if
+                                      self.source is not None and not self.source.remote
+                                      else "") + ".",
+                                   QMessageBox.Yes | QMessageBox.No, self)
+        self.confirm.button(QMessageBox.Yes).setText("Reconnect now")
+        self.confirm.button(QMessageBox.No).setText("Later")
+        self.confirm.setDefaultButton(QMessageBox.Yes)
+        self.confirm.finished.connect(
+            lambda result: self.reconnect() if result == QMessageBox.Yes else
+            self._put_off())
+        self.confirm.open()
+
+    def _put_off(self) -> None:
+        self._reconnect_pending = True
+        self.show_message("Settings saved; they apply at the next reconnect or start.")
+
+    def _applied(self, secondary: dict, flags: dict) -> None:
+        off = [kind.title_plural for kind in self.source.types
+               if not flags.get(kind.feature_flag, True)] if self.source else []
+        self.show_message(
+            f"Settings applied: {secondary['files_max_capacity']:,} concurrent syncs, "
+            f"{secondary['verification_max_capacity']:,} verification jobs; "
+            + (f"replication of {', '.join(off)} is off." if off
+               else "every type is replicated."))
+        self.connection.poll()
 
     # --- export ------------------------------------------------------------------------------------
 
@@ -330,12 +564,12 @@ class MainWindow(QMainWindow):
     def export_pdf(self, path: str) -> None:
         source, charted = self.source, self.data_type
 
-        def gather():
+        def gather():  # on a worker: a remote site's name is a request too
             return source.overview(), {kind.replicable_name: source.failure_groups(
-                kind.replicable_name) for kind in source.types}
+                kind.replicable_name) for kind in source.types}, source.name
 
         def build(result):
-            status, groups = result
+            status, groups, name = result
             images = {}
             import pyqtgraph.exporters as exporters
             for title, chart in (("progress", self.overview.progress_chart),
@@ -343,7 +577,7 @@ class MainWindow(QMainWindow):
                 exporter = exporters.ImageExporter(chart.plotItem)
                 exporter.parameters()["width"] = 900
                 images[title] = exporter.export(toBytes=True)
-            write_pdf(path, status, groups, source.types, images, source.name, charted)
+            write_pdf(path, status, groups, source.types, images, name, charted)
             self.show_message(f"PDF report written to {path}.")
 
         self.runner.submit("pdf", gather, build)

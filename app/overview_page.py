@@ -17,6 +17,27 @@ RANGES = [("Last hour", dt.timedelta(hours=1)), ("Last day", dt.timedelta(days=1
           ("Last week", dt.timedelta(days=7)), ("Last month", dt.timedelta(days=30))]
 
 
+def event_lag(status: dict) -> str:
+    """How far the event log's cursor is behind the primary's newest event:
+    in events, and in seconds when both times are known ("unknown" when
+    one is not, never a difference with a missing time)."""
+    last, cursor = status.get("last_event_id"), status.get("cursor_last_event_id")
+    if last is None:
+        return "No events seen yet"
+    behind = max(last - (cursor or 0), 0)
+    last_at, cursor_at = status.get("last_event_timestamp"), \
+        status.get("cursor_last_event_timestamp")
+    if behind == 0:
+        seconds = "up to date"
+    elif last_at is None or cursor_at is None:
+        seconds = "time behind unknown"
+    else:
+        seconds = f"{max(last_at - cursor_at, 0):,} s behind"
+    events = "1 event" if behind == 1 else f"{behind:,} events"
+    return f"last event {last}, processed {cursor if cursor is not None else '—'} " \
+           f"({events}, {seconds})"
+
+
 class OverviewPage(QWidget):
     pauseToggled = Signal(bool)  # True: pause
 
@@ -34,6 +55,9 @@ class OverviewPage(QWidget):
         self.health_label = QLabel("—")
         self.engine_label = QLabel("—")
         self.lag_label = QLabel("—")
+        self.stale_label = QLabel("")
+        self.stale_label.setStyleSheet("color: #c98a12; font-weight: bold")
+        self.stale_label.hide()
         self.pause_button = QPushButton("Pause engine")
         self.pause_button.setEnabled(source.can_pause)
         self.pause_button.setToolTip("Stop taking new work; syncs in flight finish"
@@ -47,6 +71,7 @@ class OverviewPage(QWidget):
             grid.addWidget(QLabel(f"{title}:"), row, 0)
             grid.addWidget(widget, row, 1)
         grid.addWidget(self.pause_button, 2, 2)
+        grid.addWidget(self.stale_label, 4, 0, 1, 3)
         grid.setColumnStretch(1, 1)
         layout.addWidget(site)
 
@@ -96,9 +121,6 @@ class OverviewPage(QWidget):
         layout.addLayout(charts, 1)
         self._title_charts()
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(2000)
-        self.timer.timeout.connect(self.refresh)
         self.history_timer = QTimer(self)
         self.history_timer.setInterval(5000)
         self.history_timer.timeout.connect(self.refresh_history)
@@ -106,17 +128,23 @@ class OverviewPage(QWidget):
     # --- refreshing -------------------------------------------------------------------
 
     def start(self) -> None:
+        """The history now and every few seconds; the status arrives from the
+        window's connection (show_status), or once from refresh()."""
         self.refresh()
         self.refresh_history()
-        self.timer.start()
         self.history_timer.start()
 
     def stop(self) -> None:
-        self.timer.stop()
         self.history_timer.stop()
 
     def refresh(self) -> None:
         self.runner.submit("overview", self.source.overview, self.show_status)
+
+    def set_stale(self, since: str | None) -> None:
+        """Say that what is shown is old (`since`: "as the site answered at
+        10:42:03"), or that it is current (None)."""
+        self.stale_label.setVisible(since is not None)
+        self.stale_label.setText(f"Not current: shown {since}." if since else "")
 
     def set_type(self, data_type) -> None:
         """Chart another type's history."""
@@ -146,18 +174,14 @@ class OverviewPage(QWidget):
         self.health_label.setText(f"<span style='color:{colour}'>●</span> "
                                   f"{status.get('health') or 'Unknown'}")
         state = status.get("engine_state", "unknown")
-        self.engine_label.setText({"running": "Running", "paused": "Paused",
-                                   "stopped": "Stopped"}.get(state, "Unknown (remote)"))
+        self.engine_label.setText({
+            "running": "Running",
+            "paused": "<span style='color:#c98a12'>⏸</span> <b>Paused</b>: no new syncs or "
+                      "verifications until resumed",
+            "stopped": "Stopped"}.get(state, "Unknown"))
         self.pause_button.setText("Resume engine" if state == "paused" else "Pause engine")
-        last, cursor = status.get("last_event_id"), status.get("cursor_last_event_id")
-        if last is None:
-            self.lag_label.setText("No events seen yet")
-        else:
-            behind = max((last or 0) - (cursor or 0), 0)
-            seconds = max((status.get("last_event_timestamp") or 0)
-                          - (status.get("cursor_last_event_timestamp") or 0), 0)
-            self.lag_label.setText(f"last event {last}, processed {cursor} "
-                                   f"({behind} events, {seconds} s behind)")
+        self.pause_button.setEnabled(self.source.can_pause and state in ("running", "paused"))
+        self.lag_label.setText(event_lag(status))
         primary = status.get("primary_status") or {}
         for data_type in self.source.types:
             p = data_type.plural_name

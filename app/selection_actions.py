@@ -1,11 +1,8 @@
-"""Resync and reverify from Replication details: the rows selected, or
-everything the filter shows behind a confirmation that says how many
-registries it touches and what happens to them.
-
-Selected rows become registry ids; rows of the selection not loaded are
-fetched first, in id chunks, off the GUI thread. Selecting every row of
-the filter (Ctrl+A) acts on the filter itself: one statement in the
-database, not a million ids.
+"""Resync and reverify from Replication details: the registries chosen
+(by id, `registry_view.py`), or everything the filter shows behind a
+confirmation that says how many registries it touches and what happens to
+them. Choosing every registry of the filter (Ctrl+A) acts on the filter
+itself: one statement in the database, not a million ids.
 """
 from __future__ import annotations
 
@@ -14,9 +11,6 @@ from PySide6.QtWidgets import QMessageBox
 
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_selection import RegistrySelection
-
-FETCH_CHUNK = 5000  # rows fetched at once to learn the ids of a selection
-
 
 class SelectionActions(QObject):
     message = Signal(str)
@@ -28,37 +22,20 @@ class SelectionActions(QObject):
         self.confirm = self._ask
 
     def on_selection(self, action: str) -> None:
+        """Act on exactly the registries chosen: their ids, or the filter
+        itself when every registry of it is (Ctrl+A: one statement)."""
         page = self.page
         view = page.table
-        ranges = view.selected_ranges()
-        if not ranges:
+        if view.resolving:
+            self.message.emit("Still finding the registries picked; try again in a moment.")
+            return
+        if not view.everything and not view.chosen:
             self.message.emit("Select registries first.")
             return
         source, replicable = page.source, page.replicable
-        selection, sort, total = page.selection, page.sort, page.model.rowCount()
-        if ranges == [(0, total - 1)]:
-            self._run(action, lambda: source.act(replicable, action, selection))
-            return
-        model = page.model
-        known = {row: data.registry_id for top, bottom in ranges
-                 for row in range(top, bottom + 1)
-                 if (data := model.row_data(row)) is not None} \
-            if view.selected_count() <= 10_000 else {}
-
-        def chosen_ids() -> tuple[int, ...]:
-            ids: list[int] = []
-            for top, bottom in ranges:
-                if all(row in known for row in range(top, bottom + 1)):
-                    ids += [known[row] for row in range(top, bottom + 1)]
-                    continue
-                for start in range(top, bottom + 1, FETCH_CHUNK):
-                    size = min(FETCH_CHUNK, bottom + 1 - start)
-                    ids += [row.registry_id
-                            for row in source.rows(replicable, selection, sort, start, size)]
-            return tuple(ids)
-
-        self._run(action, lambda: source.act(replicable, action,
-                                             RegistrySelection(ids=chosen_ids())))
+        selection = page.selection if view.everything else \
+            RegistrySelection(ids=tuple(sorted(view.chosen)))
+        self._run(action, lambda: source.act(replicable, action, selection))
 
     def on_filter(self, action: str, failed_only: bool) -> None:
         page = self.page

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from dataclasses import dataclass
 
 import requests
@@ -15,6 +16,7 @@ from gql.transport.exceptions import (TransportError, TransportQueryError,
                                       TransportServerError)
 from gql.transport.requests import RequestsHTTPTransport
 
+from backend.db.types import MAX_ID
 from backend.framework.replicator import ReplicableType
 from backend.replicables import registered
 from backend.secondary.registry_row import RegistryRow
@@ -78,21 +80,64 @@ def type_of_field(field: str, node_type: str) -> ReplicableType:
 
 
 class SiteClient:
+    """Each thread that calls it keeps its own connection to the site (a
+    requests session under gql, and one for the REST status), so a poll
+    every few seconds reuses one TCP connection instead of opening one per
+    request. Sessions are kept by thread id, not in a threading.local: the
+    console's workers are Qt threads, whose Python thread state (and with it
+    a threading.local) does not outlive each call."""
+
     def __init__(self, url: str, api_token: str | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.api_token = api_token or None
         self.timeout = timeout
+        self._sessions: dict[tuple[int, str], object] = {}  # (thread id, kind) -> session
+        self._closers: list = []
+        self._lock = threading.Lock()
 
     # --- plumbing ----------------------------------------------------------------
 
+    def _session(self, kind: str, make):
+        key = (threading.get_ident(), kind)
+        with self._lock:
+            session = self._sessions.get(key)
+        if session is None:
+            session, close = make()
+            with self._lock:
+                self._sessions[key] = session
+                self._closers.append(close)
+        return session
+
+    def _graphql(self):
+        """This thread's gql session, connected once."""
+        def make():
+            headers = {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+            transport = RequestsHTTPTransport(url=f"{self.url}/api/graphql", headers=headers,
+                                              timeout=self.timeout, retries=0)
+            client = Client(transport=transport, fetch_schema_from_transport=False)
+            return client.connect_sync(), client.close_sync
+        return self._session("graphql", make)
+
+    def _http(self) -> requests.Session:
+        def make():
+            session = requests.Session()
+            return session, session.close
+        return self._session("http", make)
+
+    def close(self) -> None:
+        with self._lock:
+            closers, self._closers = self._closers, []
+            self._sessions.clear()
+        for close in closers:
+            try:
+                close()
+            except Exception:  # closing what may already be broken
+                pass
+
     def execute(self, query: str, variables: dict | None = None) -> dict:
-        headers = {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
-        transport = RequestsHTTPTransport(url=f"{self.url}/api/graphql", headers=headers,
-                                          timeout=self.timeout, retries=0)
-        client = Client(transport=transport, fetch_schema_from_transport=False)
         request = GraphQLRequest(query, variable_values=variables or {})
         try:
-            return client.execute(request)
+            return self._graphql().execute(request)
         except TransportQueryError as exc:
             errors = exc.errors or [{"message": str(exc)}]
             raise SiteClientError("; ".join(e.get("message", str(e)) for e in errors)) from None
@@ -103,7 +148,7 @@ class SiteClient:
 
     def _get(self, path: str):
         try:
-            response = requests.get(f"{self.url}{path}", timeout=self.timeout)
+            response = self._http().get(f"{self.url}{path}", timeout=self.timeout)
         except requests.RequestException as exc:
             raise SiteClientError(f"cannot reach {self.url}: {_reason(exc)}") from None
         if response.status_code != 200:
@@ -217,6 +262,14 @@ class SiteClient:
             raise SiteClientError("; ".join(result["errors"]))
         return result["registry"]
 
+    def check_token(self, kind: ReplicableType) -> None:
+        """Raises SiteClientError unless the API token is accepted: asks to
+        resync the registry of the largest id there can be, which no
+        sequence reaches, so nothing changes."""
+        query = """mutation($id: GeoBaseRegistryID!) {
+          geoRegistriesUpdate(input: {registryId: $id, action: RESYNC}) { errors } }"""
+        self.execute(query, {"id": registry_gid(kind, MAX_ID)})
+
     def bulk_update(self, action: str, kind: ReplicableType,
                     selection: RegistrySelection | None = None) -> int:
         """resync or reverify every registry of the selection's ids and
@@ -260,4 +313,4 @@ def _reason(exc: Exception) -> str:
                    "Max retries exceeded"):
         if marker in text:
             return marker.lower() if marker != "Max retries exceeded" else "no answer"
-    return text.splitlines()[0][:200] if text else exc.__class__.__name__
+    return text.splitlines()[0][:200] if text else "the connection failed"

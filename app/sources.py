@@ -9,6 +9,7 @@ Registries come back as `RegistryRow`s and are picked by a
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 
 from backend.framework.states import SyncState, VerificationState
@@ -94,6 +95,9 @@ class LocalSource:
         return registry_query.failure_group_ids(self.engine, self.replicator(replicable),
                                                 message)
 
+    def failed_ids(self, replicable: str, limit: int) -> list[int]:
+        return registry_query.failed_ids(self.engine, self.replicator(replicable), limit)
+
     # --- actions ---------------------------------------------------------------------
 
     def act(self, replicable: str, action: str, selection: RegistrySelection) -> int:
@@ -112,6 +116,13 @@ class LocalSource:
 
     def resume(self) -> None:
         self.site.engine.resume()
+
+    def apply_live(self, secondary: dict, flags: dict[str, bool]) -> None:
+        """What the settings change that a running secondary takes at once:
+        its capacities and feature flags (`settings.LIVE_SETTINGS`)."""
+        self.site.set_capacities(int(secondary["files_max_capacity"]),
+                                 int(secondary["verification_max_capacity"]))
+        self.site.engine.set_feature_flags(flags)
 
 
 class RemoteSource:
@@ -202,6 +213,11 @@ class RemoteSource:
         failed = RegistrySelection(replication_state=SyncState.FAILED)
         return [row.registry_id for row in self.export_rows(replicable, failed)
                 if row.failure == message]
+
+    def failed_ids(self, replicable: str, limit: int) -> list[int]:
+        failed = RegistrySelection(replication_state=SyncState.FAILED)
+        return [row.registry_id for row in itertools.islice(
+            self.export_rows(replicable, failed), limit)]
 
     def act(self, replicable: str, action: str, selection: RegistrySelection) -> int:
         """The bulk mutation narrows by ids and states; a keyword it does not

@@ -142,6 +142,12 @@ def main(argv: list[str] | None = None, open_console=None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`primary list | head`): nothing more to say,
+        # and Python must not complain about stdout at exit either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:  # one line, never a traceback
         from backend.commands import describe_error
         print(f"geo-console: error: {_one_line(describe_error(exc))}", file=sys.stderr)

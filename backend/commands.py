@@ -9,13 +9,13 @@ import sys
 import threading
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.config import Config, ConfigError, load_config
 from backend.db import migrate
 from backend.db.engine import DatabaseUrlError, create_db_engine, normalize_url
 from backend.replicables import registered, replicator_for
 from backend.framework.states import parse_sync_state, parse_verification_state
+from backend.secondary.errors import describe
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -27,23 +27,11 @@ class CommandError(Exception):
 
 
 def describe_error(exc: BaseException) -> str:
+    """One line for the user, whatever went wrong."""
     # The catalog's CatalogError is a ValueError: its text is the message too.
-    if isinstance(exc, (ConfigError, CommandError, DatabaseUrlError)):
+    if isinstance(exc, (ConfigError, CommandError, DatabaseUrlError, ValueError)):
         return str(exc)
-    if isinstance(exc, OperationalError) or isinstance(exc, DBAPIError):
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        return f"database error: {reason}"
-    if isinstance(exc, PrimaryUnreachable):
-        return f"cannot reach the primary: {exc}"
-    if isinstance(exc, GeoApiError):
-        if exc.status == 401:
-            return f"the primary refused our credentials (check access_key and secret): {exc}"
-        return f"the primary answered HTTP {exc.status}: {exc}"
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
-    if isinstance(exc, ValueError):
-        return str(exc)
-    return f"{exc.__class__.__name__}: {exc}"
+    return describe(exc)
 
 
 def dispatch(args) -> int:
@@ -119,6 +107,10 @@ def _selection(args, ids=None) -> RegistrySelection:
                     if args.verification_state else None)
     return RegistrySelection(ids=tuple(ids) if ids else None, replication_state=replication,
                              verification_state=verification)
+
+
+def _warn(message: str) -> None:
+    print(f"geo-console: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _wait_for_signal() -> None:
@@ -205,7 +197,14 @@ def _secondary(args) -> int:
     config = _config(args)
     site = SecondarySite.from_config(config)
     site.engine.upgrade_database()
-    site.engine.client.events(after=0, limit=1)  # fail fast: unreachable primary, wrong secret
+    try:
+        site.engine.client.events(after=0, limit=1)
+    except GeoApiError as exc:
+        if exc.status == 401:
+            raise  # wrong credentials: waiting will not help
+        _warn(f"the primary answered HTTP {exc.status}: {exc}; retrying")
+    except PrimaryUnreachable as exc:
+        _warn(f"cannot reach the primary ({exc}); the engine starts and keeps retrying")
     site.start()
     print(f"Secondary {config.secondary.name} replicating from {config.secondary.primary_url}; "
           f"site API on {site.url}", flush=True)
@@ -216,16 +215,29 @@ def _secondary(args) -> int:
     return 0
 
 
-def _secondary_status(config: Config, engine, types: list) -> dict:
+def _secondary_status(config: Config, engine, types: list, health=None) -> dict:
     from backend.secondary.event_consumer import CursorStore
     from backend.secondary.status import secondary_type_status
     status = {"name": config.secondary.name, "role": "secondary",
               "sync_settings": "Selective" if config.secondary.selective_sync_type else "Full",
               "cursor_last_event_id": CursorStore(engine).get()}
+    if health is not None:
+        status.update(healthy=health.healthy,
+                      health="Healthy" if health.healthy else "; ".join(health.problems),
+                      health_status="Healthy" if health.healthy else "Unhealthy")
+        for replicator in types:
+            count = health.primary_counts.get(replicator.replicable_name)
+            status[f"{replicator.plural_name}_primary_count"] = count
     for replicator in types:
         status.update(secondary_type_status(engine, replicator, config.flag(
             replicator.feature_flag)))
     return status
+
+
+def _health(config: Config, engine, types: list):
+    from backend.secondary.health import secondary_health
+    return secondary_health(engine, config.secondary,
+                            [r for r in types if config.flag(r.feature_flag)])
 
 
 def _status(args) -> int:
@@ -233,7 +245,7 @@ def _status(args) -> int:
     config, engine = _tracking(args, check=lambda: _types(args))
     types = _types(args)
     try:
-        status = _secondary_status(config, engine, types)
+        status = _secondary_status(config, engine, types, _health(config, engine, types))
     finally:
         engine.dispose()
     if args.json:
@@ -243,6 +255,9 @@ def _status(args) -> int:
     print("Geo Site Information")
     print(f"{'Name:':>{label}} {status['name']}")
     print(f"{'Geo Role:':>{label}} Secondary")
+    print(f"{'Health Status:':>{label}} {status['health_status']}")
+    if not status["healthy"]:
+        print(f"{'Health Status Summary:':>{label}} {status['health']}")
     print("Replication Information")
     print(f"{'Sync Settings:':>{label}} {status['sync_settings']}")
     cursor = status["cursor_last_event_id"]
@@ -254,27 +269,38 @@ def _status(args) -> int:
 
 
 def _check(args) -> int:
+    """Exit 0 only when the site is healthy, the primary answers, every record
+    the primary has for us is registered, and every registry is synced and
+    verified (GitLab's geo:check)."""
     from backend.secondary.status import status_lines
     config, engine = _tracking(args, check=lambda: _types(args))
     types = _types(args)
     try:
-        status = _secondary_status(config, engine, types)
+        health = _health(config, engine, types)
+        status = _secondary_status(config, engine, types, health)
     finally:
         engine.dispose()
     for line in status_lines(types, status):
         print(line)
-    complete = True
+    errors = [f"ERROR - {problem[0].upper()}{problem[1:]}." for problem in health.problems]
     for replicator in types:
         p = replicator.plural_name
         total = status.get(f"{p}_registry_count")
         if total is None:
-            continue
-        if total and (status[f"{p}_synced_count"] != total
-                      or status[f"{p}_verified_count"] != total):
-            complete = False
-    if complete:
+            continue  # replication of the type is off
+        on_primary = health.primary_counts.get(replicator.replicable_name)
+        if on_primary is not None and total < on_primary:
+            errors.append(f"ERROR - {replicator.title_plural}: {total:,} of the primary's "
+                          f"{on_primary:,} records are registered.")
+        if status[f"{p}_synced_count"] != total or status[f"{p}_verified_count"] != total:
+            errors.append(f"ERROR - {replicator.title_plural}: "
+                          f"{total - status[f'{p}_verified_count']:,} registries are not "
+                          "synced and verified.")
+    if not errors:
         print("SUCCESS - Replication is up-to-date.")
         return 0
+    for line in errors:
+        print(line)
     print("ERROR - Replication is not up-to-date.")
     return 1
 
@@ -292,8 +318,7 @@ def _registries(args) -> int:
             count = 0
             for replicator in types:
                 for row in stream(engine, replicator, selection, args.limit):
-                    record = {"type": replicator.replicable_name,
-                              **row.report(replicator.registry_fk)}
+                    record = row.report(replicator.registry_fk)
                     print(("," if count else "") + "\n  " + json.dumps(record), end="")
                     count += 1
             print("\n]" if count else "]")
@@ -360,11 +385,18 @@ def _reverify(args) -> int:
 def _report(args) -> int:
     from backend import reports
     selection = _selection(args)
-    config, engine = _tracking(args, check=lambda: _one_type(args, "report"))
-    replicator = _one_type(args, "report")
     output = pathlib.Path(args.output)
-    if output.is_dir():
-        raise CommandError(f"--output {output} is a folder; give a file name")
+
+    def before_opening_anything():
+        _one_type(args, "report")
+        if output.is_dir():
+            raise CommandError(f"--output {output} is a folder; give a file name")
+        if not output.absolute().parent.is_dir():
+            raise CommandError(f"--output {output}: the folder {output.absolute().parent} "
+                               "does not exist")
+
+    config, engine = _tracking(args, check=before_opening_anything)
+    replicator = _one_type(args, "report")
     try:
         summary = _secondary_status(config, engine, registered())
         count = reports.export(engine, replicator, selection, args.format, output,

@@ -139,9 +139,12 @@ def parse_config(data: dict, source: str = "<config>", environ: dict | None = No
         if name.startswith(ENV_PREFIX + "FEATURE_FLAGS_"):
             flags[name.removeprefix(ENV_PREFIX + "FEATURE_FLAGS_").lower()] = value
     parsed_flags = {}
+    overridden = {name.removeprefix(ENV_PREFIX + "FEATURE_FLAGS_").lower()
+                  for name in environ if name.startswith(ENV_PREFIX + "FEATURE_FLAGS_")}
     for name, value in flags.items():
-        parsed_flags[name] = _coerce(value, bool, f"{source}: feature_flags.{_shown(name)}",
-                                     lenient=isinstance(value, str))
+        where = (_where(source, "feature_flags", name, overridden) if name in overridden
+                 else f"{source}: feature_flags.{_shown(name)}")
+        parsed_flags[name] = _coerce(value, bool, where, lenient=isinstance(value, str))
     return Config(primary, secondary, parsed_flags, source)
 
 
@@ -158,10 +161,14 @@ def _section(data: dict, name: str, cls, source: str, environ: dict):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(raw) - set(fields)
     if unknown:
-        raise ConfigError(f"{source}: unknown key {name}.{_shown(sorted(unknown)[0])}")
+        key = sorted(unknown)[0]
+        if key in overrides:
+            raise ConfigError(f"{_shown(prefix + key.upper())}: there is no setting "
+                              f"{name}.{_shown(key)} to override")
+        raise ConfigError(f"{source}: unknown key {name}.{_shown(key)}")
     values = {}
     for key, spec in fields.items():
-        where = f"{source}: {name}.{key}"
+        where = _where(source, name, key, overrides)
         if key not in raw:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{where} is required")
@@ -171,8 +178,16 @@ def _section(data: dict, name: str, cls, source: str, environ: dict):
         else:
             values[key] = _coerce(raw[key], spec.type, where, lenient=key in overrides)
     config = cls(**values)
-    _validate(config, name, source)
+    _validate(config, name, source, overrides)
     return config
+
+
+def _where(source: str, section: str, key: str, overrides) -> str:
+    """Where a value came from: the file's key, or the environment variable
+    that overrode it (a bad override is not the file's fault)."""
+    if key in overrides:
+        return f"{ENV_PREFIX}{section.upper()}_{key.upper()} ({section}.{key})"
+    return f"{source}: {section}.{key}"
 
 
 def _peers(value, where: str) -> tuple[PeerConfig, ...]:
@@ -244,9 +259,9 @@ def _coerce(value, annotation, where: str, lenient: bool = False):
     raise ConfigError(f"{where}: unsupported setting type {kind}")
 
 
-def _validate(config, name: str, source: str) -> None:
+def _validate(config, name: str, source: str, overrides=()) -> None:
     def fail(key: str, message: str):
-        raise ConfigError(f"{source}: {name}.{key} {message}")
+        raise ConfigError(f"{_where(source, name, key, overrides)} {message}")
 
     if name == "secondary":
         for key in ("files_max_capacity", "verification_max_capacity"):

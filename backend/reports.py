@@ -68,7 +68,6 @@ def write_report(replicator, rows: Iterable[RegistryRow], total: int, fmt: str,
     output = pathlib.Path(output)
     fk = replicator.registry_fk
     rows = (row.report(fk) for row in _watched(rows, total, progress, cancelled))
-    output.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile("w", dir=output.parent, prefix=f".{output.name}.",
                                          delete=False, newline="", encoding="utf-8")
     try:

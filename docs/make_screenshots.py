@@ -37,7 +37,7 @@ def main() -> None:
     app.setStyle("Fusion")
     from app.main import open_source
     from app.main_window import MainWindow
-    from app.settings import SettingsDialog
+    from app.settings_dialog import SettingsDialog
     source, stop = open_source(folder / "workspace", None)
     window = MainWindow(source, settings=QSettings(str(folder / "ui.ini"), QSettings.IniFormat),
                         on_close=stop)

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -179,9 +180,54 @@ def test_check_fails_until_everything_is_verified(tracked, config, capsys):
     assert code == 1 and "ERROR - Replication is not up-to-date." in out
 
 
-def test_check_succeeds_when_everything_is_verified(config, capsys):
+def test_check_fails_with_no_engine_and_no_primary_even_with_nothing_to_do(config, capsys):
+    """Nothing registered and nothing failed is no proof of anything: with no
+    engine running and the primary away, check says so and fails."""
     code, out, _ = run(capsys, "check", "--config", config)
-    assert code == 0 and "SUCCESS - Replication is up-to-date." in out
+    assert code == 1 and "SUCCESS" not in out
+    assert "ERROR - No sync engine is running on this tracking database." in out
+    assert "ERROR - Cannot reach the primary: cannot connect: Connection refused." in out
+    code, out, _ = run(capsys, "status", "--config", config)
+    assert code == 0 and "Health Status: Unhealthy" in out
+    assert "no sync engine is running" in out and "Connection refused" in out
+
+
+@pytest.fixture
+def live_primary(databases, tmp_path, config):
+    """The configuration's primary, running, and this test posing as a live
+    engine (a heartbeat in the tracking DB)."""
+    from backend.config import load_config
+    from backend.db.engine import create_db_engine
+    from backend.secondary.heartbeat import Heartbeat
+    from tests.support.sites import start_primary
+    loaded = load_config(config)
+    primary = start_primary(loaded.primary.database_url, tmp_path / "live-primary",
+                            {"access_key": "cli-key", "secret": SECRET},
+                            secondaries=("cli-secondary",))
+    text = open(config).read().replace('primary_url = "http://127.0.0.1:9"',
+                                       f'primary_url = "{primary.url}"')
+    path = tmp_path / "live.toml"
+    path.write_text(text)
+    engine = create_db_engine(loaded.secondary.tracking_database_url)
+    Heartbeat(engine, "test-engine").beat()
+    yield primary, str(path), engine
+    engine.dispose()
+    primary.stop()
+
+
+def test_check_fails_while_the_primary_has_records_not_registered_here(live_primary, capsys):
+    primary, config, engine = live_primary
+    ids = [primary.catalog().add_bytes(b"w%d" % n, "w") for n in range(3)]
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 1
+    assert "ERROR - Cool Widgets: 0 of the primary's 3 records are registered." in out
+    Registries(engine, CoolWidgets).insert_pending(ids)
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert code == 1 and "are registered" not in out
+    assert "ERROR - Cool Widgets: 3 registries are not synced and verified." in out
+    code, out, _ = run(capsys, "status", "--json", "--config", config)
+    status = json.loads(out)
+    assert status["healthy"] and status["cool_widgets_primary_count"] == 3
 
 
 def test_registries_filter_by_state(tracked, config, capsys):
@@ -301,9 +347,55 @@ def test_unreachable_database_is_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, "database error")
 
 
-def test_secondary_run_with_unreachable_primary_is_one_line(config, capsys):
-    code, _, err = run(capsys, "secondary", "run", "--config", config)
-    assert_one_line_error(code, err, "cannot reach the primary")
+def test_secondary_run_starts_while_the_primary_is_down(config, tmp_path):
+    """It says so on one line and keeps retrying (the engine's last error)."""
+    process = subprocess.Popen([sys.executable, "main.py", "secondary", "run", "--config",
+                                config], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stderr.readline()
+        assert first.startswith("geo-console: warning: cannot reach the primary (cannot "
+                                "connect: Connection refused); the engine starts"), first
+        assert process.stdout.readline().startswith("Secondary cli-secondary replicating")
+        time.sleep(1.0)
+        assert process.poll() is None  # still running, retrying
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_a_report_into_a_missing_folder_creates_nothing(tracked, config, tmp_path, capsys):
+    output = tmp_path / "no" / "such" / "r.csv"
+    code, _, err = run(capsys, "report", "--format", "csv", "--output", str(output),
+                       "--type", "cool_widget", "--config", config)
+    assert_one_line_error(code, err, "does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_listing_quietly(config, tmp_path):
+    files = []
+    for index in range(400):
+        files.append(tmp_path / f"f{index}.bin")
+        files[-1].write_bytes(b"x")
+    main(["primary", "add", *map(str, files), "--config", config])
+    done = subprocess.run(f"{sys.executable} main.py primary list --config {config} | head -1",
+                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout == "Cool Widgets\n"
+    assert done.stderr == ""
+
+
+def test_the_cli_json_and_the_reports_name_fields_alike(tracked, config, tmp_path, capsys):
+    _, out, _ = run(capsys, "registries", "--json", "--type", "cool_widget", "--config", config)
+    listed = json.loads(out)
+    path = tmp_path / "r.json"
+    run(capsys, "report", "--format", "json", "--output", str(path), "--type", "cool_widget",
+        "--config", config)
+    reported = json.loads(path.read_text())["registries"]
+    assert [list(row) for row in listed] == [list(row) for row in reported]
+    assert listed == reported
+    assert list(listed[0])[:3] == ["type", "registry_id", "cool_widget_id"]
 
 
 @pytest.mark.slow

@@ -59,6 +59,29 @@ def test_environment_overrides_single_values():
     assert config.flag("geo_cool_widget_replication") is False
 
 
+@pytest.mark.parametrize("variable,value,message", [
+    ("GEO_CONSOLE_SECONDARY_FILES_MAX_CAPACITY", "many",
+     "GEO_CONSOLE_SECONDARY_FILES_MAX_CAPACITY (secondary.files_max_capacity) must be an "
+     "integer"),
+    ("GEO_CONSOLE_SECONDARY_FILES_MAX_CAPACITY", "0",
+     "GEO_CONSOLE_SECONDARY_FILES_MAX_CAPACITY (secondary.files_max_capacity) must be between "
+     "1 and 10000"),
+    ("GEO_CONSOLE_SECONDARY_PRIMARY_URL", "ftp://p",
+     "GEO_CONSOLE_SECONDARY_PRIMARY_URL (secondary.primary_url) must be an http:// or https:// URL"),
+    ("GEO_CONSOLE_SECONDARY_COLOUR", "blue",
+     "GEO_CONSOLE_SECONDARY_COLOUR: there is no setting secondary.colour to override"),
+    ("GEO_CONSOLE_FEATURE_FLAGS_GEO_PACKAGE_FILE_REPLICATION", "perhaps",
+     "GEO_CONSOLE_FEATURE_FLAGS_GEO_PACKAGE_FILE_REPLICATION "
+     "(feature_flags.geo_package_file_replication) must be true or false"),
+])
+def test_a_bad_override_names_its_variable_not_the_file(tmp_path, variable, value, message):
+    path = tmp_path / "geo.toml"
+    path.write_text("[secondary]\n" + "".join(f'{k} = "{v}"\n' for k, v in SECONDARY.items()))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={variable: value})
+    assert str(caught.value) == message
+
+
 def test_secrets_stay_out_of_repr():
     config = parse_config({"secondary": dict(SECONDARY, api_token="tok-123")})
     assert SECRET not in repr(config) and "tok-123" not in repr(config)

@@ -72,7 +72,7 @@ def test_statistics_are_refreshed_after_bulk_inserts(primary, tracking_engine, t
     def estimated_rows():
         with tracking_engine.connect() as connection:
             return connection.exec_driver_sql(
-                "SELECT reltuples FROM pg_class WHERE relname = 'cool_widget_registry'"
+                "SELECT reltuples FROM pg_class WHERE oid = 'cool_widget_registry'::regclass"
             ).scalar_one()
 
     try:

@@ -13,7 +13,7 @@ from backend.framework.scope import SyncScope
 from backend.primary.checksummer import Checksummer
 from backend.primary.geo_api import INLINE_BODY
 from backend.secondary.blob_client import READ_SIZE as BLOB_READ_SIZE, BlobClient
-from backend.secondary.geo_client import GeoApiError, GeoClient
+from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
 from tests.support.sites import wait_for_checksums
 
 CoolWidgets = replicator_for("cool_widget")
@@ -120,6 +120,26 @@ def test_unauthenticated_requests_are_refused(primary):
         response = http.request("GET", primary.url + path)
         assert response.status == 401, path
         assert b"secret" not in response.data
+
+
+def test_a_refused_connection_reads_as_refused_not_as_a_timeout():
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = GeoClient(f"http://127.0.0.1:{port}", "k", "s" * 32)
+    with pytest.raises(PrimaryUnreachable, match="^cannot connect: Connection refused$"):
+        client.events(0)
+    client.close()
+
+
+def test_the_primary_counts_the_records_of_a_scope(primary, client):
+    catalog = primary.catalog()
+    catalog.add_bytes(b"here", "a")
+    catalog.add_bytes(b"remote", "b", file_store=FileStore.REMOTE)
+    assert client.count("cool_widget", SyncScope().to_params()) == 1
+    assert client.count("cool_widget", SyncScope(sync_object_storage=True).to_params()) == 2
+    assert client.count("package_file", SyncScope().to_params()) == 0
 
 
 def test_tampered_signed_url_is_refused(primary):

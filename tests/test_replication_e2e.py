@@ -161,9 +161,11 @@ def test_a_paused_engine_leaves_the_verification_of_its_last_syncs_for_later(
     ids = [catalog.add_bytes(b"paused %d" % i, "p") for i in range(200)]
     wait_for_checksums(primary)
     engine = make_engine()
-    wait_until(lambda: any(r["state"] == SyncState.SYNCED
+    # Paused as soon as syncs are claimed: they are in flight, and finish
+    # while paused (waiting for a finished sync could find them all done).
+    wait_until(lambda: any(r["state"] == SyncState.STARTED
                            for r in registries(engine, CoolWidgets).values()),
-               timeout=30, message="a first sync")
+               timeout=30, message="syncs claimed")
     engine.pause()
     wait_until(lambda: not any(r["state"] == SyncState.STARTED
                                for r in registries(engine, CoolWidgets).values()),
@@ -236,6 +238,12 @@ def test_pause_stops_new_work_and_resume_continues(primary, make_engine):
     ids = [catalog.add_bytes(b"p%d" % i, "p") for i in range(5)]
     time.sleep(1.0)
     assert not any(r["state"] == SyncState.SYNCED for r in registries(engine, CoolWidgets).values())
+    # Paused, it still measures how far behind the primary it is.
+    from backend.primary import events
+    newest, _ = events.last_event(primary.engine)
+    wait_until(lambda: engine.events.last_event_id == newest, timeout=10,
+               message="the primary's newest event seen while paused")
+    assert (engine.events.cursor.get() or 0) < newest  # but handled none of them
     engine.resume()
     wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=30,
                message="resumed engine catches up")
@@ -258,9 +266,9 @@ def test_status_report_reaches_the_primary(primary, make_engine):
 def test_stuck_sync_times_out_and_is_retried(primary, make_engine):
     model_id = primary.catalog().add_bytes(b"stuck", "s")
     engine = make_engine()
-    engine.pause()
+    engine.pause()  # a paused engine creates no registries: the test makes it
     store = Registries(engine.engine, CoolWidgets)
-    wait_until(lambda: registries(engine, CoolWidgets), message="registry created")
+    store.insert_pending([model_id])
     # Simulate a claim by a crashed engine.
     with engine.engine.begin() as connection:
         connection.execute(update(store.table).values(state=SyncState.STARTED,

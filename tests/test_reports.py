@@ -78,6 +78,7 @@ def test_filters_narrow_the_report(tracking_engine, tmp_path):
 def test_cancelled_export_leaves_no_file(tracking_engine, tmp_path):
     fill(tracking_engine, 3000)
     path = tmp_path / "reports" / "out.csv"
+    path.parent.mkdir()
     calls = []
     with pytest.raises(reports.ReportCancelled):
         reports.export(tracking_engine, CoolWidgets, RegistrySelection(), "csv", path,

@@ -215,3 +215,13 @@ def test_verifications_on_write_count_as_verifications():
     assert sample("geo_engine_verifications_succeeded_total") == 11
     assert sample("geo_engine_verifications_failed_total") == 1
     assert sample("geo_engine_verification_duration_seconds_count") == 1  # batches only
+
+
+@pytest.mark.parametrize("part,whole,shown", [
+    (99_996, 100_000, "99.99%"), (99_999, 100_000, "99.99%"), (100_000, 100_000, "100.00%"),
+    (2, 3, "66.66%"), (29, 100, "29.00%"), (0, 0, "0.00%"), (1, 3, "33.33%")])
+def test_percentages_round_down_so_100_means_every_registry(part, whole, shown):
+    from backend.secondary import status_history
+    from backend.secondary.status import percentage
+    assert percentage(part, whole) == shown
+    assert status_history._percent(part, float(whole)) == float(shown.rstrip("%"))

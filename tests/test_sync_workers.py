@@ -86,6 +86,38 @@ def busy_workers(count: int, claims: int, seconds: float):
     return work, recorder, workers
 
 
+def test_resizing_changes_how_many_run_at_once_while_running():
+    work, recorder = ClaimedWork(10), Recorder(0.05)
+    workers = workers_for(work, recorder, 2, [])
+    workers.start()
+    try:
+        work.add([("store", 0), ("store", 1)], 2)
+        wait_until(lambda: len(recorder.handled) == 2)
+        assert recorder.most_at_once == 2
+        workers.resize(6)  # more workers start at once
+        recorder.most_at_once = 0
+        work.add([("store", i) for i in range(2, 62)], 60)
+        wait_until(lambda: len(recorder.handled) == 62)
+        assert recorder.most_at_once == 6
+
+        workers.resize(1)  # the ones above 1 end after their download
+        wait_until(lambda: recorder.running == 0)
+        recorder.most_at_once = 0
+        work.add([("store", i) for i in range(62, 72)], 10)
+        wait_until(lambda: len(recorder.handled) == 72)
+        assert recorder.most_at_once == 1
+
+        workers.resize(3)  # and those that ended start again
+        recorder.most_at_once = 0
+        work.add([("store", i) for i in range(72, 102)], 30)
+        wait_until(lambda: len(recorder.handled) == 102)
+        assert recorder.most_at_once == 3
+    finally:
+        workers.stop(timeout=5)
+    assert sorted(recorder.handled) == list(range(102)) and not workers.running
+    assert work.wait_for_room(threading.Event(), 0.1) == 10  # every unit given back
+
+
 def test_stop_finishes_downloads_in_flight_and_leaves_the_rest_claimed():
     work, recorder, workers = busy_workers(2, claims=6, seconds=0.3)
     workers.stop(timeout=10)

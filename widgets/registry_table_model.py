@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from typing import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
@@ -55,6 +54,17 @@ def label(value) -> str:
     return str(getattr(value, "label", value))
 
 
+def cell_text(row, column: int) -> str:
+    """What a cell of the row shows, as text (the table, copied rows)."""
+    key, _header, kind = COLUMNS[column]
+    value = getattr(row, key, None)
+    if kind == "time":
+        return format_time(value)
+    if kind == "bool":
+        return "yes" if value else ""
+    return label(value)
+
+
 def column_title(column: int, model_title: str) -> str:
     key, title, _kind = COLUMNS[column]
     return model_title if key == "model_id" else title
@@ -66,6 +76,7 @@ class RegistryTableModel(QAbstractTableModel):
 
     pageRequested = Signal(int, int)      # generation, page number
     countRequested = Signal(int)          # generation
+    pageLoaded = Signal(int)              # page number, once its rows are in
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -127,6 +138,7 @@ class RegistryTableModel(QAbstractTableModel):
         last = min(first + PAGE_SIZE, self._count) - 1
         if last >= first:
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+        self.pageLoaded.emit(page)
 
     def _request(self, page: int) -> None:
         if page in self._requested:
@@ -147,6 +159,20 @@ class RegistryTableModel(QAbstractTableModel):
 
     def loaded_rows(self, rows: list[int]) -> list[dict]:
         return [data for data in (self.row_data(row) for row in rows) if data is not None]
+
+    def cached(self, row: int):
+        """The row if its page is loaded, else None (asks for nothing)."""
+        page, offset = divmod(row, PAGE_SIZE)
+        rows = self._pages.get(page)
+        return rows[offset] if rows is not None and offset < len(rows) else None
+
+    def loaded_items(self):
+        """(row number, row) of every loaded row, in row order."""
+        for page in sorted(self._pages):
+            first = page * PAGE_SIZE
+            for offset, data in enumerate(self._pages[page]):
+                if first + offset < self._count:
+                    yield first + offset, data
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else self._count
@@ -177,18 +203,10 @@ class RegistryTableModel(QAbstractTableModel):
             return state_icon(label(value)) if key in STATE_COLUMNS else None
         if role == Qt.ToolTipRole:
             return str(value) if key.endswith("failure") and value else None
-        if kind == "time":
-            return format_time(value)
-        if kind == "bool":
-            return "yes" if value else ""
-        return label(value)
+        return cell_text(row, index.column())
 
     # flags() is deliberately not overridden: QAbstractTableModel's C++ default
     # (enabled, selectable) is what rows need, and Qt asks for it several
     # times per row when a million rows are selected at once; a Python
     # override made "select all" take a minute.
 
-
-def page_loader(fetch_rows: Callable[[int, int], list[dict]]):
-    """fetch_rows(offset, limit) for one page number."""
-    return lambda page: fetch_rows(page * PAGE_SIZE, PAGE_SIZE)

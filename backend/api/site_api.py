@@ -39,11 +39,15 @@ class SiteApi:
 
     # --- GraphQL ----------------------------------------------------------------
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _authorized(self, request: web.Request) -> str:
+        """"yes", "wrong" (a token that is not the site's) or "none"."""
         token = self.site.api_token
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode())
+        if scheme.lower() != "bearer" or not given.strip():
+            return "none"
+        if token and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return "yes"
+        return "wrong"
 
     async def graphql(self, request: web.Request) -> web.Response:
         if request.content_length and request.content_length > MAX_QUERY_BYTES * 4:
@@ -62,13 +66,13 @@ class SiteApi:
             return _errors(400, "\"variables\" must be an object and \"operationName\" a string.")
         if len(body["query"].encode()) > MAX_QUERY_BYTES:
             return _errors(413, f"The query is longer than {MAX_QUERY_BYTES} bytes.")
-        authorized = self._authorized(request)
+        token = self._authorized(request)
         result = await asyncio.to_thread(self._run, body["query"], variables, operation,
-                                         authorized)
+                                         token)
         return web.json_response(result)
 
-    def _run(self, query: str, variables: dict, operation, authorized: bool) -> dict:
-        return self.graphql_endpoint().run(query, variables, operation, authorized)
+    def _run(self, query: str, variables: dict, operation, token: str) -> dict:
+        return self.graphql_endpoint().run(query, variables, operation, token)
 
     def graphql_endpoint(self):
         """Imported and built on first use (see graphql/endpoint.py)."""

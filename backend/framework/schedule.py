@@ -40,6 +40,10 @@ class Schedule:
         for job in self.jobs.values():
             job.next_at = now + job.first_delay
 
+    def run_soon(self, name: str) -> None:
+        """Make the job due now: it runs on the next call (any thread may ask)."""
+        self.jobs[name].next_at = float("-inf")
+
     def run_due(self, now: float, lease_held: bool) -> tuple[bool, bool]:
         """Run the jobs that are due. Returns (more, failed): a job has more
         to do at once; a job failed."""

@@ -3,6 +3,7 @@
   GET  /api/v4/geo/retrieve/<replicable>/<id>      the blob (FILE_NOT_FOUND when gone)
   GET  /api/v4/geo/events?after=N&limit=M           event log after a cursor
   GET  /api/v4/geo/replicables/<replicable>?after_id=N&batch_size=M&<scope>
+  GET  /api/v4/geo/replicables/<replicable>/count?<scope>  records in the scope
   POST /api/v4/geo/replicables/<replicable>/states  {"ids": [...]} primary checksums
   POST /api/v4/geo/status                           a secondary's status report
 Database work runs on worker threads so the event loop keeps serving.
@@ -94,6 +95,7 @@ class GeoApi:
             web.get("/api/v4/geo/object_storage/{path:.+}", self.object_storage),
             web.get("/api/v4/geo/events", self.events),
             web.get("/api/v4/geo/replicables/{replicable}", self.replicables),
+            web.get("/api/v4/geo/replicables/{replicable}/count", self.count),
             web.post("/api/v4/geo/replicables/{replicable}/states", self.states),
             web.post("/api/v4/geo/status", self.status),
         ])
@@ -233,6 +235,16 @@ class GeoApi:
         result = await asyncio.to_thread(replicables_query.list_range, self.site.engine,
                                          replicator, scope, after_id, batch)
         return web.json_response(result)
+
+    async def count(self, request: web.Request) -> web.Response:
+        """How many records of a type a secondary of this scope replicates:
+        what its registries must number once it has caught up."""
+        await self._authenticate_request(request)
+        replicator = self._replicator(request)
+        scope = SyncScope.from_params(request.query)
+        total = await asyncio.to_thread(replicables_query.count_in_scope, self.site.engine,
+                                        replicator, scope)
+        return web.json_response({"count": total})
 
     async def states(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -125,3 +125,12 @@ def in_scope_ids(engine: Engine, replicator, scope: SyncScope, model_ids: list[i
                                          *scope_clauses(replicator, scope))
     with engine.connect() as connection:
         return set(connection.execute(statement).scalars())
+
+
+def count_in_scope(engine: Engine, replicator, scope: SyncScope) -> int:
+    """Records of the type that a secondary with `scope` replicates."""
+    model = replicator.model_table()
+    statement = select(func.count()).select_from(model).where(
+        *scope_clauses(replicator, scope))
+    with engine.connect() as connection:
+        return connection.execute(statement).scalar_one()

@@ -41,7 +41,9 @@ class BlobClient:
     """Must be opened and used on one event loop."""
 
     def __init__(self, primary_url: str, access_key: str, secret: str,
-                 max_connections: int = 16, timeout: float = 60.0) -> None:
+                 max_connections: int | None = 16, timeout: float = 60.0) -> None:
+        """`max_connections` None: as many as requests at once (the engine's
+        sync workers bound them, however many a capacity change makes)."""
         self.base = primary_url.rstrip("/") + "/"
         self.access_key = access_key
         self._secret = secret
@@ -58,7 +60,7 @@ class BlobClient:
         # is buffered; at its default of 64 KiB a large blob streams in
         # thousands of pauses and resumes.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_connections),
+            connector=aiohttp.TCPConnector(limit=self.max_connections or 0),
             timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=READ_SIZE)
         return self
 

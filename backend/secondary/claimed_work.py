@@ -27,6 +27,14 @@ class ClaimedWork:
         self._signal = threading.Event()
         self.on_added: Callable[[], None] | None = None  # consumers not blocked in take()
 
+    def set_capacity(self, capacity: int) -> None:
+        """A new bound, at once: a larger one lets the scheduler claim
+        more now; a smaller one lets it claim nothing until the work in
+        flight has gone below it."""
+        with self._room:
+            self.capacity = max(1, capacity)
+            self._room.notify_all()
+
     def wait_for_room(self, stop: threading.Event, timeout: float) -> int:
         """Block until half the capacity is free (or `stop`); returns the room."""
         with self._room:

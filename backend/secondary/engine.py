@@ -17,6 +17,7 @@ none dies of an outage: it is reported (`last_error`) and retried.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -75,8 +76,7 @@ class SecondaryEngine:
                                                         read=config.request_timeout))
         self.scope = config.scope
         self.blob_client = BlobClient(config.primary_url, config.access_key, config.secret,
-                                      max_connections=config.files_max_capacity + 4,
-                                      timeout=config.request_timeout)
+                                      max_connections=None, timeout=config.request_timeout)
         self.checksum_pool = ChecksumPool()
         self.events = EventConsumer(self.engine, self.client, self.storage,
                                     self.enabled_by_name, self.scope)
@@ -117,6 +117,25 @@ class SecondaryEngine:
 
     def replication_enabled(self, replicator) -> bool:
         return self.flags.get(replicator.feature_flag, True)
+
+    def set_feature_flags(self, flags: dict[str, bool]) -> None:
+        """Turn types' replication on or off while running: a type turned
+        off claims nothing more (what is in flight finishes) and its events
+        are skipped; one turned on is backfilled by the next consistency
+        pass and claimed at once."""
+        self.flags = {**self.flags, **flags}  # one assignment: readers see old or new
+        self.housekeeping.run_soon("consistency")
+        self._signal_work()
+
+    def set_capacities(self, files: int, verification: int) -> None:
+        """`files_max_capacity` and `verification_max_capacity` while
+        running, as GitLab reads them on each scheduling pass: more work is
+        claimed at once, or less until what is in flight is done."""
+        self.config = dataclasses.replace(self.config, files_max_capacity=files,
+                                          verification_max_capacity=verification)
+        self.syncs.set_capacity(files)
+        self.verifications.set_capacity(verification)
+        self._signal_work()
 
     def enabled(self) -> list:
         return [r for r in self.replicators if self.replication_enabled(r)]

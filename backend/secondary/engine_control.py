@@ -16,6 +16,7 @@ from typing import Callable
 from backend.db.engine import is_unreachable
 from backend.framework.clock import utcnow
 from backend.secondary.claimed_work import ClaimedWork
+from backend.secondary.errors import describe
 from backend.secondary.registry_claims import RegistryClaims
 from backend.secondary.registry_outcomes import RegistryOutcomes
 
@@ -61,7 +62,7 @@ class EngineControl:
 
     def report(self, where: str, exc: Exception) -> None:
         """One line for the status and the log; repeated errors log once."""
-        message = f"{where}: {exc.__class__.__name__}: {exc}".splitlines()[0][:500]
+        message = f"{where}: {describe(exc)}".splitlines()[0][:500]
         if message != self.last_error:
             log.warning("%s", message)
         self.last_error = message

@@ -8,6 +8,7 @@ the registry consistency worker's job.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from sqlalchemy import delete, insert, select
@@ -50,6 +51,14 @@ class EventConsumer:
         self.cursor_event_time: str | None = None  # created_at of the last processed event
         self.processed = 0
 
+    def measure(self) -> None:
+        """Learn the primary's newest event without handling any (a paused
+        engine still shows how far behind it is)."""
+        page = self.client.events(after=self.cursor.get() or 0, limit=1,
+                                  scope_params=self.scope.to_params())
+        self.last_event_id = page.get("last_event_id")
+        self.last_event_timestamp = page.get("last_event_timestamp")
+
     def run_once(self) -> int:
         """Process one batch; returns how many events were handled."""
         cursor = self.cursor.get()
@@ -57,6 +66,10 @@ class EventConsumer:
             head = self.client.events(after=0, limit=1, scope_params=self.scope.to_params())
             cursor = head.get("last_event_id") or 0
             self.cursor.set(cursor)
+            # The cursor starts at the newest event: it is as recent as that.
+            if head.get("last_event_timestamp") is not None:
+                self.cursor_event_time = dt.datetime.fromtimestamp(
+                    head["last_event_timestamp"], dt.timezone.utc).isoformat()
         page = self.client.events(after=cursor, limit=BATCH,
                                   scope_params=self.scope.to_params())
         self.last_event_id = page.get("last_event_id")

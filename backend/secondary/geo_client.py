@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from urllib.parse import urlencode, urljoin
 
 import urllib3
@@ -79,6 +80,11 @@ class GeoClient:
         query = {"after_id": after_id, "batch_size": batch_size, **scope_params}
         return self._json("GET", f"api/v4/geo/replicables/{replicable_name}", query)
 
+    def count(self, replicable_name: str, scope_params: dict) -> int:
+        """Records of the type in the scope, on the primary."""
+        return int(self._json("GET", f"api/v4/geo/replicables/{replicable_name}/count",
+                              scope_params)["count"])
+
     def states(self, replicable_name: str, ids: list[int]) -> dict[int, dict]:
         data = self._json("POST", f"api/v4/geo/replicables/{replicable_name}/states",
                           body={"ids": list(ids)})
@@ -111,11 +117,15 @@ def _reason(exc: BaseException) -> str:
         return _reason(exc.reason)
     if isinstance(exc, errors.ReadTimeoutError):
         return "read timed out"
-    if isinstance(exc, errors.ConnectTimeoutError):
-        return "connection timed out"
+    # Before ConnectTimeoutError: urllib3 derives NewConnectionError from it,
+    # so a refused connection would read as a timeout.
     if isinstance(exc, errors.NewConnectionError):
         cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, (TimeoutError, socket.timeout)):
+            return "connection timed out"
         return f"cannot connect: {getattr(cause, 'strerror', None) or 'connection failed'}"
+    if isinstance(exc, errors.ConnectTimeoutError):
+        return "connection timed out"
     if isinstance(exc, errors.ProtocolError) and len(exc.args) > 1:
         return _reason(exc.args[1])
     if isinstance(exc, http.client.RemoteDisconnected):

@@ -66,13 +66,13 @@ class Housekeeping:
         ], on_error=self._failed, retry_after=control.poll_interval)
 
     def run(self) -> None:
-        """The housekeeping thread (paused with the engine)."""
+        """The housekeeping thread. It goes on while the engine is paused:
+        a paused engine takes no new work (no events handled, no registries
+        created), but still measures how far behind the primary it is,
+        reports its status and hands back dead engines' claims."""
         control = self.control
         self.schedule.start(time.monotonic())
         while not control.stop.is_set():
-            control.resumed.wait()
-            if control.stop.is_set():
-                break
             held = self._hold_lease()
             more, failed = self.schedule.run_due(time.monotonic(), bool(held))
             if held is not None and not failed:
@@ -81,6 +81,10 @@ class Housekeeping:
                 control.stop.wait(min(control.poll_interval,
                                       self.schedule.seconds_until_due(time.monotonic(),
                                                                       bool(held))))
+
+    def run_soon(self, job: str) -> None:
+        """Run `job` on the next pass, within a poll interval."""
+        self.schedule.run_soon(job)
 
     def _hold_lease(self) -> bool | None:
         """Take or renew the lease: whether this engine holds it, or None
@@ -97,12 +101,16 @@ class Housekeeping:
     # --- the jobs -----------------------------------------------------------------
 
     def consume_events(self) -> None:
-        if self.enabled() and self.events.run_once():
+        if self.control.paused:
+            self.events.measure()
+        elif self.enabled() and self.events.run_once():
             self.signal_work()
 
     def reconcile_once(self) -> bool:
         """One range of every type; True while a range changed something, so
-        that the next one follows at once."""
+        that the next one follows at once. None while paused."""
+        if self.control.paused:
+            return False
         changed = False
         for replicator in self.enabled():
             if self.consistency.run_once(replicator).changed:

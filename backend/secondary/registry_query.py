@@ -269,3 +269,12 @@ def failure_group_ids(engine, replicator, message: str | None) -> list[int]:
     with engine.connect() as connection:
         return list(connection.execute(select(table.c.id).where(
             table.c.state == SyncState.FAILED, condition).order_by(table.c.id)).scalars())
+
+
+def failed_ids(engine, replicator, limit: int) -> list[int]:
+    """Registry ids of failed registries, at most `limit` (newest ids first)."""
+    table = replicator.registry_table()
+    statement = (select(table.c.id).where(table.c.state == SyncState.FAILED)
+                 .order_by(table.c.id.desc()).limit(limit))
+    with engine.connect() as connection:
+        return list(connection.execute(statement).scalars())

@@ -113,7 +113,7 @@ class RegistryRow:
         model id): states by name, ISO times, text."""
         out = {}
         for name in REPORT_COLUMNS:
-            value = getattr(self, name)
+            value = self.replicable if name == "type" else getattr(self, name)
             if isinstance(value, (SyncState, VerificationState)):
                 value = value.label
             elif isinstance(value, dt.datetime):
@@ -122,8 +122,9 @@ class RegistryRow:
         return out
 
 
-# Reports and the CLI's JSON write these, in this order.
-REPORT_COLUMNS = ("registry_id", "model_id", "state", "verification_state", "retry_count",
+# Reports, the console's exports and the CLI's JSON write these, in this
+# order: the same names everywhere.
+REPORT_COLUMNS = ("type", "registry_id", "model_id", "state", "verification_state", "retry_count",
                   "retry_at", "last_synced_at", "last_sync_failure",
                   "verification_retry_count", "verification_retry_at", "verified_at",
                   "verification_started_at", "verification_failure", "checksum_mismatch",

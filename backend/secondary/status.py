@@ -39,7 +39,10 @@ def registry_counts(engine, replicator) -> dict:
 
 
 def percentage(part: int, whole: int) -> str:
-    return f"{(part / whole * 100) if whole else 0:.2f}%"
+    """`part` of `whole` as "97.50%", rounded down as GitLab's Sites page
+    does: 100.00% only when every registry is there."""
+    hundredths = part * 10_000 // whole if whole else 0
+    return f"{hundredths // 100}.{hundredths % 100:02d}%"
 
 
 def secondary_type_status(engine, replicator, enabled: bool) -> dict:

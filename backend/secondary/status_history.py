@@ -87,5 +87,7 @@ def read(engine, replicable_name: str, start: dt.datetime, end: dt.datetime,
 
 
 def _percent(part, whole: float) -> float:
-    return round(float(part or 0) / whole * 100.0, 2) if whole else 0.0
+    """Rounded down to hundredths: 100 only when every registry is there."""
+    whole = int(whole)
+    return (int(part or 0) * 10_000 // whole) / 100 if whole else 0.0
 

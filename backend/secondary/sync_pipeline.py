@@ -74,6 +74,11 @@ class SyncPipeline:
         self._to_write.put(None)  # after the downloads: the writer finishes them
         self.downloader.close()
 
+    def set_capacity(self, capacity: int) -> None:
+        """`files_max_capacity` while running: workers and claims ahead."""
+        self.work.set_capacity(SYNC_CLAIM_AHEAD * capacity)
+        self.workers.resize(capacity)
+
     def claim(self, limit: int) -> tuple[list, int]:
         """Up to `limit` syncs: pending registries, then retry-due failed ones."""
         claimed: list[tuple[TypeRegistry, object]] = []

@@ -1,6 +1,7 @@
 """The engine's sync workers: coroutines on one event loop thread.
 
-`count` workers (`files_max_capacity`) take claimed syncs from the
+`count` workers (`files_max_capacity`, changed while running by
+`resize`) take claimed syncs from the
 ClaimedWork that the sync scheduler fills, and run `handle(store, claim)`
 for each, one at a time per worker. `handle` returns True when it passed
 the claim on (the engine's file writer), which then marks it done. A blob download is mostly waiting for
@@ -41,7 +42,7 @@ class SyncWorkers:
         self._thread: threading.Thread | None = None
         self._ready: asyncio.Event | None = None  # claims may be waiting
         self._stopping = False
-        self._workers: list[asyncio.Task] = []
+        self._workers: dict[int, asyncio.Task] = {}  # by index
         self._started = threading.Event()
         self._start_error: BaseException | None = None
 
@@ -105,13 +106,39 @@ class SyncWorkers:
         self._ready = asyncio.Event()
         await self.open_resources()
         try:
-            self._workers = [asyncio.create_task(self._worker())
-                             for _ in range(self.count)]
+            self._workers = {index: asyncio.create_task(self._worker(index))
+                             for index in range(self.count)}
             self._started.set()
             self._wake()  # claims added before the loop ran
-            await asyncio.gather(*self._workers, return_exceptions=True)
+            while True:  # until every worker has ended, those a resize added too
+                running = [task for task in self._workers.values() if not task.done()]
+                if not running:
+                    break
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         finally:
             await self.close_resources()
+
+    def resize(self, count: int) -> None:
+        """`count` workers from now on: more start at once; the ones above
+        `count` end after the download they are doing."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self.count = max(1, count)
+            return
+        try:
+            loop.call_soon_threadsafe(self._resize, max(1, count))
+        except RuntimeError:  # the loop closed meanwhile: stopping
+            pass
+
+    def _resize(self, count: int) -> None:
+        self.count = count
+        if self._stopping:
+            return
+        for index in range(count):
+            task = self._workers.get(index)
+            if task is None or task.done():
+                self._workers[index] = asyncio.create_task(self._worker(index))
+        self._wake()  # the ones above `count` that wait for claims end now
 
     def _wake(self) -> None:
         if self._ready is not None:
@@ -123,11 +150,11 @@ class SyncWorkers:
         self._loop.call_later(max(0.0, deadline - time.monotonic()), self._cancel)
 
     def _cancel(self) -> None:
-        for task in self._workers:
+        for task in self._workers.values():
             task.cancel()
 
-    async def _worker(self) -> None:
-        while not self._stopping:
+    async def _worker(self, index: int) -> None:
+        while not self._stopping and index < self.count:
             item = self.work.take_nowait()
             if item is None:
                 self._ready.clear()

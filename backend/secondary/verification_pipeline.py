@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from typing import Callable
 
@@ -58,12 +59,32 @@ class VerificationPipeline:
         self.syncs = syncs  # claims gather behind the syncs in flight
         self.work = ClaimedWork(verification_rows(capacity))
         self.threads = verification_threads(capacity)
+        self._spawn = None
+        self._alive: set[int] = set()  # indexes of the verification threads running
+        self._lock = threading.Lock()
 
     def start(self, spawn) -> None:
+        self._spawn = spawn
         spawn("geo-verify-scheduler", lambda: self.control.claim_loop(
             "verification", self.work, self.claim, gather_behind=self.syncs))
-        for index in range(self.threads):
-            spawn(f"geo-verify-{index}", self._worker)
+        self._spawn_threads()
+
+    def _spawn_threads(self) -> None:
+        with self._lock:
+            for index in range(self.threads):
+                if index not in self._alive:
+                    self._alive.add(index)
+                    self._spawn(f"geo-verify-{index}", lambda i=index: self._worker(i))
+
+    def set_capacity(self, capacity: int) -> None:
+        """`verification_max_capacity` while running: rows in flight and
+        threads (those above the new count end after their batch)."""
+        self.work.set_capacity(verification_rows(capacity))
+        with self._lock:
+            self.threads = verification_threads(capacity)
+        if self._spawn is not None and not self.control.stop.is_set():
+            self._spawn_threads()
+        self.work.wake()
 
     def stop(self) -> None:
         self.work.wake()
@@ -96,11 +117,17 @@ class VerificationPipeline:
         for registry, claims in self.work.drain():
             write(self.database, registry.outcomes.verification_released(claims))
 
-    def _worker(self) -> None:
+    def _worker(self, index: int) -> None:
         """Verify what the scheduler claimed. Claims already taken are
-        finished even while paused: they are work in flight."""
+        finished even while paused: they are work in flight. A thread above
+        the count (`set_capacity`) ends; the check and the end are one step
+        under the lock, so that a count raised meanwhile is never missed."""
         control = self.control
-        while not control.stop.is_set():
+        while True:
+            with self._lock:
+                if control.stop.is_set() or index >= self.threads:
+                    self._alive.discard(index)
+                    return
             item = self.work.take(control.poll_interval)
             if item is None:
                 continue

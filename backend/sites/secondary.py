@@ -45,14 +45,20 @@ class SecondarySite:
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self, serve: bool = True, run_engine: bool = True) -> "SecondarySite":
+        """Migrate, start the engine, serve the API; what started is stopped
+        again if a later step fails (a port in use, say)."""
         self.engine.upgrade_database()
         if run_engine:
             self.engine.start()
-        if serve:
-            host, port = parse_listen(self.config.listen)
-            app = _application(SiteApi(self).routes())
-            self.server = BackgroundServer(app, host, port).start()
-            log.info("secondary site API on %s", self.server.url)
+        try:
+            if serve:
+                host, port = parse_listen(self.config.listen)
+                app = _application(SiteApi(self).routes())
+                self.server = BackgroundServer(app, host, port).start()
+                log.info("secondary site API on %s", self.server.url)
+        except BaseException:
+            self.engine.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -63,6 +69,11 @@ class SecondarySite:
 
     def registries_changed(self) -> None:
         self.engine.wake()
+
+    def set_capacities(self, files: int, verification: int) -> None:
+        """New capacities while running; the API shows them at once."""
+        self.engine.set_capacities(files, verification)
+        self.config = self.engine.config
 
     # --- what the API shows ----------------------------------------------------------
 

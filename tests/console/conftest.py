@@ -1,9 +1,14 @@
 """Console tests: real widgets offscreen, real tracking DBs, and strict
-hygiene: a test fails if it leaves a timer running or a worker busy."""
+hygiene: a test fails if it leaves a timer running or a worker busy, or if
+the console's own code opens a connection or runs a query on the GUI
+thread."""
 from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
+import sys
+import threading
 import weakref
 
 import pytest
@@ -11,7 +16,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QSettings, QThreadPool, QTimer  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import event, insert  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 
 from backend.replicables import replicator_for  # noqa: E402
 from backend.framework.states import SyncState, VerificationState  # noqa: E402
@@ -54,6 +60,55 @@ def qt_hygiene(monkeypatch, qapp):
             continue
     assert not busy, "a thread pool still had work running after the test"
     assert not active, f"timers left running: {active}"
+
+
+CONSOLE_CODE = (os.sep + "app" + os.sep, os.sep + "widgets" + os.sep)
+TESTS = os.sep + "tests" + os.sep
+
+
+def _console_frame() -> str | None:
+    """The console's own frame (app/, widgets/) calling from the GUI thread,
+    if any, unless the test itself called that code directly (its set-up
+    and checks may wait; a slot, timer or event handler may not)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    frame, found = sys._getframe(2), None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if any(part in name for part in CONSOLE_CODE):
+            found = found or f"{name}:{frame.f_lineno} {frame.f_code.co_name}"
+        elif found:  # the first frame outside the console's code: who called it
+            return None if TESTS in name and not name.endswith("conftest.py") else found
+        frame = frame.f_back
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_io_on_the_gui_thread(monkeypatch):
+    """Fail a test in which the console's code, on the GUI thread, opens a
+    network connection or runs a database query (the test's own set-up and
+    checks may: they are not the console's)."""
+    caught: list[str] = []
+    connect = socket.socket.connect
+
+    def guarded_connect(self, address):
+        where = _console_frame()
+        if where:
+            caught.append(f"connection to {address} from {where}")
+        return connect(self, address)
+
+    def guarded_query(conn, cursor, statement, *args):
+        where = _console_frame()
+        if where:
+            caught.append(f"query {statement.split()[0]} from {where}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    event.listen(Engine, "before_cursor_execute", guarded_query)
+    try:
+        yield caught
+    finally:
+        event.remove(Engine, "before_cursor_execute", guarded_query)
+    assert not caught, f"the GUI thread waited on the network or a database: {caught}"
 
 
 def registry_rows(count: int = 60) -> list[dict]:

@@ -140,7 +140,7 @@ def test_declined_confirmation_changes_nothing(page, qtbot, local_site):
 def test_copy_rows(page, qtbot):
     loaded(page, qtbot, 60)
     select(page, [0, 3])
-    page.table.copy_rows()
+    page.copy_rows()
     lines = QGuiApplication.clipboard().text().splitlines()
     assert lines[0].startswith("Registry\tCool Widget\tReplication")
     assert lines[1].startswith("1\t501\tsynced") and lines[2].startswith("4\t504\tfailed")
@@ -189,7 +189,7 @@ def test_select_all_and_resync_acts_on_the_filter(page, qtbot, local_site):
     loaded(page, qtbot, len(synced))
     page.table.setFocus()
     qtbot.keyClick(page.table, Qt.Key_A, Qt.ControlModifier)
-    assert page.selected_ranges() == [(0, len(synced) - 1)]
+    assert page.table.everything and page.table.chosen_count() == len(synced)
     page.act_on_selection("resync")
     qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
                                 for n in synced), timeout=10000)
@@ -200,8 +200,85 @@ def test_a_selection_beyond_loaded_pages_is_fetched(page, qtbot, local_site):
     loaded(page, qtbot, 60)
     page.model._pages.clear()  # as if rows 10-20 had scrolled out of the cache
     select(page, range(10, 21))
+    assert page.table.resolving  # their ids are asked for
+    qtbot.waitUntil(lambda: not page.table.resolving, timeout=10000)
+    assert page.table.chosen == set(range(11, 22))
     page.act_on_selection("resync")
     qtbot.waitUntil(lambda: db_states(local_site)[11][0] == SyncState.PENDING, timeout=10000)
     states = db_states(local_site)
     assert all(states[n][0] == SyncState.PENDING for n in range(11, 22))
     assert states[10][0] != SyncState.PENDING or ROWS[9]["state"] == SyncState.PENDING
+
+
+def click(page, qtbot, row, modifier=Qt.NoModifier):
+    """A click on a row, as the administrator makes it."""
+    position = page.table.visualRect(page.model.index(row, 0)).center()
+    qtbot.mouseClick(page.table.viewport(), Qt.LeftButton, modifier, position)
+
+
+def selected_ids(page) -> set[int]:
+    return {page.model.row_data(index.row()).registry_id
+            for index in page.table.selectionModel().selectedRows()}
+
+
+def test_the_choice_follows_its_registries_while_rows_move(page, qtbot, local_site):
+    """Sorted newest first, new registries arrive above the chosen ones and a
+    chosen one moves to the end: the same registries stay selected, Copy
+    copies them, Ctrl+R resyncs them and nothing else."""
+    import datetime as dt
+
+    from sqlalchemy import insert, update
+
+    from tests.console.conftest import CoolWidgets, T0
+    loaded(page, qtbot, 60)
+    page.sort_box.setCurrentIndex(page.sort_box.findData("LAST_SYNCED_AT_DESC"))
+    qtbot.waitUntil(lambda: page.model.row_data(0) is not None
+                    and page.model.row_data(0).registry_id == 60, timeout=10000)
+    click(page, qtbot, 2)
+    click(page, qtbot, 5, Qt.ControlModifier)
+    click(page, qtbot, 7, Qt.ControlModifier)
+    picked = {page.model.row_data(row).registry_id for row in (2, 5, 7)}
+    assert page.table.chosen == picked == selected_ids(page) == {58, 55, 53}
+    table = CoolWidgets.registry_table()
+    with local_site.tracking_engine.begin() as connection:
+        connection.execute(insert(table), [
+            {"cool_widget_id": 900 + n, "created_at": T0, "state": SyncState.SYNCED,
+             "last_synced_at": T0 + dt.timedelta(hours=1, minutes=n)} for n in range(5)])
+        connection.execute(update(table).where(table.c.id == 55).values(
+            last_synced_at=T0 - dt.timedelta(days=1)))  # now the oldest: the last row
+    page.refresh()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 65
+                    and page.model.row_data(0).registry_id == 65, timeout=10000)
+    qtbot.waitUntil(lambda: selected_ids(page) == picked, timeout=10000)
+    assert [page.model.row_data(row).registry_id for row in (7, 11, 64)] == [58, 53, 55]
+    page.copy_rows()
+    copied = QGuiApplication.clipboard().text().splitlines()[1:]
+    assert sorted(int(line.split("\t")[0]) for line in copied) == sorted(picked)
+    page.table.setFocus()
+    before = db_states(local_site)
+    qtbot.keyClick(page.table, Qt.Key_R, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
+                                for n in picked), timeout=10000)
+    after = db_states(local_site)
+    changed = {n for n in after if after[n] != before.get(n)}
+    assert changed <= picked  # nothing the administrator did not pick
+
+
+def test_the_detail_panel_shows_the_chosen_registry_wherever_its_row_goes(page, qtbot):
+    loaded(page, qtbot, 60)
+    click(page, qtbot, 1)
+    assert page.detail.values["registry_id"].text() == "2"
+    page.sort_box.setCurrentIndex(page.sort_box.findData("ID_DESC"))
+    qtbot.waitUntil(lambda: page.model.row_data(0) is not None
+                    and page.model.row_data(0).registry_id == 60, timeout=10000)
+    qtbot.waitUntil(lambda: selected_ids(page) == {2}, timeout=10000)
+    assert page.detail.values["registry_id"].text() == "2"
+
+
+def test_a_new_filter_forgets_the_choice(page, qtbot):
+    loaded(page, qtbot, 60)
+    click(page, qtbot, 0)
+    assert page.table.chosen == {1}
+    page.sidebar.sync_list.setCurrentRow(4)  # failed
+    loaded(page, qtbot, len(FAILED))
+    assert page.table.chosen == set() and not selected_ids(page)

@@ -8,9 +8,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.main_window import MainWindow
-from app.settings import SettingsDialog
+from app.settings_dialog import SettingsDialog
 from app.sources import LocalSource
 from backend.framework.states import SyncState
+from backend.secondary.status import percentage
 from tests.support.gadgets import GADGETS
 
 pytestmark = pytest.mark.slow
@@ -37,8 +38,7 @@ def test_every_console_view_shows_the_third_type(qtbot, window, gadget_sites, tm
     sync, verify, checksum = overview.bars["gadgets"]
     assert (sync.success, sync.failed) == (GADGETS - 1, 1)
     assert checksum.total == GADGETS and checksum.failed == 1  # the demo's primary is here
-    assert overview.percentages["gadgets"].text().startswith(
-        f"{(GADGETS - 1) / GADGETS * 100:.2f}%")
+    assert overview.percentages["gadgets"].text().startswith(percentage(GADGETS - 1, GADGETS))
 
     window.set_type("gadget")
     assert window.type_box.currentText() == "Gadgets"
@@ -75,7 +75,7 @@ def test_every_console_view_shows_the_third_type(qtbot, window, gadget_sites, tm
     qtbot.waitUntil(lambda: curve.getData()[1] is not None and len(curve.getData()[1]) > 0,
                     timeout=10000)
     assert overview.progress_chart.plotItem.titleLabel.text.startswith("Gadgets")
-    assert curve.getData()[1][-1] == pytest.approx((GADGETS - 1) / GADGETS * 100, abs=0.01)
+    assert curve.getData()[1][-1] == float(percentage(GADGETS - 1, GADGETS).rstrip("%"))
 
     # Export: the filter of its registries, its model id column.
     path = tmp_path / "gadgets.csv"

@@ -26,7 +26,7 @@ class GraphQLEndpoint:
         self.rules = [*specified_rules, depth_limit_rule()]
 
     def run(self, query: str, variables: dict, operation: str | None,
-            authorized: bool) -> dict:
+            token: str) -> dict:
         """The response body for one request, errors included."""
         try:
             document = parse(query)
@@ -36,7 +36,7 @@ class GraphQLEndpoint:
         if errors:
             return {"errors": [error.formatted for error in errors]}
         result = execute(self.schema, document,
-                         context_value=RequestContext(self.site, authorized),
+                         context_value=RequestContext(self.site, token),
                          variable_values=variables, operation_name=operation)
         response = {"data": result.data}
         if result.errors:

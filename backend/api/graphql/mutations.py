@@ -66,6 +66,8 @@ def mutation_type(models: dict, registry_types: dict, registry_class, base_id):
 
 
 def _registry_engine(info):
+    if info.context.token == "wrong":
+        raise ApiError("The API token was refused: it is not this site's api_token.")
     if not info.context.authorized:
         raise ApiError("This mutation needs the site's API token: "
                        "Authorization: Bearer <api_token>.")

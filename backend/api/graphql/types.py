@@ -25,7 +25,11 @@ class ApiError(GraphQLError):
 @dataclass
 class RequestContext:
     site: object
-    authorized: bool
+    token: str = "none"  # "yes", "wrong" or "none": what the request's token is
+
+    @property
+    def authorized(self) -> bool:
+        return self.token == "yes"
 
 
 def camel(name: str) -> str:

@@ -1,0 +1,315 @@
+"""The Settings dialog: the embedded demo, a secondary this console runs, or
+a remote headless secondary.
+
+A problem is told in the dialog's words right under its field, whose
+label is marked and which takes the focus; a spin box keeps what was typed, zero included, so that it
+can be told rather than silently changed. "Test connection" tries the
+settings as they stand, off the GUI thread: the primary and the tracking
+database of a local secondary, or a remote secondary and its API token.
+"""
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+
+from app.settings import FIELD_LABELS, MODES, Problem, save_settings, validate
+from app.sources import local_types
+from app.tasks import TaskRunner
+
+SECRET_PLACEHOLDER = "•••••••• (saved; type to replace)"
+PROBLEM_COLOUR = "#d9534f"
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: dict, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.original = settings
+        self.saved: dict | None = None
+        self.problem: Problem | None = None  # the one shown now
+        self.runner = TaskRunner(self, threads=1)
+        self.fields: dict[str, QWidget] = {}
+        self.labels: dict[str, QLabel] = {}     # field -> its label, marked on a problem
+        self.problems: dict[str, QLabel] = {}   # field -> the line under it
+        self.mode = QComboBox()
+        for key, text in MODES:
+            self.mode.addItem(text, key)
+        self.mode.setAccessibleName("Connection")
+        self.pages = QStackedWidget()
+        self.pages.addWidget(QLabel("The demo needs no settings: a seeded primary and a "
+                                    "secondary run on this machine."))
+        self.pages.addWidget(self._local_page(settings.get("secondary", {}),
+                                              settings.get("feature_flags", {})))
+        self.pages.addWidget(self._remote_page(settings.get("remote", {})))
+        self.error = QLabel("")
+        self.error.setStyleSheet(f"color: {PROBLEM_COLOUR}")
+        self.error.setWordWrap(True)
+        self.error.setAccessibleName("Problem")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setToolTip("Try these settings now, without saving them")
+        self.test_button.clicked.connect(self.test_connection)
+        self.test_result = QLabel("")
+        self.test_result.setWordWrap(True)
+        self.test_result.setAccessibleName("Connection test")
+        modes = [key for key, _text in MODES]
+        self.mode.setCurrentIndex(modes.index(settings.get("mode"))
+                                  if settings.get("mode") in modes else 0)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.addRow("Connection:", self.mode)
+        layout.addLayout(form)
+        layout.addWidget(self.pages)
+        testing = QHBoxLayout()
+        testing.addWidget(self.test_button)
+        testing.addWidget(self.test_result, 1)
+        layout.addLayout(testing)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self._mode_changed(self.mode.currentIndex())
+        # The settings as they stood, in the form saving gives them: what a
+        # save changed is told against these (`settings.change_between`).
+        self.initial = self.result_settings()
+
+    def _mode_changed(self, index: int) -> None:
+        self.pages.setCurrentIndex(index)
+        self.test_button.setEnabled(self.mode.currentData() != "demo")
+        self.test_result.setText("")
+        self.show_problem(None)
+
+    def _secret(self, saved: str) -> QLineEdit:
+        field = QLineEdit()
+        field.setEchoMode(QLineEdit.Password)
+        field.setPlaceholderText(SECRET_PLACEHOLDER if saved else "")
+        return field
+
+    @staticmethod
+    def _spin(maximum: int, value: int, suffix: str = "") -> QSpinBox:
+        """From 0, so that a zero typed in stays there and is told about."""
+        spin = QSpinBox()
+        spin.setRange(0, maximum)
+        spin.setSuffix(suffix)
+        spin.setValue(value)
+        return spin
+
+    def _local_page(self, secondary: dict, flags: dict) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        connection = QGroupBox("Connection")
+        form = QFormLayout(connection)
+        self.name = QLineEdit(secondary.get("name", "secondary"))
+        self.primary_url = QLineEdit(secondary.get("primary_url", ""))
+        self.access_key = QLineEdit(secondary.get("access_key", ""))
+        self.secret = self._secret(secondary.get("secret", ""))
+        self.tracking_url = QLineEdit(secondary.get("tracking_database_url", ""))
+        self.storage = QLineEdit(secondary.get("storage_path", ""))
+        self.api_token = self._secret(secondary.get("api_token", ""))
+        for key, widget in (("name", self.name), ("primary_url", self.primary_url),
+                            ("access_key", self.access_key), ("secret", self.secret),
+                            ("tracking_database_url", self.tracking_url),
+                            ("storage_path", self.storage), ("api_token", self.api_token)):
+            self._add(form, key, widget)
+        layout.addWidget(connection)
+        work = QGroupBox("Replication")
+        form = QFormLayout(work)
+        self.files_capacity = self._spin(10000, int(secondary.get("files_max_capacity", 10)))
+        self.verification_capacity = self._spin(
+            10000, int(secondary.get("verification_max_capacity", 100)))
+        self.verification_capacity.setToolTip(
+            "Verification jobs at once; each verifies up to 10 registries, as in GitLab")
+        self.reverification = self._spin(
+            3650, int(secondary.get("minimum_reverification_interval", 7)), " days")
+        self.object_storage = QCheckBox("Replicate blobs in object storage")
+        self.object_storage.setChecked(bool(secondary.get("sync_object_storage", False)))
+        self.selective = QComboBox()
+        for key, text in (("", "Everything"), ("namespaces", "Namespaces"),
+                          ("shards", "Shards")):
+            self.selective.addItem(text, key)
+        self.selective.setCurrentIndex(max(0, self.selective.findData(
+            secondary.get("selective_sync_type", ""))))
+        self.namespaces = QLineEdit(", ".join(
+            str(i) for i in secondary.get("selective_sync_namespace_ids", [])))
+        self.namespaces.setPlaceholderText("namespace ids, e.g. 4, 12")
+        self.shards = QLineEdit(", ".join(secondary.get("selective_sync_shards", [])))
+        self.shards.setPlaceholderText("shard names, e.g. default, ssd")
+        # One flag per type this console knows, on unless turned off.
+        self.flags = {}
+        for data_type in local_types():
+            box = QCheckBox(f"Replicate {data_type.title_plural} ({data_type.feature_flag})")
+            box.setChecked(bool(flags.get(data_type.feature_flag, True)))
+            self.flags[data_type.feature_flag] = box
+        for key, widget in (("files_max_capacity", self.files_capacity),
+                            ("verification_max_capacity", self.verification_capacity),
+                            ("minimum_reverification_interval", self.reverification),
+                            ("selective_sync_type", self.selective),
+                            ("selective_sync_namespace_ids", self.namespaces),
+                            ("selective_sync_shards", self.shards)):
+            self._add(form, key, widget)
+        form.addRow(self.object_storage)
+        for box in self.flags.values():
+            form.addRow(box)
+        layout.addWidget(work)
+        return page
+
+    def _add(self, form: QFormLayout, key: str, widget: QWidget) -> None:
+        widget.setAccessibleName(FIELD_LABELS[key])
+        label = QLabel(f"{FIELD_LABELS[key]}:")
+        label.setBuddy(widget)
+        problem = QLabel("")
+        problem.setWordWrap(True)
+        problem.setStyleSheet(f"color: {PROBLEM_COLOUR}")
+        problem.setAccessibleName(f"Problem with {FIELD_LABELS[key]}")
+        problem.hide()
+        form.addRow(label, widget)
+        form.addRow("", problem)
+        self.fields[key], self.labels[key], self.problems[key] = widget, label, problem
+
+    def _remote_page(self, remote: dict) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.remote_url = QLineEdit(remote.get("url", ""))
+        self.remote_url.setPlaceholderText("http://secondary.example:8091")
+        self.remote_token = self._secret(remote.get("api_token", ""))
+        self._add(form, "remote_url", self.remote_url)
+        form.addRow("API token:", self.remote_token)
+        return page
+
+    def result_settings(self) -> dict:
+        mode = self.mode.currentData()
+        saved_secondary = self.original.get("secondary", {})
+        saved_remote = self.original.get("remote", {})
+        settings = {"mode": mode}
+        if mode == "local":
+            def ids(text):
+                parts = [p.strip() for p in text.replace(",", " ").split()]
+                return [int(p) if p.isdigit() else p for p in parts]
+            settings["secondary"] = {
+                "name": self.name.text().strip(), "primary_url": self.primary_url.text().strip(),
+                "access_key": self.access_key.text().strip(),
+                "secret": self.secret.text() or saved_secondary.get("secret", ""),
+                "tracking_database_url": self.tracking_url.text().strip(),
+                "storage_path": self.storage.text().strip(),
+                "api_token": self.api_token.text() or saved_secondary.get("api_token", ""),
+                "files_max_capacity": self.files_capacity.value(),
+                "verification_max_capacity": self.verification_capacity.value(),
+                "minimum_reverification_interval": self.reverification.value(),
+                "sync_object_storage": self.object_storage.isChecked(),
+                "selective_sync_type": self.selective.currentData(),
+                "selective_sync_namespace_ids": ids(self.namespaces.text()),
+                "selective_sync_shards": [s.strip() for s in self.shards.text().split(",")
+                                          if s.strip()],
+            }
+            settings["feature_flags"] = {flag: box.isChecked()
+                                         for flag, box in self.flags.items()}
+        elif mode == "remote":
+            settings["remote"] = {"url": self.remote_url.text().strip(),
+                                  "api_token": self.remote_token.text()
+                                  or saved_remote.get("api_token", "")}
+        return settings
+
+    def show_problem(self, problem: Problem | None) -> None:
+        """Tell what is wrong under its field (or at the foot of the dialog
+        when it is about no one field), mark the field's label, focus it."""
+        for key, label in self.labels.items():
+            label.setStyleSheet("")
+            self.problems[key].hide()
+        key = problem.field if problem else None
+        self.error.setText(problem.message if problem and key not in self.fields else "")
+        self.problem = problem
+        if key in self.fields:
+            self.labels[key].setStyleSheet(f"color: {PROBLEM_COLOUR}; font-weight: bold")
+            self.problems[key].setText(problem.message)
+            self.problems[key].show()
+            self.fields[key].setFocus()
+
+    def accept(self) -> None:
+        settings = self.result_settings()
+        problem = validate(settings)
+        self.show_problem(problem)
+        if problem:
+            return
+        save_settings(settings)
+        self.saved = settings
+        self.runner.close()
+        super().accept()
+
+    def reject(self) -> None:
+        self.runner.close()
+        super().reject()
+
+    # --- testing the connection ------------------------------------------------------
+
+    def test_connection(self) -> None:
+        settings = self.result_settings()
+        problem = validate(settings)
+        self.show_problem(problem)
+        if problem:
+            return
+        self.test_result.setStyleSheet("")
+        self.test_result.setText("Testing…")
+        self.test_button.setEnabled(False)
+        self.runner.submit("test", lambda: try_connection(settings), self._tested,
+                           self._test_failed)
+
+    def _tested(self, outcome: tuple[bool, str]) -> None:
+        good, text = outcome
+        self.test_button.setEnabled(True)
+        self.test_result.setStyleSheet("color: #2e7d4f" if good else "color: #d9534f")
+        self.test_result.setText(("✓ " if good else "✗ ") + text)
+
+    def _test_failed(self, message: str) -> None:
+        self._tested((False, message))
+
+
+def try_connection(settings: dict) -> tuple[bool, str]:
+    """(worked, what was found), trying valid settings for real: blocking."""
+    if settings["mode"] == "remote":
+        return _try_remote(settings["remote"])
+    return _try_local(settings["secondary"])
+
+
+def _try_remote(remote: dict) -> tuple[bool, str]:
+    from app.site_client import SiteClient, SiteClientError
+    client = SiteClient(remote["url"], remote.get("api_token") or None, timeout=10)
+    try:
+        node = client.node()
+        types = client.types()
+        if remote.get("api_token"):
+            client.check_token(types[0])
+            token = "its API token is accepted"
+        else:
+            token = "without an API token, resync and reverify are refused"
+        return True, f"{node['name']} answers; {token}."
+    except SiteClientError as exc:
+        return False, str(exc)
+    finally:
+        client.close()
+
+
+def _try_local(secondary: dict) -> tuple[bool, str]:
+    from backend.commands import describe_error
+    from backend.config import parse_config
+    from backend.db.engine import create_db_engine
+    from backend.secondary.geo_client import GeoClient
+    config = parse_config({"secondary": secondary}, "Settings").secondary
+    engine = create_db_engine(config.tracking_database_url)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        return False, f"the tracking database: {describe_error(exc)}"
+    finally:
+        engine.dispose()
+    client = GeoClient(config.primary_url, config.access_key, config.secret)
+    try:
+        client.events(after=0, limit=1)
+    except Exception as exc:
+        return False, describe_error(exc)
+    finally:
+        client.close()
+    return True, "the tracking database and the primary answer; the primary accepts the " \
+                 "access key and secret."
