@@ -20,6 +20,11 @@ from PySide6.QtGui import QBrush, QColor
 from widgets.state_icons import state_icon
 
 PAGE_SIZE = 200
+DISPLAY, DECORATION, TOOLTIP, FOREGROUND = (int(role) for role in (
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole,
+    Qt.ItemDataRole.ForegroundRole))
+ROLES_ANSWERED = frozenset((DISPLAY, DECORATION, TOOLTIP, FOREGROUND))
+LOADING_BRUSH = QBrush(QColor("#999999"))
 MAX_CACHED_PAGES = 60
 LOADING = "loading…"
 
@@ -180,30 +185,33 @@ class RegistryTableModel(QAbstractTableModel):
     def columnCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal \
+    def headerData(self, section, orientation, role=DISPLAY):
+        if role == DISPLAY and orientation == Qt.Orientation.Horizontal \
                 and 0 <= section < len(COLUMNS):
             return column_title(section, self.model_title)
         return None
 
-    def data(self, index: QModelIndex, role=Qt.DisplayRole):
-        if not index.isValid() or role not in (Qt.DisplayRole, Qt.ForegroundRole,
-                                                Qt.ToolTipRole, Qt.DecorationRole):
+    def data(self, index: QModelIndex, role=DISPLAY):
+        # Qt asks for a dozen roles per visible cell on every paint: the
+        # roles are plain ints here, as Qt passes them (reading Qt.…Role
+        # costs microseconds a time in PySide6, and made paints 40 % slower).
+        if role not in ROLES_ANSWERED or not index.isValid():
             return None
         row = self.row_data(index.row())
-        key, _header, kind = COLUMNS[index.column()]
+        column = index.column()
+        key = COLUMNS[column][0]
         if row is None:
-            if role == Qt.ForegroundRole:
-                return QBrush(QColor("#999999"))
-            return LOADING if role == Qt.DisplayRole and index.column() == 0 else None
-        value = getattr(row, key, None)
-        if role == Qt.ForegroundRole:
+            if role == FOREGROUND:
+                return LOADING_BRUSH
+            return LOADING if role == DISPLAY and column == 0 else None
+        if role == DISPLAY:
+            return cell_text(row, column)
+        if role == FOREGROUND:
             return None
-        if role == Qt.DecorationRole:
+        value = getattr(row, key, None)
+        if role == DECORATION:
             return state_icon(label(value)) if key in STATE_COLUMNS else None
-        if role == Qt.ToolTipRole:
-            return str(value) if key.endswith("failure") and value else None
-        return cell_text(row, index.column())
+        return str(value) if key.endswith("failure") and value else None  # TOOLTIP
 
     # flags() is deliberately not overridden: QAbstractTableModel's C++ default
     # (enabled, selectable) is what rows need, and Qt asks for it several
