@@ -1,33 +1,30 @@
 """Replication details: the registries of the current type in a table over
-any number of rows, the state sidebar with live counts, search, sort,
-actions on the selection or on the whole filter, and the detail panel.
+any number of rows, the state sidebar with live counts, search, sorting by
+a click on a column's header, actions on the selection or on the whole
+filter, and the detail panel (which folds away).
 
-What the table shows is a `RegistrySelection` (the sidebar's states and
-the search) and a sort order; the table itself is `registry_view.py`, the
-actions `selection_actions.py`.
+What the table shows is a `RegistrySelection` (the sidebar's states, the
+search, and a failure group opened from the Failures view) and a sort
+order; the table itself is `registry_view.py`, the actions
+`selection_actions.py`.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QSplitter,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QMenu, QSplitter, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from app.registry_view import RegistryView
 from app.selection_actions import SelectionActions
 from backend.framework.states import parse_sync_state, parse_verification_state
-from backend.secondary.registry_query import DEFAULT_SORT
+from backend.secondary.registry_query import DEFAULT_SORT, SORTS
 from backend.secondary.registry_selection import RegistrySelection
 from widgets.detail_panel import DetailPanel
 from widgets.registry_table_model import (COLUMNS, PAGE_SIZE, RegistryTableModel, cell_text,
                                           column_title)
 from widgets.state_sidebar import StateSidebar
 
-SORTS = [("ID_ASC", "Registry id ↑"), ("ID_DESC", "Registry id ↓"),
-         ("LAST_SYNCED_AT_DESC", "Last synced, newest"),
-         ("LAST_SYNCED_AT_ASC", "Last synced, oldest"),
-         ("VERIFIED_AT_DESC", "Last verified, newest"),
-         ("VERIFIED_AT_ASC", "Last verified, oldest")]
 RECOUNT_DELAY = 800       # ms: debounce of the sidebar counts
 COPY_LIMIT = 10_000       # rows copied at most
 REFRESH_INTERVAL = 3000   # ms
@@ -44,6 +41,7 @@ class DetailsPage(QWidget):
         self.data_type = source.types[0]
         self._shown_type = self.data_type
         self.selection = RegistrySelection()
+        self.group: RegistrySelection | None = None  # a failure group being shown
         self.sort = DEFAULT_SORT
         self._running = False
         self._detail_id: int | None = None
@@ -59,11 +57,12 @@ class DetailsPage(QWidget):
         self.search_timer.setInterval(400)
         self.search_timer.timeout.connect(self._search_changed)
         self.search.textEdited.connect(lambda _t: self.search_timer.start())
-        self.sort_box = QComboBox()
-        self.sort_box.setAccessibleName("Sort registries")
-        for key, text in SORTS:
-            self.sort_box.addItem(text, key)
-        self.sort_box.currentIndexChanged.connect(lambda _i: self._apply_filter())
+        self.group_label = QLabel("")
+        self.group_label.setWordWrap(True)
+        self.group_clear = QToolButton()
+        self.group_clear.setText("Show all")
+        self.group_clear.setToolTip("Stop showing only this failure group")
+        self.group_clear.clicked.connect(lambda: self.show_group(None))
 
         self.model = RegistryTableModel(self)
         self.model.countRequested.connect(self._fetch_count)
@@ -73,6 +72,7 @@ class DetailsPage(QWidget):
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.choiceChanged.connect(self._choice_changed)
         self.table.idsWanted.connect(self._resolve_ids)
+        self.table.sortWanted.connect(self._sort_changed)
         self.model.pageLoaded.connect(lambda _page: self._choice_changed())
         self.actions = SelectionActions(self)
         self.actions.message.connect(self.message)
@@ -89,6 +89,10 @@ class DetailsPage(QWidget):
         self.reverify_all = self._bulk_button("Reverify all", "reverify")
         self.copy_button = self._button("Copy", "Copy the selected rows", self.copy_rows,
                                         "Ctrl+C")
+        self.detail_button = self._button("Details", "Show or hide the detail panel",
+                                          lambda checked: self.show_detail(checked))
+        self.detail_button.setCheckable(True)
+        self.detail_button.setChecked(True)
         self._lay_out()
         for keys, callback in (("Ctrl+R", lambda: self.act_on_selection("resync")),
                                ("Ctrl+Shift+R", lambda: self.act_on_selection("reverify")),
@@ -123,15 +127,20 @@ class DetailsPage(QWidget):
     def _lay_out(self) -> None:
         tools = QHBoxLayout()
         tools.addWidget(self.search, 1)
-        tools.addWidget(QLabel("Sort:"))
-        tools.addWidget(self.sort_box)
         for widget in (self.resync_button, self.reverify_button, self.resync_all,
-                       self.reverify_all, self.copy_button):
+                       self.reverify_all, self.copy_button, self.detail_button):
             tools.addWidget(widget)
+        self.group_bar = QWidget()
+        group_layout = QHBoxLayout(self.group_bar)
+        group_layout.setContentsMargins(0, 0, 0, 0)
+        group_layout.addWidget(self.group_label, 1)
+        group_layout.addWidget(self.group_clear)
+        self.group_bar.hide()
         center = QWidget()
         center_layout = QVBoxLayout(center)
         center_layout.setContentsMargins(0, 0, 0, 0)
         center_layout.addLayout(tools)
+        center_layout.addWidget(self.group_bar)
         center_layout.addWidget(self.table, 1)
         center_layout.addWidget(self.count_label)
         self.splitter = QSplitter()
@@ -140,8 +149,26 @@ class DetailsPage(QWidget):
         self.splitter.addWidget(self.detail)
         self.splitter.setSizes([170, 760, 300])
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.splitterMoved.connect(lambda *_: self.detail_button.setChecked(
+            self.detail_shown))
         layout = QVBoxLayout(self)
         layout.addWidget(self.splitter)
+
+    @property
+    def detail_shown(self) -> bool:
+        return self.detail.isVisibleTo(self) and self.splitter.sizes()[2] > 0
+
+    def show_detail(self, shown: bool) -> None:
+        """Fold the detail panel away (the table takes its width) or back."""
+        sizes = self.splitter.sizes()
+        if shown:
+            self.detail.show()
+            if sizes[2] == 0:
+                self.splitter.setSizes([sizes[0], max(sizes[1] - 300, 200), 300])
+        else:
+            self.detail.hide()
+        self.detail_button.setChecked(shown)
 
     def _button(self, text, tip, callback, shortcut=None) -> QToolButton:
         widget = QToolButton()
@@ -196,8 +223,10 @@ class DetailsPage(QWidget):
         model = self.data_type.title
         self.model.set_model_title(model)
         self.detail.set_model_title(model)
-        self.search.setPlaceholderText(
-            f"Search by registry or {model.lower()} id, or failure text…")
+        hint = f"Search by registry or {model.lower()} id, file name or failure text…"
+        self.search.setPlaceholderText(hint)
+        # The hint is read whole: the box is never narrower than it.
+        self.search.setMinimumWidth(self.search.fontMetrics().horizontalAdvance(hint) + 40)
 
     def _search_changed(self) -> None:
         self.search_timer.stop()
@@ -208,26 +237,42 @@ class DetailsPage(QWidget):
         """Show what the sidebar, the search and the sort say. Another filter
         or type forgets the registries chosen; another sort keeps them."""
         replication, verification = self.sidebar.selection()
+        group = self.group or RegistrySelection()
         selection = RegistrySelection(
             replication_state=parse_sync_state(replication) if replication else None,
             verification_state=parse_verification_state(verification) if verification else None,
-            keyword=self.search.text())
+            keyword=self.search.text(), sync_failure=group.sync_failure,
+            verification_failure=group.verification_failure)
         if selection != self.selection or self.data_type != self._shown_type:
             self.table.forget_choice()
         self.selection, self._shown_type = selection, self.data_type
-        self.sort = self.sort_box.currentData() or DEFAULT_SORT
         self.model.reset()
         if self._running:
             self.recount_timer.start()
+
+    def _sort_changed(self, sort: str) -> None:
+        """A header was clicked: the same registries in another order; the
+        registries chosen stay chosen."""
+        self.sort = sort
+        self.model.reset()
+
+    def show_group(self, group: RegistrySelection | None, title: str = "") -> None:
+        """Show only the registries of a failure group (from the Failures
+        view), whatever their state; None shows the sidebar's filter again."""
+        self.group = group
+        self.group_bar.setVisible(group is not None)
+        if group is not None:
+            self.group_label.setText(title)
+            self.sidebar.select(None, None)
+            self.search.clear()
+        self._apply_filter()
 
     def set_filter(self, replication: str | None, verification: str | None, search: str,
                    sort: str) -> None:
         """Restore a filter (from settings)."""
         self.search.setText(search)
-        index = self.sort_box.findData(sort)
-        self.sort_box.blockSignals(True)
-        self.sort_box.setCurrentIndex(max(index, 0))
-        self.sort_box.blockSignals(False)
+        self.sort = sort if sort in SORTS else DEFAULT_SORT
+        self.table.show_sort(self.sort)
         self.sidebar.select(replication, verification)
 
     def describe(self) -> str:
@@ -367,6 +412,7 @@ class DetailsPage(QWidget):
     def save_state(self, settings: QSettings) -> None:
         settings.setValue("details/header", self.table.horizontalHeader().saveState())
         settings.setValue("details/splitter", self.splitter.saveState())
+        settings.setValue("details/detail_shown", self.detail_shown)
         replication, verification = self.sidebar.selection()
         settings.setValue("details/filter", [replication or "", verification or "",
                                              self.search.text().strip(), self.sort])
@@ -378,6 +424,9 @@ class DetailsPage(QWidget):
         splitter = settings.value("details/splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+        shown = settings.value("details/detail_shown")
+        if shown is not None:
+            self.show_detail(str(shown).lower() in ("true", "1"))
         saved = settings.value("details/filter")
         if isinstance(saved, list) and len(saved) == 4:
             replication, verification, search, sort = (str(v) for v in saved)

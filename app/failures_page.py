@@ -1,17 +1,30 @@
-"""Failures of the current type grouped by message, newest first; one
-action resyncs a group."""
+"""Failures of the current type grouped by kind and message, newest first:
+failed syncs (downloads) apart from failed verifications (checksums).
+Double-clicking a group shows its registries in Replication details; one
+action resyncs a group, after a confirmation that says how many
+registries it touches."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
-from backend.secondary.registry_selection import RegistrySelection
+from app.wording import plural
+from backend.secondary.registry_query import group_selection
 from widgets.registry_table_model import format_time
+
+KINDS = {"sync": "Sync", "verification": "Verification"}
+NO_MESSAGE = "(no message)"
+
+
+def _key(group: dict) -> tuple[str, str]:
+    return group["kind"], group["message"] or ""
 
 
 class FailuresPage(QWidget):
     message = Signal(str)
+    groupOpened = Signal(object, str)  # the group's RegistrySelection, a title for it
 
     def __init__(self, runner, source, parent=None) -> None:
         super().__init__(parent)
@@ -19,21 +32,29 @@ class FailuresPage(QWidget):
         self.source = source
         self.data_type = source.types[0]
         self.groups: list[dict] = []
+        self.confirm = self._ask  # tests answer for the administrator
         self.tree = QTreeWidget()
         self.tree.setAccessibleName("Failure groups")
-        self.tree.setHeaderLabels(["Registries", "Failure", "Last seen"])
+        self.tree.setHeaderLabels(["Kind", "Registries", "Failure", "Last seen"])
         self.tree.setRootIsDecorated(False)
         self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.tree.header().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.tree.header().setSectionResizeMode(2, QHeaderView.Stretch)
         self.tree.header().setStretchLastSection(False)
+        self.tree.setToolTip("Double-click a group to see its registries")
         self.tree.itemSelectionChanged.connect(self._selection_changed)
+        self.tree.itemActivated.connect(lambda item, _column: self.open_group(item))
+        self.show_button = QPushButton("Show registries")
+        self.show_button.setToolTip("List this group's registries in Replication details")
+        self.show_button.clicked.connect(lambda: self.open_group(self.tree.currentItem()))
         self.resync_button = QPushButton("Resync this group")
         self.resync_button.setToolTip("Download every registry with this failure again")
-        self.resync_button.setEnabled(False)
         self.resync_button.clicked.connect(self.resync_selected_group)
+        for button in (self.show_button, self.resync_button):
+            button.setEnabled(False)
         self.summary = QLabel("")
         buttons = QHBoxLayout()
         buttons.addWidget(self.summary, 1)
+        buttons.addWidget(self.show_button)
         buttons.addWidget(self.resync_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tree, 1)
@@ -65,45 +86,76 @@ class FailuresPage(QWidget):
         self.groups = groups
         self.tree.clear()
         for group in groups:
-            item = QTreeWidgetItem([f"{group['count']:,}", group["message"] or "(no message)",
+            item = QTreeWidgetItem([KINDS.get(group["kind"], group["kind"]),
+                                    f"{group['count']:,}", group["message"] or NO_MESSAGE,
                                     format_time(group["last_seen_at"])])
-            item.setTextAlignment(0, Qt.AlignRight | Qt.AlignVCenter)
-            item.setToolTip(1, group["message"] or "")
-            item.setData(0, Qt.UserRole, group["message"])
+            item.setTextAlignment(1, Qt.AlignRight | Qt.AlignVCenter)
+            item.setToolTip(2, group["message"] or "")
+            item.setData(0, Qt.UserRole, _key(group))
             self.tree.addTopLevelItem(item)
-            if selected and group["message"] == selected["message"]:
+            if selected and _key(group) == _key(selected):
                 item.setSelected(True)
-        total = sum(group["count"] for group in groups)
+                self.tree.setCurrentItem(item)
         what = self.data_type.title_plural
-        self.summary.setText(f"{what}: {total:,} failed registries in {len(groups)} groups"
-                             if groups else f"{what}: no failed registries.")
-        self.tree.resizeColumnToContents(0)
-        self.tree.resizeColumnToContents(2)
+        if groups:
+            total = sum(group["count"] for group in groups)
+            sync = sum(1 for group in groups if group["kind"] == "sync")
+            self.summary.setText(
+                f"{what}: {plural(total, 'failed registry')} in "
+                f"{plural(len(groups), 'group')} ({sync:,} of failed syncs, "
+                f"{len(groups) - sync:,} of failed verifications)")
+        else:
+            self.summary.setText(f"{what}: no failed registries.")
+        for column in (0, 1, 3):
+            self.tree.resizeColumnToContents(column)
+        self._selection_changed()
 
     def selected_group(self) -> dict | None:
         items = self.tree.selectedItems()
-        if not items:
+        return self._group_of(items[0]) if items else None
+
+    def _group_of(self, item) -> dict | None:
+        if item is None:
             return None
-        message = items[0].data(0, Qt.UserRole)
-        return next((g for g in self.groups if g["message"] == message), None)
+        key = item.data(0, Qt.UserRole)
+        return next((g for g in self.groups if _key(g) == tuple(key)), None)
 
     def _selection_changed(self) -> None:
-        self.resync_button.setEnabled(self.selected_group() is not None)
+        chosen = self.selected_group() is not None
+        self.show_button.setEnabled(chosen)
+        self.resync_button.setEnabled(chosen)
+
+    def describe(self, group: dict) -> str:
+        kind = "failed syncs" if group["kind"] == "sync" else "failed verifications"
+        return (f"{self.data_type.title_plural}, {kind}: “{group['message'] or NO_MESSAGE}” "
+                f"({plural(group['count'], 'registry')} when listed)")
+
+    def open_group(self, item) -> None:
+        group = self._group_of(item)
+        if group is not None:
+            self.groupOpened.emit(group_selection(group), self.describe(group))
 
     def resync_selected_group(self) -> None:
         group = self.selected_group()
         if group is None:
             return
-        message = group["message"]
+        count = plural(group["count"], "registry")
+        kind = "failed to sync" if group["kind"] == "sync" else "failed verification"
+        question = (f"Resync {count} that {kind} with “{group['message'] or NO_MESSAGE}”?\n\n"
+                    "Each one is downloaded from the primary again. This runs in the "
+                    "background and may take a while.")
+        if not self.confirm(f"Resync {count}", question):
+            return
         source, replicable = self.source, self.data_type.replicable_name
-
-        def resync():
-            ids = source.failure_group_ids(replicable, message)
-            return source.act(replicable, "resync", RegistrySelection(ids=tuple(ids))) \
-                if ids else 0
-
-        self.runner.submit("group-resync", resync, self._done)
+        selection = group_selection(group)
+        self.runner.submit("group-resync",
+                           lambda: source.act(replicable, "resync", selection), self._done)
 
     def _done(self, changed: int) -> None:
-        self.message.emit(f"Scheduled {changed:,} registries for resync.")
+        self.message.emit(f"Scheduled {plural(changed, 'registry')} for resync.")
         self.refresh()
+
+    def _ask(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question,
+                                      QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+        return answer == QMessageBox.Yes

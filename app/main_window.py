@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         for page in (self.details, self.failures):
             page.message.connect(self.show_message)
         self.details.actionDone.connect(lambda *_: self.connection.poll())
+        self.failures.groupOpened.connect(self.show_failure_group)
         for action in self.export_actions:
             action.setEnabled(True)
         self.notifier = FailureNotifier(self.runner, source, self,
@@ -192,6 +193,11 @@ class MainWindow(QMainWindow):
         self._restore_pages()
         if self._started:
             self._start_pages()
+
+    def show_failure_group(self, selection, title: str) -> None:
+        """The registries of a failure group, in Replication details."""
+        self.details.show_group(selection, title)
+        self.tabs.setCurrentWidget(self.details)
 
     def _source_opened(self, source) -> None:
         self._build_pages(source)

@@ -17,9 +17,19 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView
 
-from widgets.registry_table_model import COLUMNS, RegistryTableModel, column_title
+from widgets.registry_table_model import (COLUMNS, RegistryTableModel, column_of, column_sorted_by,
+                                          column_title, sort_of)
 
-COLUMN_WIDTHS = (80, 80, 90, 95, 60, 140, 140, 140, 260, 220, 70, 140)
+# Widths at the default window: the ids, the file, both states and the
+# failure fit without scrolling beside the sidebar and the detail panel.
+COLUMN_WIDTHS = {"registry_id": 70, "model_id": 80, "file_name": 160, "state": 90,
+                 "verification_state": 95, "failure": 300, "size": 75, "project_path": 160,
+                 "shard": 80, "storage": 100, "retry_count": 60, "last_synced_at": 140,
+                 "verified_at": 140, "retry_at": 140, "primary_checksum": 200,
+                 "missing_on_primary": 70, "checksum_mismatch": 70, "created_at": 140}
+# Shown from the column menu (the header's right click).
+HIDDEN_AT_FIRST = ("shard", "storage", "retry_at", "primary_checksum", "checksum_mismatch",
+                   "created_at")
 RESOLVE_LIMIT = 100_000  # registries picked one by one at most; beyond, the filter is the pick
 
 
@@ -41,6 +51,7 @@ class RegistryView(QTableView):
     message = Signal(str)
     choiceChanged = Signal()
     idsWanted = Signal(int, list)  # request number, row ranges [(first, last)] to resolve
+    sortWanted = Signal(str)       # a sort of registry_query.SORTS, asked by a header click
 
     def __init__(self, model: RegistryTableModel, parent=None) -> None:
         super().__init__(parent)
@@ -69,15 +80,21 @@ class RegistryView(QTableView):
         # paint, whether every row is selected: a million checks once all
         # rows are. Its own (empty) selection model keeps painting instant.
         header.setHighlightSections(False)
-        header.setSectionsClickable(False)  # the sort box sorts
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.sortIndicatorChanged.connect(self._header_sorted)
+        self._sort = ("ID", Qt.AscendingOrder)
         self._header_selection = QItemSelectionModel(model, self)
         header.setSelectionModel(self._header_selection)
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setStretchLastSection(True)
         header.setContextMenuPolicy(Qt.CustomContextMenu)
         header.customContextMenuRequested.connect(self._column_menu)
-        for column, width in enumerate(COLUMN_WIDTHS):
-            header.resizeSection(column, width)
+        for key, width in COLUMN_WIDTHS.items():
+            header.resizeSection(column_of(key), width)
+        for key in HIDDEN_AT_FIRST:
+            self.setColumnHidden(column_of(key), True)
+        self.show_sort("ID_ASC")
         self.selectionModel().selectionChanged.connect(self._picked)
         model.pageLoaded.connect(lambda _page: self.apply_choice())
         model.rowsInserted.connect(lambda *_: self.apply_choice())
@@ -237,6 +254,40 @@ class RegistryView(QTableView):
             return [data for _row, data in self.registries.loaded_items()]
         return [data for _row, data in self.registries.loaded_items()
                 if data.registry_id in self.chosen]
+
+    # --- sorting by the header -------------------------------------------------------------
+
+    def show_sort(self, sort: str) -> None:
+        """Show `sort` (ID_ASC, FILE_NAME_DESC, …) on the header."""
+        key, _, way = sort.rpartition("_")
+        column = column_sorted_by(key)
+        if column is None:
+            return
+        self._sort = (key, Qt.DescendingOrder if way == "DESC" else Qt.AscendingOrder)
+        header = self.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(column, self._sort[1])
+        header.blockSignals(False)
+
+    def _header_sorted(self, column: int, order) -> None:
+        """A click on a header: sort by its column if the database can,
+        else put the indicator back and say why not."""
+        key = sort_of(column)
+        if key is None:
+            self.show_sort(self.sort)
+            title = column_title(column, self.registries.model_title).lower()
+            hint = " (filter by state in the sidebar)" \
+                if COLUMNS[column][0] in ("state", "verification_state") else ""
+            self.message.emit(f"The registries cannot be sorted by {title}{hint}.")
+            return
+        self._sort = (key, order)
+        self.sortWanted.emit(self.sort)
+
+    @property
+    def sort(self) -> str:
+        """The sort the header shows, as registry_query names it."""
+        key, order = self._sort
+        return f"{key}_{'DESC' if order == Qt.DescendingOrder else 'ASC'}"
 
     # --- columns --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox
 
+from app.wording import plural
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -49,7 +50,7 @@ class SelectionActions(QObject):
                            lambda count: self._confirm_bulk(action, selection, count))
 
     def _confirm_bulk(self, action: str, selection: RegistrySelection, count: int) -> None:
-        what = self.page.data_type.title_plural.lower()
+        what = self.page.data_type.title.lower()
         if count == 0:
             self.message.emit(f"Nothing to {action}: no {what} registry matches "
                               f"{selection.describe()}.")
@@ -58,9 +59,10 @@ class SelectionActions(QObject):
                        if action == "resync" else
                        "Each synced one is read and checksummed again; only synced "
                        "registries can be reverified.")
-        question = (f"{action.title()} {count:,} {what} registries ({selection.describe()})?"
+        question = (f"{action.title()} {plural(count, self.page.data_type.title.lower() + ' registry')} "
+                    f"({selection.describe()})?"
                     f"\n\n{consequence} This runs in the background and may take a while.")
-        if self.confirm(f"{action.title()} {count:,} registries", question):
+        if self.confirm(f"{action.title()} {plural(count, 'registry')}", question):
             source, replicable = self.page.source, self.page.replicable
             self._run(action, lambda: source.act(replicable, action, selection))
 
@@ -71,7 +73,7 @@ class SelectionActions(QObject):
 
     def _done(self, action: str, changed: int) -> None:
         verb = "resync" if action == "resync" else "re-verification"
-        self.message.emit(f"Scheduled {changed:,} registries for {verb}.")
+        self.message.emit(f"Scheduled {plural(changed, 'registry')} for {verb}.")
         self.actionDone.emit(action, changed)
 
     def _ask(self, title: str, question: str) -> bool:

@@ -25,7 +25,8 @@ from backend.secondary.registry_selection import RegistrySelection
 REGISTRY_FIELDS = """id modelRecordId createdAt lastSyncedAt retryAt state retryCount
 lastSyncFailure missingOnPrimary verificationState verifiedAt verificationStartedAt
 verificationRetryAt verificationRetryCount verificationFailure verificationChecksum
-verificationChecksumMismatched checksumMismatch"""
+verificationChecksumMismatched checksumMismatch fileName size fileStore projectId projectPath
+shard primaryChecksum"""
 
 HISTORY_FIELDS = """time registryCount syncedCount failedCount verificationTotalCount
 verifiedCount verificationFailedCount syncedPercentage verifiedPercentage
@@ -204,11 +205,13 @@ class SiteClient:
         query = f"""query($first: Int, $last: Int, $before: String, $after: String,
             $ids: [{id_type}!], $replicationState: ReplicationStateEnum,
             $verificationState: VerificationStateEnum, $keyword: String,
-            $sort: GeoRegistrySort, $countLimit: Int, $offset: Int) {{
+            $sort: GeoRegistrySort, $countLimit: Int, $offset: Int, $syncFailure: String,
+            $verificationFailure: String) {{
           geoNode {{ {field}(first: $first, last: $last, before: $before, after: $after,
               ids: $ids, replicationState: $replicationState,
               verificationState: $verificationState, keyword: $keyword, sort: $sort,
-              offset: $offset) {{
+              offset: $offset, syncFailure: $syncFailure,
+              verificationFailure: $verificationFailure) {{
             count(limit: $countLimit)
             pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
             nodes {{ {REGISTRY_FIELDS} }}
@@ -216,6 +219,8 @@ class SiteClient:
         variables = {
             "first": first, "last": last, "before": before, "after": after,
             **_narrowing(kind, selection), "keyword": selection.keyword, "sort": sort,
+            "syncFailure": selection.sync_failure,
+            "verificationFailure": selection.verification_failure,
             "countLimit": count_limit, "offset": offset}
         connection = (self.execute(query, variables)["geoNode"] or {}).get(field)
         if connection is None:
@@ -242,10 +247,10 @@ class SiteClient:
     def failure_groups(self, kind: ReplicableType, limit: int = 100) -> list[dict]:
         data = self.execute(
             "query($replicable: String, $limit: Int) { geoNode { registryFailureGroups("
-            "replicable: $replicable, limit: $limit) { message count lastSeenAt } } }",
+            "replicable: $replicable, limit: $limit) { kind message count lastSeenAt } } }",
             {"replicable": kind.replicable_name, "limit": limit})
         groups = (data["geoNode"] or {}).get("registryFailureGroups") or []
-        return [{"message": g["message"], "count": g["count"],
+        return [{"kind": g["kind"].lower(), "message": g["message"], "count": g["count"],
                  "last_seen_at": _time(g["lastSeenAt"])} for g in groups]
 
     # --- actions ----------------------------------------------------------------------
@@ -275,7 +280,7 @@ class SiteClient:
         """resync or reverify every registry of the selection's ids and
         states (RESYNC_ALL, REVERIFY_ALL); returns how many were scheduled."""
         selection = selection or RegistrySelection()
-        if selection.keyword or selection.model_ids is not None:
+        if not selection.narrows_by_ids_and_states_only:
             raise SiteClientError("a bulk action narrows by registry ids and states only")
         query = """mutation($class: GeoRegistryClass!, $action: GeoRegistriesBulkAction!,
             $ids: [GeoBaseRegistryID!], $replicationState: ReplicationStateEnum,

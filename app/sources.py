@@ -91,10 +91,6 @@ class LocalSource:
     def failure_groups(self, replicable: str, limit: int = 100) -> list[dict]:
         return registry_query.failure_groups(self.engine, self.replicator(replicable), limit)
 
-    def failure_group_ids(self, replicable: str, message: str | None) -> list[int]:
-        return registry_query.failure_group_ids(self.engine, self.replicator(replicable),
-                                                message)
-
     def failed_ids(self, replicable: str, limit: int) -> list[int]:
         return registry_query.failed_ids(self.engine, self.replicator(replicable), limit)
 
@@ -209,11 +205,6 @@ class RemoteSource:
     def failure_groups(self, replicable: str, limit: int = 100) -> list[dict]:
         return self.client.failure_groups(self._type(replicable), limit)
 
-    def failure_group_ids(self, replicable: str, message: str | None) -> list[int]:
-        failed = RegistrySelection(replication_state=SyncState.FAILED)
-        return [row.registry_id for row in self.export_rows(replicable, failed)
-                if row.failure == message]
-
     def failed_ids(self, replicable: str, limit: int) -> list[int]:
         failed = RegistrySelection(replication_state=SyncState.FAILED)
         return [row.registry_id for row in itertools.islice(
@@ -223,7 +214,7 @@ class RemoteSource:
         """The bulk mutation narrows by ids and states; a keyword it does not
         know is turned into the ids it matches first."""
         kind = self._type(replicable)
-        if selection.keyword or selection.model_ids is not None:
+        if not selection.narrows_by_ids_and_states_only:
             ids = tuple(row.registry_id for row in self.export_rows(replicable, selection))
             if not ids:
                 return 0

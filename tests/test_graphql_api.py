@@ -472,15 +472,25 @@ def test_keyword_with_several_ids(site):
     assert ids_of(registries(site, '(keyword: "2, 1005 40")')["nodes"]) == [2, 5, 40]
 
 
-def test_failure_groups_newest_first(site):
-    groups = data(site.url, "{ geoNode { registryFailureGroups { message count lastSeenAt } } }")
-    groups = groups["geoNode"]["registryFailureGroups"]
-    failed = [n for n in range(1, ROWS + 1) if n % 4 == 3]
-    assert sum(g["count"] for g in groups) == len(failed)
-    assert {g["message"] for g in groups} == {
-        "The file is missing on the Geo primary site",
-        "Non-success HTTP response status code 500"}
-    assert [g["count"] for g in groups if g["message"].startswith("The file")] == [1]
+def test_failure_groups_keep_sync_and_verification_failures_apart(site):
+    groups = data(site.url, "{ geoNode { registryFailureGroups { kind message count "
+                            "lastSeenAt } } }")["geoNode"]["registryFailureGroups"]
+    sync = {g["message"]: g["count"] for g in groups if g["kind"] == "SYNC"}
+    verification = {g["message"]: g["count"] for g in groups if g["kind"] == "VERIFICATION"}
+    expected: dict[str, int] = {}
+    for row in make_rows():
+        if row["state"] == SyncState.FAILED and row["verification_state"] != 3:
+            expected[row["last_sync_failure"]] = expected.get(row["last_sync_failure"], 0) + 1
+    assert sync == expected and sum(expected.values()) == 8
+    assert verification == {"Checksum does not match":
+                            len([n for n in range(1, ROWS + 1) if n % 5 == 3])}
+    seen = [g["lastSeenAt"] for g in groups]
+    assert seen == sorted(seen, reverse=True)  # newest first, whichever kind
+    # Each group's registries, exactly: the selection the Failures view opens.
+    for kind, argument in (("SYNC", "syncFailure"), ("VERIFICATION", "verificationFailure")):
+        for group in (g for g in groups if g["kind"] == kind):
+            found = registries(site, f'(first: 100, {argument}: "{group["message"]}")')
+            assert len(found["nodes"]) == group["count"], group
 
 
 def test_sites_start_without_importing_graphql():

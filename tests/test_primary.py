@@ -220,8 +220,9 @@ def test_the_blob_lookup_answers_like_the_sqlalchemy_query(site, replicator):
     Checksummer(site).run_once()
     for _ in range(3):  # the second and third reuse the compiled statement
         row = replicables_query.blob(site.engine, replicator, model_id)
+        described = replicables_query.states(site.engine, replicator, [model_id])[model_id]
         assert {k: v for k, v in row.items() if k != "file"} == \
-            replicables_query.states(site.engine, replicator, [model_id])[model_id]
+            {k: v for k, v in described.items() if k in row}
         assert row["checksum"] == hashlib.sha256(b"lookup").hexdigest()
         assert site.storage.path(row["file"]).read_bytes() == b"lookup"
     assert replicables_query.blob(site.engine, replicator, model_id + 1000) is None
@@ -238,3 +239,27 @@ def test_the_blob_lookup_answers_like_the_sqlalchemy_query(site, replicator):
     finally:
         for raw in idle:
             raw.close()
+
+
+def test_the_primary_describes_each_record_for_the_secondaries(site, replicator):
+    """list_range and states say what each record is: the file's name, its
+    project's full path through nested groups, and the project's shard."""
+    from backend.framework.scope import SyncScope
+    from backend.primary import replicables_query
+    catalog = site.catalog(replicator)
+    plain = catalog.add_bytes(b"plain", "notes.txt")  # in the default project
+    project = catalog.add_project("api", "acme/platform/backend", shard="ssd")
+    model_id = catalog.add_bytes(b"described", "release-1.2.tar.gz", project_id=project)
+    Checksummer(site).run_once()
+    listed = {row["id"]: row for row in replicables_query.list_range(
+        site.engine, replicator, SyncScope(), 0)["replicables"]}
+    described = replicables_query.states(site.engine, replicator, [model_id, plain])
+    for rows in (listed, described):
+        row = rows[model_id]
+        assert row["file_name"] == "release-1.2.tar.gz"
+        assert row["project_id"] == project
+        assert row["project_path"] == "acme/platform/backend/api"
+        assert row["shard"] == "ssd" and row["size"] == len(b"described")
+        assert row["checksum"] == hashlib.sha256(b"described").hexdigest()
+        assert rows[plain]["file_name"] == "notes.txt" and rows[plain]["shard"] == "default"
+        assert rows[plain]["project_path"] == "default/default"

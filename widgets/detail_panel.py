@@ -1,15 +1,20 @@
-"""Every field of one registry, failure texts and both checksums selectable.
-The row is a plain object read by attribute, as the registry table's."""
+"""Every field of one registry, failure texts and the checksums selectable.
+The row is a plain object read by attribute, as the registry table's.
+Checksums wrap anywhere, so all 64 digits show at any width of the panel
+(and copy as one word)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QScrollArea, QWidget
+from PySide6.QtGui import QFontDatabase, QTextOption
+from PySide6.QtWidgets import (QFormLayout, QFrame, QLabel, QPlainTextEdit, QScrollArea,
+                               QSizePolicy, QWidget)
 
-from widgets.registry_table_model import format_time, label
+from widgets.registry_table_model import format_size, format_time, label
 
 FIELDS = [
-    ("registry_id", "Registry id"), ("model_id", "Record id"), ("state", "Replication"),
+    ("registry_id", "Registry id"), ("model_id", "Record id"), ("file_name", "File"),
+    ("size", "Size"), ("storage", "Storage"), ("project_path", "Project"),
+    ("project_id", "Project id"), ("shard", "Shard"), ("state", "Replication"),
     ("retry_count", "Sync retries"), ("last_synced_at", "Last sync started"),
     ("retry_at", "Next sync retry"), ("last_sync_failure", "Replication failure"),
     ("verification_state", "Verification"), ("verified_at", "Last verified"),
@@ -18,9 +23,34 @@ FIELDS = [
     ("verification_retry_at", "Next verification retry"),
     ("verification_failure", "Verification failure"),
     ("verification_checksum", "Checksum here"),
-    ("verification_checksum_mismatched", "Primary checksum (mismatch)"),
-    ("checksum_mismatch", "Checksum mismatch"), ("created_at", "Registry created"),
+    ("primary_checksum", "Primary checksum"),
+    ("verification_checksum_mismatched", "Checksum that did not match"),
+    ("checksum_mismatch", "Checksum mismatch"), ("missing_on_primary", "Missing on primary"),
+    ("created_at", "Registry created"),
 ]
+CHECKSUM_LINES = 3  # 64 hex digits in a panel of 220 pixels or more
+
+
+class ChecksumText(QPlainTextEdit):
+    """A checksum that wraps anywhere, read-only and selectable."""
+
+    def __init__(self, font) -> None:
+        super().__init__()
+        self.setReadOnly(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setFont(font)
+        self.setWordWrapMode(QTextOption.WrapAnywhere)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * CHECKSUM_LINES + 8)
+        self.viewport().setAutoFillBackground(False)
+
+    def setText(self, text: str) -> None:
+        self.setPlainText(text)
+
+    def text(self) -> str:
+        return self.toPlainText()
 
 
 class DetailPanel(QScrollArea):
@@ -30,15 +60,12 @@ class DetailPanel(QScrollArea):
         body = QWidget()
         self.form = QFormLayout(body)
         self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        self.values: dict[str, QLabel | QLineEdit] = {}
+        self.values: dict[str, QLabel | ChecksumText] = {}
         fixed = QFontDatabase.systemFont(QFontDatabase.FixedFont)
         for key, title in FIELDS:
             if key.endswith("checksum") or key.endswith("mismatched"):
-                # 64 hex digits do not wrap: a read-only line scrolls and copies whole.
-                value = QLineEdit("—")
-                value.setReadOnly(True)
-                value.setFrame(False)
-                value.setFont(fixed)
+                value = ChecksumText(fixed)
+                value.setText("—")
             else:
                 value = QLabel("—")
                 value.setTextInteractionFlags(Qt.TextSelectableByMouse
@@ -64,7 +91,9 @@ class DetailPanel(QScrollArea):
                 shown.setText("—")
                 continue
             value = getattr(row, key, None)
-            if hasattr(value, "astimezone"):
+            if key == "size" and value is not None:
+                text = f"{format_size(value)} ({value:,} bytes)"
+            elif hasattr(value, "astimezone"):
                 text = format_time(value)
             elif isinstance(value, bool):
                 text = "yes" if value else "no"

@@ -28,28 +28,64 @@ LOADING_BRUSH = QBrush(QColor("#999999"))
 MAX_CACHED_PAGES = 60
 LOADING = "loading…"
 
-# (key, header, formatter)
+# (key, header, format, sort): `sort` names the order a click on the header
+# asks the source for (registry_query.SORT_KEYS), None where the tracking
+# database has no index to sort a million rows by.
 COLUMNS = [
-    ("registry_id", "Registry", None),
-    ("model_id", "Record", None),  # titled after the type's model (set_model_title)
-    ("state", "Replication", None),
-    ("verification_state", "Verification", None),
-    ("retry_count", "Retries", None),
-    ("last_synced_at", "Last synced", "time"),
-    ("verified_at", "Last verified", "time"),
-    ("retry_at", "Next retry", "time"),
-    ("last_sync_failure", "Replication failure", None),
-    ("verification_failure", "Verification failure", None),
-    ("checksum_mismatch", "Mismatch", "bool"),
-    ("created_at", "Created", "time"),
+    ("registry_id", "Registry", None, "ID"),
+    ("model_id", "Record", None, "MODEL_RECORD_ID"),  # titled after the type's model
+    ("file_name", "File", None, "FILE_NAME"),
+    ("state", "Replication", None, None),
+    ("verification_state", "Verification", None, None),
+    ("failure", "Failure", None, None),
+    ("size", "Size", "size", "SIZE"),
+    ("project_path", "Project", None, "PROJECT_PATH"),
+    ("shard", "Shard", None, None),
+    ("storage", "Storage", None, None),
+    ("retry_count", "Retries", None, None),
+    ("last_synced_at", "Last synced", "time", "LAST_SYNCED_AT"),
+    ("verified_at", "Last verified", "time", "VERIFIED_AT"),
+    ("retry_at", "Next retry", "time", None),
+    ("primary_checksum", "Primary checksum", None, None),
+    ("missing_on_primary", "Missing on primary", "bool", None),
+    ("checksum_mismatch", "Mismatch", "bool", None),
+    ("created_at", "Created", "time", None),
 ]
 STATE_COLUMNS = ("state", "verification_state")  # shown with their state's icon
+# Cells whose whole text is also their tooltip (they are often cut).
+TOOLTIP_COLUMNS = ("failure", "file_name", "project_path", "primary_checksum")
+_KEYS = [column[0] for column in COLUMNS]
+
+
+def column_of(key: str) -> int:
+    return _KEYS.index(key)
+
+
+def sort_of(column: int) -> str | None:
+    """The sort key (`FILE_NAME`) a click on the column's header asks for."""
+    return COLUMNS[column][3] if 0 <= column < len(COLUMNS) else None
+
+
+def column_sorted_by(sort_key: str) -> int | None:
+    return next((c for c, column in enumerate(COLUMNS) if column[3] == sort_key), None)
 
 
 def format_time(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_size(value: int | None) -> str:
+    """Bytes as a person reads them: "512 B", "1.5 KiB", "2.0 GiB"."""
+    if value is None:
+        return ""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
 
 
 def label(value) -> str:
@@ -61,17 +97,19 @@ def label(value) -> str:
 
 def cell_text(row, column: int) -> str:
     """What a cell of the row shows, as text (the table, copied rows)."""
-    key, _header, kind = COLUMNS[column]
+    key, _header, kind, _sort = COLUMNS[column]
     value = getattr(row, key, None)
     if kind == "time":
         return format_time(value)
     if kind == "bool":
         return "yes" if value else ""
+    if kind == "size":
+        return format_size(value)
     return label(value)
 
 
 def column_title(column: int, model_title: str) -> str:
-    key, title, _kind = COLUMNS[column]
+    key, title, _kind, _sort = COLUMNS[column]
     return model_title if key == "model_id" else title
 
 
@@ -211,7 +249,9 @@ class RegistryTableModel(QAbstractTableModel):
         value = getattr(row, key, None)
         if role == DECORATION:
             return state_icon(label(value)) if key in STATE_COLUMNS else None
-        return str(value) if key.endswith("failure") and value else None  # TOOLTIP
+        if key == "size" and value is not None:  # TOOLTIP
+            return f"{value:,} bytes"
+        return str(value) if key in TOOLTIP_COLUMNS and value else None
 
     # flags() is deliberately not overridden: QAbstractTableModel's C++ default
     # (enabled, selectable) is what rows need, and Qt asks for it several

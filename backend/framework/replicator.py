@@ -115,6 +115,11 @@ class Replicator:
     def registry_table(cls) -> Table:
         return cls.registry.__table__
 
+    @classmethod
+    def details_table(cls) -> Table:
+        """What each registry is (framework/columns.registry_details_table)."""
+        return cls.registry.__table__.metadata.tables[f"{cls.replicable_name}_registry_details"]
+
 
 class ReplicatorRegistry:
     """The one list of replicable types."""

@@ -26,12 +26,40 @@ from backend.framework import columns
 
 
 def create_registry_table(op, replicable_name: str) -> None:
-    """The `<name>_registry` table on a secondary's tracking database."""
-    _create(op, columns.registry_table(_metadata(), replicable_name))
+    """The `<name>_registry` table on a secondary's tracking database, and
+    its `<name>_registry_details` with the trigger that fills it."""
+    metadata = _metadata()
+    _create(op, columns.registry_table(metadata, replicable_name))
+    _create(op, columns.registry_details_table(metadata, replicable_name))
 
 
 def drop_registry_table(op, replicable_name: str) -> None:
+    details = columns.details_table_name(replicable_name)
+    op.execute(f"DROP TABLE IF EXISTS {details}")  # a downgrade of 0007 may have dropped it
     op.drop_table(columns.registry_table_name(replicable_name))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP FUNCTION IF EXISTS {details}_for_new_registries()")
+
+
+def add_registry_details(op, replicable_name: str) -> None:
+    """Bring a registry made before 0007 to the template of 0007: its details
+    table (with a row for every registry it has) and the indexes its views
+    sort by. A registry created since is already so, and left alone."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateIndex
+    bind = op.get_bind()
+    name = columns.registry_table_name(replicable_name)
+    details = columns.details_table_name(replicable_name)
+    fk = f"{replicable_name}_id"
+    metadata = _metadata()
+    registry = columns.registry_table(metadata, replicable_name)
+    for index in registry.indexes:
+        # IF NOT EXISTS: SQLAlchemy cannot reflect expression indexes on SQLite.
+        if index.name.startswith(f"index_{name}_sorted_by_"):
+            bind.execute(CreateIndex(index, if_not_exists=True))
+    if not inspect(bind).has_table(details):
+        _create(op, columns.registry_details_table(metadata, replicable_name))
+        op.execute(f"INSERT INTO {details} ({fk}) SELECT {fk} FROM {name}")
 
 
 def create_model_tables(op, replicable_name: str, model_table: str, *,

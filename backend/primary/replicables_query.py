@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import weakref
+from pathlib import PurePosixPath
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Engine
@@ -13,6 +14,7 @@ from backend.framework.replicator import FileStore
 from backend.framework.scope import SyncScope
 
 MAX_BATCH = 10_000
+MAX_NAMESPACE_DEPTH = 20  # GitLab's limit on nested groups
 
 
 def scope_clauses(replicator, scope: SyncScope) -> list:
@@ -59,24 +61,30 @@ def list_range(engine: Engine, replicator, scope: SyncScope, after_id: int,
         range_end = connection.execute(select(func.max(window.c.id))).scalar()
         if range_end is None:
             return {"range_start": after_id + 1, "range_end": None, "replicables": []}
-        statement = select(model.c.id, model.c.file_store, model.c.size,
-                           state.c.verification_state, state.c.verification_checksum)
-        if replicator.verification.separate:
-            statement = statement.outerjoin(state, key == model.c.id)
-        statement = (statement.where(model.c.id > after_id, model.c.id <= range_end,
-                                     *scope_clauses(replicator, scope))
+        statement = (_described(replicator)
+                     .where(model.c.id > after_id, model.c.id <= range_end,
+                            *scope_clauses(replicator, scope))
                      .order_by(model.c.id))
         rows = connection.execute(statement).mappings().all()
+        paths = project_paths(connection, rows)
     return {"range_start": after_id + 1, "range_end": range_end,
-            "replicables": [describe(row) for row in rows]}
+            "replicables": [describe(row, paths) for row in rows]}
 
 
-def describe(row) -> dict:
-    """A replicable as the Geo API shows it, from a row mapping."""
+def describe(row, paths: dict[int, str] | None = None) -> dict:
+    """A replicable as the Geo API shows it, from a row mapping: its state
+    and checksum, and, when the row has them, what the record is (file
+    name, project and its full path, shard) for the secondaries' views."""
     checksum = row["verification_checksum"]
-    return {"id": row["id"], "file_store": row["file_store"], "size": row["size"],
-            "verification_state": row["verification_state"],
-            "checksum": checksum.decode("ascii") if checksum else None}
+    described = {"id": row["id"], "file_store": row["file_store"], "size": row["size"],
+                 "verification_state": row["verification_state"],
+                 "checksum": checksum.decode("ascii") if checksum else None}
+    if paths is not None:
+        described.update(file_name=PurePosixPath(row["file"]).name,
+                         project_id=row["project_id"],
+                         project_path=paths.get(row["project_id"]),
+                         shard=row["repository_storage"])
+    return described
 
 
 def _state_query(replicator, *extra):
@@ -90,13 +98,58 @@ def _state_query(replicator, *extra):
     return statement
 
 
+def _described(replicator):
+    """The state query with what describes the record: its file and project."""
+    model = replicator.model_table()
+    projects = Project.__table__
+    return (_state_query(replicator, model.c.file, model.c.project_id,
+                         projects.c.repository_storage)
+            .outerjoin(projects, projects.c.id == model.c.project_id))
+
+
+def project_paths(connection, rows) -> dict[int, str]:
+    """`namespace/…/project` of the rows' projects: their namespaces and
+    ancestors are read a level at a time (a few queries for any batch)."""
+    project_ids = {row["project_id"] for row in rows if row["project_id"] is not None}
+    if not project_ids:
+        return {}
+    projects = Project.__table__
+    namespaces = Namespace.__table__
+    found = connection.execute(select(projects.c.id, projects.c.name, projects.c.namespace_id)
+                               .where(projects.c.id.in_(project_ids))).all()
+    known: dict[int, tuple[str, int | None]] = {}
+    wanted = {namespace_id for _, _, namespace_id in found}
+    for _ in range(MAX_NAMESPACE_DEPTH):
+        wanted -= known.keys()
+        if not wanted:
+            break
+        for namespace_id, name, parent_id in connection.execute(
+                select(namespaces.c.id, namespaces.c.name, namespaces.c.parent_id)
+                .where(namespaces.c.id.in_(wanted))):
+            known[namespace_id] = (name, parent_id)
+        wanted = {parent for _, parent in known.values() if parent is not None}
+
+    def path(namespace_id: int | None) -> list[str]:
+        parts, seen = [], set()
+        while namespace_id in known and namespace_id not in seen:  # a cycle stops
+            seen.add(namespace_id)
+            name, namespace_id = known[namespace_id]
+            parts.append(name)
+        return parts[::-1]
+
+    return {project_id: "/".join([*path(namespace_id), name])
+            for project_id, name, namespace_id in found}
+
+
 def states(engine: Engine, replicator, model_ids: list[int]) -> dict[int, dict]:
-    """Primary state of specific records (for verification on a secondary)."""
+    """Primary state of specific records, and what they are (for
+    verification and the views on a secondary)."""
     model = replicator.model_table()
     with engine.connect() as connection:
-        rows = connection.execute(_state_query(replicator)
+        rows = connection.execute(_described(replicator)
                                   .where(model.c.id.in_(model_ids))).mappings().all()
-    return {row["id"]: describe(row) for row in rows}
+        paths = project_paths(connection, rows)
+    return {row["id"]: describe(row, paths) for row in rows}
 
 
 _blob_lookups: weakref.WeakKeyDictionary[Engine, dict[str, PreparedRead]] = \

@@ -3,7 +3,8 @@
 files) of records that are gone or have left the selective-sync scope.
 It also queues for verification synced registries whose verification was
 disabled (synced before the primary had a checksum) once the primary has
-one, in case the `checksum_succeeded` event came before the cursor."""
+one, in case the `checksum_succeeded` event came before the cursor, and
+keeps what the primary says each record is (registry_details.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from backend.framework.states import VerificationState
 from backend.secondary.event_consumer import remove_replicas
 from backend.secondary.registry_backfill import RegistryBackfill
+from backend.secondary.registry_details import RegistryDetails
 
 BATCH_SIZE = 10_000
 # The first range after the engine starts is smaller: on an empty tracking
@@ -31,11 +33,12 @@ class ConsistencyResult:
     created: int = 0
     removed: int = 0
     enabled: int = 0
+    described: int = 0  # registries whose details changed
     wrapped: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.removed or self.enabled)
+        return bool(self.created or self.removed or self.enabled or self.described)
 
 
 class RegistryConsistency:
@@ -81,6 +84,8 @@ class RegistryConsistency:
         gone = sorted(tracked - source)
         if gone:
             result.removed = remove_replicas(store, self.storage, replicator, gone)
+        result.described = RegistryDetails(self.engine, replicator).record(
+            page.get("replicables", []))
         self._cursors[name] = end
         return result
 
@@ -93,6 +98,7 @@ class RegistryConsistency:
             total.created += step.created
             total.removed += step.removed
             total.enabled += step.enabled
+            total.described += step.described
             if step.wrapped:
                 total.wrapped = True
                 return total

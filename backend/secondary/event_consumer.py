@@ -4,7 +4,10 @@
   deleted             -> local file and registry removed (even out of scope)
   checksum_succeeded  -> verification pending, if the registry exists
 Without a stored cursor it starts at the primary's newest event: history is
-the registry consistency worker's job.
+the registry consistency worker's job. After each batch, what the primary
+says the created and re-checksummed records are is asked for in one request
+per type and kept (registry_details.py); if that request fails the
+consistency walk brings the details later, and the cursor moves on anyway.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from sqlalchemy.engine import Engine
 
 from backend.db.engine import writing
 from backend.db.tracking_schema import EventLogState
+from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.registry_backfill import RegistryBackfill
+from backend.secondary.registry_details import RegistryDetails
 
 log = logging.getLogger(__name__)
 
@@ -76,33 +81,51 @@ class EventConsumer:
         self.last_event_timestamp = page.get("last_event_timestamp")
         rows = page.get("events", [])
         enabled = self.replicators_enabled()
+        described: dict[str, set[int]] = {}
         for row in rows:
             replicator = enabled.get(row.get("replicable_name"))
-            if replicator is not None:
-                self.handle(replicator, row)
+            if replicator is not None and self.handle(replicator, row):
+                described.setdefault(replicator.replicable_name, set()).add(
+                    row["payload"]["model_record_id"])
+        for name, model_ids in described.items():
+            self.describe(enabled[name], sorted(model_ids))
         if rows:
             self.cursor.set(rows[-1]["id"])
             self.cursor_event_time = rows[-1].get("created_at")
             self.processed += len(rows)
         return len(rows)
 
-    def handle(self, replicator, row: dict) -> None:
+    def handle(self, replicator, row: dict) -> bool:
+        """Carry out one event; True when its record has a registry whose
+        details the primary should now be asked for."""
         payload = row.get("payload") or {}
         model_id = payload.get("model_record_id")
         if not isinstance(model_id, int):
             log.warning("ignoring event %s without a record id", row.get("id"))
-            return
+            return False
         store = RegistryBackfill(self.engine, replicator)
         event = row.get("event_name")
         if event == "created":
             if row.get("in_scope", True):
                 store.ensure_pending(model_id, reset_existing=replicator.mutable)
+                return True
         elif event == "deleted":
             remove_replicas(store, self.storage, replicator, [model_id])
         elif event == "checksum_succeeded":
-            store.checksum_succeeded(model_id)
+            return store.checksum_succeeded(model_id)
         else:
             log.warning("ignoring unknown event %r", event)
+        return False
+
+    def describe(self, replicator, model_ids: list[int]) -> None:
+        """Keep what the primary says these records are (one request)."""
+        try:
+            described = self.client.states(replicator.replicable_name, model_ids)
+        except (GeoApiError, PrimaryUnreachable) as exc:  # the walk brings them later
+            log.warning("could not describe %d %s: %s", len(model_ids),
+                        replicator.title_plural, exc)
+            return
+        RegistryDetails(self.engine, replicator).record(described.values())
 
 
 def remove_replicas(store: RegistryBackfill, storage, replicator, model_ids: list[int]) -> int:

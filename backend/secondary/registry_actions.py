@@ -21,7 +21,7 @@ class RegistryActions(RegistryTable):
         loses (its outcome is guarded by its claim). Returns how many."""
         t = self.table
         with writing(self.engine) as connection:
-            return connection.execute(update(t).where(*selection.clauses(t, self.fk))
+            return connection.execute(update(t).where(*selection.clauses(t, self.fk, self.replicator.details_table()))
                                       .values(**tr.sync_pending())).rowcount
 
     def reverify(self, selection: RegistrySelection) -> int:
@@ -30,7 +30,7 @@ class RegistryActions(RegistryTable):
         Rows that are not synced have nothing to verify; they are left alone.
         """
         t = self.table
-        clauses = [*selection.clauses(t, self.fk), t.c.state == SyncState.SYNCED]
+        clauses = [*selection.clauses(t, self.fk, self.replicator.details_table()), t.c.state == SyncState.SYNCED]
         with writing(self.engine) as connection:
             # Rows not failed first: afterwards they are pending, so the second
             # statement, for failed rows, cannot count them again.

@@ -56,6 +56,15 @@ class RegistryRow:
     verification_checksum: str | None
     verification_checksum_mismatched: str | None
     created_at: dt.datetime | None
+    # What the record is, as the primary describes it (registry_details.py);
+    # None until the primary has been asked.
+    file_name: str | None = None
+    size: int | None = None
+    file_store: int | None = None
+    project_id: int | None = None
+    project_path: str | None = None
+    shard: str | None = None
+    primary_checksum: str | None = None
 
     @classmethod
     def from_record(cls, record, replicator) -> "RegistryRow":
@@ -76,7 +85,8 @@ class RegistryRow:
             checksum_mismatch=bool(record["checksum_mismatch"]),
             verification_checksum=_text(record["verification_checksum"]),
             verification_checksum_mismatched=_text(record["verification_checksum_mismatched"]),
-            created_at=record["created_at"])
+            created_at=record["created_at"],
+            **{name: record.get(name) for name in DETAIL_FIELDS})
 
     @classmethod
     def from_graphql(cls, node: dict, replicable: str) -> "RegistryRow":
@@ -97,11 +107,17 @@ class RegistryRow:
             checksum_mismatch=bool(node["checksumMismatch"]),
             verification_checksum=node["verificationChecksum"],
             verification_checksum_mismatched=node["verificationChecksumMismatched"],
-            created_at=_time(node["createdAt"]))
+            created_at=_time(node["createdAt"]),
+            **{name: node.get(graphql) for name, graphql in DETAIL_FIELDS.items()})
 
     @property
     def missing_on_primary(self) -> bool:
         return self.state == SyncState.FAILED and self.last_sync_failure == MISSING_ON_PRIMARY
+
+    @property
+    def storage(self) -> str | None:
+        """"local" or "object storage" (GitLab's file_store 1 and 2)."""
+        return STORAGE_NAMES.get(self.file_store)
 
     @property
     def failure(self) -> str | None:
@@ -124,8 +140,17 @@ class RegistryRow:
 
 # Reports, the console's exports and the CLI's JSON write these, in this
 # order: the same names everywhere.
-REPORT_COLUMNS = ("type", "registry_id", "model_id", "state", "verification_state", "retry_count",
-                  "retry_at", "last_synced_at", "last_sync_failure",
+REPORT_COLUMNS = ("type", "registry_id", "model_id", "file_name", "size", "storage",
+                  "project_id", "project_path", "shard", "state", "verification_state",
+                  "retry_count", "retry_at", "last_synced_at", "last_sync_failure",
+                  "missing_on_primary",
                   "verification_retry_count", "verification_retry_at", "verified_at",
                   "verification_started_at", "verification_failure", "checksum_mismatch",
-                  "verification_checksum", "verification_checksum_mismatched", "created_at")
+                  "verification_checksum", "verification_checksum_mismatched",
+                  "primary_checksum", "created_at")
+
+# The details of a row and their GraphQL names (extensions of GitLab's API).
+DETAIL_FIELDS = {"file_name": "fileName", "size": "size", "file_store": "fileStore",
+                 "project_id": "projectId", "project_path": "projectPath", "shard": "shard",
+                 "primary_checksum": "primaryChecksum"}
+STORAGE_NAMES = {1: "local", 2: "object storage"}

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 
 from app.failures_page import FailuresPage
 from app.main_window import MainWindow
@@ -18,7 +18,7 @@ from app.settings import load_settings, validate
 from app.settings_dialog import SettingsDialog
 from app.sources import RemoteSource
 from app.tasks import TaskRunner
-from backend.framework.states import SyncState
+from backend.framework.states import SyncState, VerificationState
 from tests.console.conftest import db_states, registry_rows
 
 ROWS = registry_rows()
@@ -89,26 +89,84 @@ def test_overview_charts_follow_history(qtbot, source, local_site):
     runner.close()
 
 
-def test_failures_grouped_and_a_group_resynced(qtbot, source, local_site):
+def test_failures_grouped_by_kind_and_a_group_resynced_after_asking(qtbot, source, local_site):
     runner = TaskRunner()
     page = FailuresPage(runner, source)
     qtbot.addWidget(page)
     page.refresh()
-    qtbot.waitUntil(lambda: page.tree.topLevelItemCount() == 2, timeout=10000)
-    texts = {page.tree.topLevelItem(i).text(1): page.tree.topLevelItem(i).text(0)
-             for i in range(2)}
+    qtbot.waitUntil(lambda: page.tree.topLevelItemCount() == 3, timeout=10000)
+    items = [page.tree.topLevelItem(i) for i in range(3)]
+    texts = {(item.text(0), item.text(2)): item.text(1) for item in items}
     missing = [n for n in FAILED if n % 8 == 0]
-    assert texts == {"The file is missing on the Geo primary site": str(len(missing)),
-                     "Downloaded file checksum mismatch": str(len(FAILED) - len(missing))}
-    assert page.summary.text() == f"Cool Widgets: {len(FAILED)} failed registries in 2 groups"
-    for i in range(2):
-        if page.tree.topLevelItem(i).text(1).startswith("The file"):
-            page.tree.topLevelItem(i).setSelected(True)
+    unverified = [n for n, row in enumerate(ROWS, 1)
+                  if row["verification_state"] == VerificationState.FAILED]
+    assert texts == {
+        ("Sync", "The file is missing on the Geo primary site"): str(len(missing)),
+        ("Sync", "Downloaded file checksum mismatch"): str(len(FAILED) - len(missing)),
+        ("Verification", "(no message)"): str(len(unverified))}
+    total = len(FAILED) + len(unverified)
+    assert page.summary.text() == (f"Cool Widgets: {total} failed registries in 3 groups "
+                                   "(2 of failed syncs, 1 of failed verifications)")
+    [group] = [item for item in items if item.text(2).startswith("The file")]
+    group.setSelected(True)
+    asked = []
+    page.confirm = lambda title, question: asked.append(title) or False
     page.resync_button.click()
+    assert asked == [f"Resync {len(missing)} registries"]
+    runner.wait()
+    assert all(db_states(local_site)[n][0] == SyncState.FAILED for n in missing)  # cancelled
+    page.confirm = lambda title, question: asked.append(question) or True
+    page.resync_button.click()
+    assert "that failed to sync with “The file is missing" in asked[-1]
     qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
                                 for n in missing), timeout=10000)
     assert db_states(local_site)[4][0] == SyncState.FAILED  # the other group stays
     runner.close()
+
+
+def test_a_group_of_one_reads_in_the_singular(qtbot, source, local_site):
+    from sqlalchemy import update
+
+    from tests.console.conftest import CoolWidgets
+    table = CoolWidgets.registry_table()
+    with local_site.tracking_engine.begin() as connection:
+        connection.execute(update(table).where(table.c.state == SyncState.FAILED).values(
+            state=SyncState.SYNCED))
+        connection.execute(update(table).where(table.c.id != 7).values(
+            verification_state=VerificationState.SUCCEEDED))
+        connection.execute(update(table).where(table.c.id == 7).values(
+            verification_state=VerificationState.FAILED, verification_failure="bad"))
+    runner = TaskRunner()
+    page = FailuresPage(runner, source)
+    qtbot.addWidget(page)
+    page.refresh()
+    qtbot.waitUntil(lambda: page.tree.topLevelItemCount() == 1, timeout=10000)
+    assert page.summary.text() == ("Cool Widgets: 1 failed registry in 1 group "
+                                   "(0 of failed syncs, 1 of failed verifications)")
+    runner.close()
+
+
+def test_a_double_clicked_group_lists_exactly_its_registries(qtbot, window):
+    failures, details = window.failures, window.details
+    window.tabs.setCurrentWidget(failures)
+    failures.refresh()
+    qtbot.waitUntil(lambda: failures.tree.topLevelItemCount() == 3, timeout=10000)
+    [item] = [failures.tree.topLevelItem(i) for i in range(3)
+              if failures.tree.topLevelItem(i).text(2).startswith("The file")]
+    rect = failures.tree.visualItemRect(item)
+    qtbot.mouseClick(failures.tree.viewport(), Qt.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(failures.tree.viewport(), Qt.LeftButton, pos=rect.center())
+    assert window.tabs.currentWidget() is details
+    assert details.group_bar.isVisibleTo(details) and "The file is missing" in \
+        details.group_label.text()
+    missing = [n for n in FAILED if n % 8 == 0]
+    qtbot.waitUntil(lambda: details.model.rowCount() == len(missing)
+                    and all(details.model.row_data(r) is not None
+                            for r in range(len(missing))), timeout=10000)
+    assert [details.model.row_data(r).registry_id for r in range(len(missing))] == missing
+    details.group_clear.click()
+    qtbot.waitUntil(lambda: details.model.rowCount() == len(ROWS), timeout=10000)
+    assert not details.group_bar.isVisibleTo(details)
 
 
 def test_export_csv_and_json_contain_what_the_filter_shows(qtbot, window, tmp_path):
@@ -215,9 +273,11 @@ def test_theme_choice_is_remembered_and_applies_its_palette(window, settings):
 
 def test_states_show_their_icons_and_the_window_its_own(qtbot, window):
     from PySide6.QtCore import Qt
+
+    from widgets.registry_table_model import column_of
     details = window.details
     qtbot.waitUntil(lambda: details.model.row_data(0) is not None, timeout=10000)
-    for column in (2, 3):  # replication and verification
+    for column in (column_of("state"), column_of("verification_state")):
         assert not details.model.index(0, column).data(Qt.DecorationRole).isNull()
     assert details.model.index(0, 0).data(Qt.DecorationRole) is None
     from widgets.state_icons import blank_icon, state_icon

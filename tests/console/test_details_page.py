@@ -1,7 +1,7 @@
 """Replication details against a real tracking DB: filters change rows and
 counts, actions change registry states, state persists."""
 import pytest
-from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 
 from app.details_page import DetailsPage
@@ -9,6 +9,7 @@ from app.tasks import TaskRunner
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_selection import RegistrySelection
 from tests.console.conftest import db_states, registry_rows
+from widgets.registry_table_model import COLUMNS, column_of
 
 
 @pytest.fixture
@@ -72,14 +73,43 @@ def test_search_by_ids_and_failure_text(page, qtbot):
     assert shown_ids(page) == missing
 
 
-def test_sort_orders(page, qtbot):
+def sort_by(page, qtbot, key: str, way: str) -> None:
+    """Click the column's header (as often as it takes) until the page
+    sorts by it in that direction."""
+    header = page.table.horizontalHeader()
+    column = column_of(key)
+    for _ in range(2):
+        position = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+        qtbot.mouseClick(header.viewport(), Qt.LeftButton,
+                         pos=QPoint(position, header.height() // 2))
+        if page.sort.endswith(way) and header.sortIndicatorSection() == column:
+            return
+    raise AssertionError(f"the header did not sort by {key} {way}: {page.sort}")
+
+
+def test_sort_orders_by_a_click_on_a_header(page, qtbot):
     loaded(page, qtbot, 60)
-    page.sort_box.setCurrentIndex(page.sort_box.findData("ID_DESC"))
+    sort_by(page, qtbot, "registry_id", "DESC")
+    assert page.sort == "ID_DESC"
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None
                     and page.model.row_data(0).registry_id == 60, timeout=10000)
-    page.sort_box.setCurrentIndex(page.sort_box.findData("LAST_SYNCED_AT_ASC"))
+    sort_by(page, qtbot, "last_synced_at", "ASC")
+    assert page.sort == "LAST_SYNCED_AT_ASC"
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None
                     and page.model.row_data(0).registry_id == 1, timeout=10000)
+
+
+def test_a_column_the_database_cannot_sort_by_says_so_and_keeps_the_order(page, qtbot):
+    loaded(page, qtbot, 60)
+    sort_by(page, qtbot, "registry_id", "DESC")
+    messages = []
+    page.message.connect(messages.append)
+    header = page.table.horizontalHeader()
+    column = column_of("state")
+    qtbot.mouseClick(header.viewport(), Qt.LeftButton, pos=QPoint(
+        header.sectionViewportPosition(column) + 10, header.height() // 2))
+    assert page.sort == "ID_DESC" and header.sortIndicatorSection() == column_of("registry_id")
+    assert messages and "cannot be sorted by replication" in messages[-1]
 
 
 def select(page, rows):
@@ -118,7 +148,7 @@ def test_resync_all_failed_asks_with_the_count(page, qtbot, local_site):
     page.act_on_filter("resync", failed_only=True)
     qtbot.waitUntil(lambda: bool(questions), timeout=10000)
     assert questions[0][0] == f"Resync {len(FAILED)} registries"
-    assert questions[0][1].startswith(f"Resync {len(FAILED)} cool widgets registries "
+    assert questions[0][1].startswith(f"Resync {len(FAILED)} cool widget registries "
                                       "(replication failed)?")
     assert "downloaded from the primary again" in questions[0][1]
     qtbot.waitUntil(lambda: all(db_states(local_site)[n][0] == SyncState.PENDING
@@ -142,12 +172,14 @@ def test_copy_rows(page, qtbot):
     select(page, [0, 3])
     page.copy_rows()
     lines = QGuiApplication.clipboard().text().splitlines()
-    assert lines[0].startswith("Registry\tCool Widget\tReplication")
-    assert lines[1].startswith("1\t501\tsynced") and lines[2].startswith("4\t504\tfailed")
+    assert lines[0].startswith("Registry\tCool Widget\tFile\tReplication\tVerification\tFailure")
+    first, fourth = (line.split("\t") for line in lines[1:3])
+    assert first[:2] == ["1", "501"] and first[3] == "synced"
+    assert fourth[:2] == ["4", "504"] and fourth[3] == "failed"
 
 
 def test_column_chooser_keeps_one_column(page):
-    for column in range(1, 12):
+    for column in range(1, len(COLUMNS)):
         page.table.set_column_visible(column, False)
     page.table.set_column_visible(0, False)
     assert not page.table.isColumnHidden(0)
@@ -231,7 +263,7 @@ def test_the_choice_follows_its_registries_while_rows_move(page, qtbot, local_si
 
     from tests.console.conftest import CoolWidgets, T0
     loaded(page, qtbot, 60)
-    page.sort_box.setCurrentIndex(page.sort_box.findData("LAST_SYNCED_AT_DESC"))
+    sort_by(page, qtbot, "last_synced_at", "DESC")
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None
                     and page.model.row_data(0).registry_id == 60, timeout=10000)
     click(page, qtbot, 2)
@@ -268,7 +300,7 @@ def test_the_detail_panel_shows_the_chosen_registry_wherever_its_row_goes(page, 
     loaded(page, qtbot, 60)
     click(page, qtbot, 1)
     assert page.detail.values["registry_id"].text() == "2"
-    page.sort_box.setCurrentIndex(page.sort_box.findData("ID_DESC"))
+    sort_by(page, qtbot, "registry_id", "DESC")
     qtbot.waitUntil(lambda: page.model.row_data(0) is not None
                     and page.model.row_data(0).registry_id == 60, timeout=10000)
     qtbot.waitUntil(lambda: selected_ids(page) == {2}, timeout=10000)

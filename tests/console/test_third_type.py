@@ -65,9 +65,10 @@ def test_every_console_view_shows_the_third_type(qtbot, window, gadget_sites, tm
     failures = window.failures
     failures.refresh()
     qtbot.waitUntil(lambda: failures.tree.topLevelItemCount() == 1, timeout=10000)
-    assert failures.tree.topLevelItem(0).text(1) == \
+    assert failures.tree.topLevelItem(0).text(2) == \
         "The file is missing on the Geo primary site"
-    assert failures.summary.text() == "Gadgets: 1 failed registries in 1 groups"
+    assert failures.summary.text() == ("Gadgets: 1 failed registry in 1 group "
+                                       "(1 of failed syncs, 0 of failed verifications)")
 
     # The charts: its history.
     overview.refresh_history()

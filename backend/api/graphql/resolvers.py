@@ -31,7 +31,7 @@ def registries_field(replicator, connection, id_scalar) -> GraphQLField:
     replicationState, verificationState, keyword, sort, offset)`."""
     def resolve(node, info, first=None, last=None, before=None, after=None, ids=None,
                 replicationState=None, verificationState=None, keyword=None, sort="ID_ASC",
-                offset=None):
+                offset=None, syncFailure=None, verificationFailure=None):
         engine = info.context.site.tracking_engine
         if engine is None or not node.get("current"):
             return None
@@ -41,7 +41,7 @@ def registries_field(replicator, connection, id_scalar) -> GraphQLField:
         selection = RegistrySelection(
             ids=None if ids is None else tuple(number for _model, number in ids),
             replication_state=replicationState, verification_state=verificationState,
-            keyword=keyword)
+            keyword=keyword, sync_failure=syncFailure, verification_failure=verificationFailure)
         page = call(registry_query.fetch_page, engine, replicator, selection,
                     sort or registry_query.DEFAULT_SORT, first=first, last=last,
                     before=before or None, after=after or None, offset=offset,
@@ -60,6 +60,11 @@ def registries_field(replicator, connection, id_scalar) -> GraphQLField:
         "offset": GraphQLArgument(GraphQLInt, description=(
             "Geo Console extension: rows to skip before a forward page, for "
             "random access (the console's table).")),
+        "syncFailure": GraphQLArgument(GraphQLString, description=(
+            "Geo Console extension: failed syncs with exactly this message "
+            "(a group of registryFailureGroups; \"\" for none).")),
+        "verificationFailure": GraphQLArgument(GraphQLString, description=(
+            "Geo Console extension: failed verifications with exactly this message.")),
     }, resolve=resolve, description=f"{replicator.title} registries of this site.")
 
 

@@ -63,6 +63,12 @@ Time = GraphQLScalarType(
         node.value if isinstance(node, StringValueNode) else None))
 
 
+BigInt = GraphQLScalarType(
+    "BigInt", description="An integer of up to 64 bits (a file size, an id).",
+    serialize=int, parse_value=int,
+    parse_literal=lambda node, _vars=None: int(node.value))
+
+
 def gid_scalar(name: str, description: str, accepted_models: set[str]):
     """A global id scalar accepting ids of the given models only."""
     def parse(value):
@@ -151,6 +157,15 @@ def registry_type(replicator) -> GraphQLObjectType:
         "verificationChecksumMismatched": _attribute("verification_checksum_mismatched",
                                                      GraphQLString),
         "checksumMismatch": _attribute("checksum_mismatch", GraphQLBoolean),
+        # What the record is, as the primary describes it: Geo Console
+        # extensions (GitLab shows it on the record's own pages).
+        "fileName": _attribute("file_name", GraphQLString),
+        "size": _attribute("size", BigInt),
+        "fileStore": _attribute("file_store", GraphQLInt),
+        "projectId": _attribute("project_id", BigInt),
+        "projectPath": _attribute("project_path", GraphQLString),
+        "shard": _attribute("shard", GraphQLString),
+        "primaryChecksum": _attribute("primary_checksum", GraphQLString),
         "forceToRedownload": GraphQLField(
             GraphQLBoolean, resolve=lambda _row, _i: None,
             deprecation_reason="Deprecated in GitLab 17.10; always null."),
@@ -198,6 +213,8 @@ def _key(name: str, kind):
 
 
 FailureGroup = GraphQLObjectType("GeoRegistryFailureGroup", {
+    "kind": GraphQLField(GraphQLString, description="SYNC or VERIFICATION.",
+                         resolve=lambda group, _i: group["kind"].upper()),
     "message": _key("message", GraphQLString),
     "count": _key("count", GraphQLInt),
     "lastSeenAt": _key("last_seen_at", Time),
