@@ -212,7 +212,8 @@ class HistoryChart(QWidget):
             points = "1 point is" if higher == 1 else f"{higher:,} points are"
             self.note.setText(f"▲ Scale cut at {format_value(self.kind, top)} so the rest "
                               f"can be read: {points} higher, up to "
-                              f"{format_value(self.kind, self.scale.peak)} (hover for values).")
+                              f"{format_value(self.kind, self.scale.peak)}"
+                              + (" (hover for values)." if self.time_axis.relative else "."))
 
     def _gap_limit(self) -> float:
         """Points further apart than this are not joined by a line."""
