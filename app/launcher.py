@@ -14,11 +14,18 @@ def open_console(**options):
     return run_console(**options)
 
 
+def write_pdf(path, report):
+    from app.pdf_report import write_pdf_report  # Qt, only for a PDF report
+    return write_pdf_report(path, report)
+
+
 def main(argv: list[str] | None = None) -> int:
     # The console is an optional install (the [console] extra); the backend
     # never imports it, so the choice is made here.
-    console = open_console if importlib.util.find_spec("PySide6") else None
-    return cli_main(argv, open_console=console)
+    installed = importlib.util.find_spec("PySide6") is not None
+    charts = installed and importlib.util.find_spec("pyqtgraph") is not None
+    return cli_main(argv, open_console=open_console if installed else None,
+                    write_pdf=write_pdf if charts else None)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from app import theme
 from app.connection import CONNECTED, CONNECTING, NO_ANSWER, SiteConnection, clock_time
 from app.connection_banner import ConnectionBanner
 from app.details_page import DetailsPage
-from app.export import ExportJob, write_pdf
+from app.export import ExportJob, gather_status_report, write_pdf
 from app.failure_notifier import FailureNotifier
 from app.failures_page import FailuresPage
 from app.overview_page import OverviewPage
@@ -569,21 +569,17 @@ class MainWindow(QMainWindow):
 
     def export_pdf(self, path: str) -> None:
         source, charted = self.source, self.data_type
+        start, end = self.overview.history_range()
 
-        def gather():  # on a worker: a remote site's name is a request too
-            return source.overview(), {kind.replicable_name: source.failure_groups(
-                kind.replicable_name) for kind in source.types}, source.name
+        def gather():  # on a worker: every part of the report is a query or a request
+            return gather_status_report(source, [charted], start, end)
 
-        def build(result):
-            status, groups, name = result
-            images = {}
-            import pyqtgraph.exporters as exporters
-            for title, chart in (("progress", self.overview.progress_chart),
-                                 ("work", self.overview.work_chart)):
-                exporter = exporters.ImageExporter(chart.plotItem)
-                exporter.parameters()["width"] = 900
-                images[title] = exporter.export(toBytes=True)
-            write_pdf(path, status, groups, source.types, images, name, charted)
+        def build(report):
+            try:
+                write_pdf(path, report)
+            except OSError as exc:
+                self.show_message(f"PDF report not written: {exc.strerror or exc}", error=True)
+                return
             self.show_message(f"PDF report written to {path}.")
 
         self.runner.submit("pdf", gather, build)

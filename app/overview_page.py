@@ -1,6 +1,7 @@
 """Overview: site health, engine state, event lag, progress bars and
 percentages of every type, and history charts (synced %, verified %,
-throughput, failures) of the current type."""
+throughput and failures, bytes per second) of the current type over the
+chosen range (app.history_charts)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxL
                                QLabel, QPushButton, QVBoxLayout, QWidget)
 
 import resources
-from widgets.charts import HistoryChart
+from app.history_charts import fill_charts, make_charts, title_charts
 from widgets.stacked_bar import StackedBar
 
 RANGES = [("Last hour", dt.timedelta(hours=1)), ("Last day", dt.timedelta(days=1)),
@@ -104,15 +105,12 @@ class OverviewPage(QWidget):
         picker.addStretch(1)
         layout.addLayout(picker)
         charts = QHBoxLayout()
-        self.progress_chart = HistoryChart("Replicated and verified", "%",
-                                           [("synced %", "#2e9e5b"), ("verified %", "#3b82c4")],
-                                           y_range=(0, 100))
-        self.work_chart = HistoryChart("Throughput and failures", "per minute",
-                                       [("syncs", "#2e9e5b"), ("verifications", "#3b82c4"),
-                                        ("sync failures", "#d9534f"),
-                                        ("verification failures", "#c98a12")])
-        for chart in (self.progress_chart, self.work_chart):
-            chart.setMinimumHeight(220)
+        self.charts = make_charts()
+        self.progress_chart = self.charts["progress"]
+        self.work_chart = self.charts["work"]
+        self.bytes_chart = self.charts["bytes"]
+        for chart in self.charts.values():
+            chart.setMinimumHeight(260)
             frame = QFrame()
             frame_layout = QVBoxLayout(frame)
             frame_layout.setContentsMargins(0, 0, 0, 0)
@@ -155,16 +153,18 @@ class OverviewPage(QWidget):
             self.refresh_history()
 
     def _title_charts(self) -> None:
-        what = self.data_type.title_plural
-        self.progress_chart.setTitle(f"{what}: replicated and verified")
-        self.work_chart.setTitle(f"{what}: throughput and failures")
+        title_charts(self.charts, self.data_type.title_plural)
+
+    def history_range(self) -> tuple[dt.datetime, dt.datetime]:
+        """The range the selector chooses, ending now (UTC)."""
+        end = dt.datetime.now(dt.timezone.utc)
+        return end - RANGES[self.range_box.currentIndex()][1], end
 
     def refresh_history(self) -> None:
-        span = RANGES[self.range_box.currentIndex()][1]
-        end = dt.datetime.now(dt.timezone.utc)
+        start, end = self.history_range()
         source, replicable = self.source, self.data_type.replicable_name
-        self.runner.submit("history", lambda: source.history(replicable, end - span, end, 240),
-                           self.show_history)
+        self.runner.submit("history", lambda: source.history(replicable, start, end, 240),
+                           lambda points: self.show_history(points, start, end))
 
     def show_status(self, status: dict) -> None:
         self.status = status
@@ -199,16 +199,13 @@ class OverviewPage(QWidget):
             self.percentages[p].setText(f"{synced} / {verified}" if synced is not None
                                         else "replication off")
 
-    def show_history(self, points: list[dict]) -> None:
-        times = [p["time"].timestamp() for p in points]
-        self.progress_chart.set_series(times, {
-            "synced %": [p["synced_percentage"] for p in points],
-            "verified %": [p["verified_percentage"] for p in points]})
-        self.work_chart.set_series(times, {
-            "syncs": [p["syncs_succeeded_per_minute"] for p in points],
-            "verifications": [p["verifications_succeeded_per_minute"] for p in points],
-            "sync failures": [p["syncs_failed_per_minute"] for p in points],
-            "verification failures": [p["verifications_failed_per_minute"] for p in points]})
+    def show_history(self, points: list[dict], start: dt.datetime | None = None,
+                     end: dt.datetime | None = None) -> None:
+        """The charts over [start, end] (the selector's range ending now when
+        not given), whatever part of it the points cover."""
+        if start is None or end is None:
+            start, end = self.history_range()
+        fill_charts(self.charts, points, start, end)
 
     def _toggle_pause(self) -> None:
         pause = self.status.get("engine_state") != "paused"
@@ -217,5 +214,5 @@ class OverviewPage(QWidget):
     def set_theme(self, scheme: str) -> None:
         """The charts in a palette's colours ("light" or "dark")."""
         colours = resources.chart_colours(scheme)
-        for chart in (self.progress_chart, self.work_chart):
+        for chart in self.charts.values():
             chart.set_colours(colours["background"], colours["foreground"], colours["grid"])

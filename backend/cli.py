@@ -106,9 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_filters(action)
 
     report = commands.add_parser("report", parents=[common],
-                                 help="registries of the filter to CSV or JSON")
-    report.add_argument("--format", required=True, choices=("csv", "json"))
+                                 help="registries of the filter to CSV or JSON, or the status "
+                                      "with history charts to PDF")
+    report.add_argument("--format", required=True, choices=("csv", "json", "pdf"))
     report.add_argument("--output", required=True, metavar="PATH")
+    report.add_argument("--range", dest="history_range", default="day",
+                        choices=("hour", "day", "week", "month"),
+                        help="PDF: the history the charts show, up to now (default: day)")
     add_filters(report)
 
     demo = commands.add_parser("demo", parents=[common], help="primary + secondary demo")
@@ -122,14 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, open_console=None) -> int:
-    """Run a command. `open_console(workspace=None, config_path=None)` is given
-    by main.py when the console is installed: the backend never imports it."""
+def main(argv: list[str] | None = None, open_console=None, write_pdf=None) -> int:
+    """Run a command. `open_console(workspace=None, config_path=None)` and
+    `write_pdf(path, StatusReport)` are given by the launcher when the
+    console is installed: the backend never imports it."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         args.open_console = open_console
+        args.write_pdf = write_pdf
         if not args.command:
             if open_console is None:
                 raise UsageError("the console is not installed (pip install -e .[console]); "

@@ -384,16 +384,14 @@ def _reverify(args) -> int:
 
 def _report(args) -> int:
     from backend import reports
+    if args.format == "pdf":
+        return _pdf_report(args)
     selection = _selection(args)
     output = pathlib.Path(args.output)
 
     def before_opening_anything():
         _one_type(args, "report")
-        if output.is_dir():
-            raise CommandError(f"--output {output} is a folder; give a file name")
-        if not output.absolute().parent.is_dir():
-            raise CommandError(f"--output {output}: the folder {output.absolute().parent} "
-                               "does not exist")
+        _check_output(output)
 
     config, engine = _tracking(args, check=before_opening_anything)
     replicator = _one_type(args, "report")
@@ -404,6 +402,54 @@ def _report(args) -> int:
     finally:
         engine.dispose()
     print(f"Wrote {count} registries to {output}")
+    return 0
+
+
+def _check_output(output: pathlib.Path) -> None:
+    if output.is_dir():
+        raise CommandError(f"--output {output} is a folder; give a file name")
+    if not output.absolute().parent.is_dir():
+        raise CommandError(f"--output {output}: the folder {output.absolute().parent} "
+                           "does not exist")
+
+
+def _pdf_report(args) -> int:
+    """The status of every type and the history of --type (or of every
+    type) over --range, drawn by the console's exporter."""
+    import datetime as dt
+
+    from backend import reports
+    output = pathlib.Path(args.output)
+
+    def before_opening_anything():
+        _types(args)
+        if args.replication_state or args.verification_state:
+            raise CommandError("a PDF report shows every registry's status; "
+                               "--replication-state and --verification-state are for CSV and "
+                               "JSON reports")
+        if args.write_pdf is None:
+            raise CommandError("PDF reports are drawn by the console, which is not installed "
+                               "(pip install -e .[console]); CSV and JSON reports work "
+                               "without it")
+        _check_output(output)
+
+    config, engine = _tracking(args, check=before_opening_anything)
+    end = dt.datetime.now(dt.timezone.utc)
+    start = end - reports.HISTORY_RANGES[args.history_range]
+    try:
+        report = reports.status_report(engine, registered(), _types(args), start, end,
+                                       _secondary_status(config, engine, registered()),
+                                       config.secondary.name)
+    finally:
+        engine.dispose()
+    try:
+        args.write_pdf(output, report)
+    except OSError:
+        raise  # said as the file system says it
+    except Exception as exc:
+        raise CommandError(f"the PDF report could not be drawn: {describe_error(exc)}") \
+            from exc
+    print(f"Wrote the status report to {output}")
     return 0
 
 

@@ -2,6 +2,10 @@
 from the tracking DB in keyset chunks so a million rows export in bounded
 memory. Output goes to a temporary file renamed into place at the end, so a
 failed or cancelled export never leaves a partial report under the name.
+
+The PDF status report is drawn by the console (it needs Qt); what it shows
+is gathered here, as a `StatusReport` of plain data, so the command line can
+hand it to the console's exporter.
 """
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ import json
 import os
 import pathlib
 import tempfile
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from backend.secondary.registry_query import exact_count, stream
+from backend.secondary import status_history
+from backend.secondary.registry_query import exact_count, failure_groups, stream
 from backend.secondary.registry_row import REPORT_COLUMNS, RegistryRow, iso
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -22,8 +28,42 @@ FORMATS = ("csv", "json")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+# The PDF report's history ranges, as `report --range` names them.
+HISTORY_RANGES = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1),
+                  "week": dt.timedelta(days=7), "month": dt.timedelta(days=30)}
+HISTORY_BUCKETS = 240
+REPORTED_FAILURE_GROUPS = 15
+
+
 class ReportCancelled(Exception):
     pass
+
+
+@dataclass
+class StatusReport:
+    """What the PDF report shows: the status of every type, the history of
+    the charted ones over [start, end], every type's top failure groups."""
+    site_name: str
+    status: dict
+    types: list                # replicators or ReplicableTypes: names and titles
+    charted: list              # the types whose history is charted
+    start: dt.datetime
+    end: dt.datetime
+    histories: dict = field(default_factory=dict)       # replicable name -> points
+    failure_groups: dict = field(default_factory=dict)  # replicable name -> groups
+    generated_at: dt.datetime = field(
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+def status_report(engine, types: list, charted: list, start: dt.datetime, end: dt.datetime,
+                  summary: dict, site_name: str) -> StatusReport:
+    """A StatusReport read from a tracking DB (the command line's)."""
+    return StatusReport(
+        site_name, summary, list(types), list(charted), start, end,
+        histories={kind.replicable_name: status_history.read(
+            engine, kind.replicable_name, start, end, HISTORY_BUCKETS) for kind in charted},
+        failure_groups={kind.replicable_name: failure_groups(
+            engine, kind, REPORTED_FAILURE_GROUPS) for kind in types})
 
 
 def columns(replicator) -> list[str]:
