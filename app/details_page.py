@@ -256,6 +256,11 @@ class DetailsPage(QWidget):
         self.sort = sort
         self.model.reset()
 
+    def sort_by(self, sort: str) -> None:
+        """Sort as a click on a header does (`FILE_NAME_ASC`, …)."""
+        self.table.show_sort(sort)
+        self._sort_changed(sort)
+
     def show_group(self, group: RegistrySelection | None, title: str = "") -> None:
         """Show only the registries of a failure group (from the Failures
         view), whatever their state; None shows the sidebar's filter again."""

@@ -36,6 +36,9 @@ from app.tasks import TaskRunner
 DEFAULT_SIZE = (1280, 720)  # fits a 1366 x 768 screen with its panel
 
 
+OLD_ANSWER = 5  # seconds: an answer this old is shown with its age (polls are every 2 s)
+
+
 class MainWindow(QMainWindow):
     typeChanged = Signal(object)  # the ReplicableType now shown
 
@@ -95,6 +98,11 @@ class MainWindow(QMainWindow):
         self.message_timer.setSingleShot(True)
         self.message_timer.setInterval(10000)
         self.message_timer.timeout.connect(lambda: self.message_label.setText(""))
+        # The connection label says how old the last answer is while it ages.
+        self.age_timer = QTimer(self)
+        self.age_timer.setInterval(1000)
+        self.age_timer.timeout.connect(self._show_connection)
+        self.age_timer.start()
         self.statusBar().addWidget(self.message_label, 1)
         self.statusBar().addPermanentWidget(self.totals_label)
         self.statusBar().addPermanentWidget(self.connection_label)
@@ -387,6 +395,9 @@ class MainWindow(QMainWindow):
                 f"▲ {name}: {status.get('health') or 'unhealthy'}"
             if status.get("engine_state") == "paused":
                 text += " · engine paused"
+            age = self.connection.age()
+            if age is not None and age >= OLD_ANSWER:  # a slow link: say how old
+                text += f" · answered {int(age)} s ago"
             colour = "#2e9e5b" if healthy and status.get("engine_state") != "paused" \
                 else "#c98a12" if healthy else "#d9534f"
         elif state == CONNECTING:

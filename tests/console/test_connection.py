@@ -192,6 +192,22 @@ def test_a_slow_link_still_shows_the_site_one_poll_at_a_time(qtbot, remote, sett
         proxy.stop()
 
 
+def test_on_a_slower_link_the_last_answer_is_shown_with_its_age(qtbot, remote, settings):
+    proxy = DelayProxy(remote.port, delay=7)
+    try:
+        url = f"http://127.0.0.1:{proxy.port}"
+        window = open_window(qtbot, settings, opener=remote.opener(url), target=url)
+        qtbot.waitUntil(lambda: window.connection.last_answer_at is not None, timeout=60000)
+        # The next answer is 7 s away: meanwhile the label ages, second by second.
+        qtbot.waitUntil(lambda: "answered 5 s ago" in window.connection_label.text(),
+                        timeout=10000)
+        assert window.connection_label.text().startswith("● far-away: connected")
+        window.close()
+        window.closing.join(30)
+    finally:
+        proxy.stop()
+
+
 def test_a_paused_engine_shows_in_the_status_bar_the_overview_and_the_menu(
         qtbot, source, local_site, settings):
     local_site.engine.start()
