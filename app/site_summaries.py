@@ -106,8 +106,9 @@ def type_rows(status: dict, types: list, primary: bool) -> list[tuple[str, ...]]
             continue
         rows.append((kind.title_plural,
                      fraction(status.get(f"{p}_synced_count"), registries),
-                     fraction(status.get(f"{p}_verified_count"),
-                              status.get(f"{p}_verification_total_count")),
+                     # of every registry, as `_verified_in_percentage` and the
+                     # Overview count: 100 % only when every record is verified
+                     fraction(status.get(f"{p}_verified_count"), registries),
                      count(status.get(f"{p}_failed_count")),
                      count(status.get(f"{p}_verification_failed_count"))))
     return rows
