@@ -1,5 +1,5 @@
 """The console's main window: a connection banner and a data type selector
-over the Overview, Replication details and Failures tabs; export,
+over the Overview, Replication details, Failures and Sites tabs; export,
 settings, theme, notifications and a status bar.
 
 The window opens before its site does (`connection.py`): while the source
@@ -31,6 +31,7 @@ from app.failures_page import FailuresPage
 from app.overview_page import OverviewPage
 from app.settings import LIVE, NO_CHANGE, RECONNECT, change_between, load_settings
 from app.settings_dialog import SettingsDialog
+from app.sites_page import SitesPage
 from app.tasks import TaskRunner
 
 DEFAULT_SIZE = (1280, 720)  # fits a 1366 x 768 screen with its panel
@@ -59,7 +60,7 @@ class MainWindow(QMainWindow):
         self._retired: list[threading.Thread] = []  # sources stopping after a reconnect
         self._connect(opener, source)
         self.source = None
-        self.overview = self.details = self.failures = None
+        self.overview = self.details = self.failures = self.sites = None
         self.data_type = None
         self.closing: threading.Thread | None = None
         self._started = False
@@ -169,6 +170,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.overview, "&Overview")
         self.tabs.addTab(self.details, "&Replication details")
         self.tabs.addTab(self.failures, "&Failures")
+        self.sites = SitesPage(self.runner, source)
+        self.tabs.addTab(self.sites, "&Sites")
         self.stack.setCurrentWidget(self.tabs)
         self.data_type = source.types[0]
         self.type_box = QComboBox()
@@ -212,7 +215,8 @@ class MainWindow(QMainWindow):
 
     @property
     def pages(self) -> list:
-        return [page for page in (self.overview, self.details, self.failures) if page]
+        return [page for page in (self.overview, self.details, self.failures, self.sites)
+                if page]
 
     def _tear_down_pages(self) -> None:
         """Back to the waiting page, as before the source opened."""
@@ -228,7 +232,7 @@ class MainWindow(QMainWindow):
         if self.source is not None:
             self.removeToolBar(self.type_bar)
             self.type_bar.deleteLater()
-        self.overview = self.details = self.failures = self.notifier = None
+        self.overview = self.details = self.failures = self.sites = self.notifier = None
         self.source = self.data_type = None
         self._last_status = {}
         self.totals_label.setText("")
@@ -359,6 +363,7 @@ class MainWindow(QMainWindow):
         self.overview.refresh_history()
         self.details.refresh()
         self.failures.refresh()
+        self.sites.refresh()
 
     # --- connection, status bar and notifications ---------------------------------------------
 

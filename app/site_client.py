@@ -153,7 +153,7 @@ class SiteClient:
         except requests.RequestException as exc:
             raise SiteClientError(f"cannot reach {self.url}: {_reason(exc)}") from None
         if response.status_code != 200:
-            raise SiteClientError(f"{self.url}{path} answered HTTP {response.status_code}")
+            raise SiteClientError(_refusal(response, f"{self.url}{path}"))
         try:
             return response.json()
         except ValueError:
@@ -173,7 +173,12 @@ class SiteClient:
         return self._get("/api/v4/geo_sites/current/status")
 
     def all_statuses(self) -> list[dict]:
-        return self._get("/api/v4/geo_sites/status")
+        """Every site's status: a primary's list, or a secondary's, which it
+        asks its primary for."""
+        statuses = self._get("/api/v4/geo_sites/status")
+        if not isinstance(statuses, list):
+            raise SiteClientError(f"{self.url} did not answer with a list of sites")
+        return statuses
 
     def types(self) -> list[ReplicableType]:
         """The registry types the site's schema has, in its order."""
@@ -310,6 +315,17 @@ def _narrowing(kind: ReplicableType, selection: RegistrySelection) -> dict:
 
 def _time(value):
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _refusal(response, where: str) -> str:
+    """What a site answering an error status says, or its status code."""
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if isinstance(message, str) and message.strip():
+        return message.strip().splitlines()[0][:300]
+    return f"{where} answered HTTP {response.status_code}"
 
 
 def _reason(exc: Exception) -> str:

@@ -60,6 +60,12 @@ class LocalSource:
             status["primary_status"] = self.primary.rest_status()
         return status
 
+    def sites(self) -> list[dict]:
+        """Every site's status from the primary's `GET
+        /api/v4/geo_sites/status`, asked over HTTP at the hosted
+        secondary's `primary_url` (the endpoint is open, as every query)."""
+        return self.site.all_rest_statuses()
+
     def history(self, replicable: str, start: dt.datetime, end: dt.datetime,
                 buckets: int) -> list[dict]:
         self.replicator(replicable)
@@ -148,6 +154,12 @@ class RemoteSource:
 
     def overview(self) -> dict:
         return self.client.status()
+
+    def sites(self) -> list[dict]:
+        """Every site's status: the secondary's `GET /api/v4/geo_sites/status`,
+        which it answers by asking its primary (the console may have no
+        route to the primary itself)."""
+        return self.client.all_statuses()
 
     def history(self, replicable: str, start, end, buckets):
         points = self.client.history(start, end, buckets, self._type(replicable))

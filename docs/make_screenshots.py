@@ -69,6 +69,13 @@ def main() -> None:
     pump(app, 1)
     window.grab().save(str(OUT / "package-files.png"))
     window.set_type("cool_widget")
+    window.tabs.setCurrentWidget(window.sites)  # every site, in both themes
+    for scheme, name in (("light", "sites.png"), ("dark", "sites-dark.png")):
+        window.set_theme(scheme, save=False)
+        pump(app, 3)
+        window.grab().save(str(OUT / name))
+    window.set_theme("system", save=False)
+    window.tabs.setCurrentIndex(0)
     dialog = SettingsDialog({"mode": "local", "secondary": {
         "name": "eu-west", "primary_url": "https://primary.example:8090",
         "access_key": "eu-west-key", "secret": "x" * 40,

@@ -2,7 +2,8 @@
 
   POST /api/graphql  (also /api/v4/graphql, /api/v4/geo/graphql)
   GET  /api/v4/geo_sites/current/status
-  GET  /api/v4/geo_sites/status        (primary: every site)
+  GET  /api/v4/geo_sites/status        (every site: the primary's list; a secondary
+                                        asks its primary for it)
   GET  /metrics                        (Prometheus)
 
 Queries are open; mutations need `Authorization: Bearer <api_token>`. Every
@@ -22,6 +23,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from backend.api.graphql.limits import MAX_QUERY_BYTES
 
 GRAPHQL_PATHS = ("/api/graphql", "/api/v4/graphql", "/api/v4/geo/graphql")
+
+
+class UpstreamUnavailable(Exception):
+    """A secondary could not get from its primary what it was asked for; the
+    message says why, in plain words."""
 
 
 class SiteApi:
@@ -89,7 +95,11 @@ class SiteApi:
         return web.json_response(status, dumps=_dumps)
 
     async def all_statuses(self, request: web.Request) -> web.Response:
-        statuses = await asyncio.to_thread(self.site.all_rest_statuses)
+        """The primary answers itself; a secondary asks its primary."""
+        try:
+            statuses = await asyncio.to_thread(self.site.all_rest_statuses)
+        except UpstreamUnavailable as exc:
+            return web.json_response({"message": str(exc)}, status=502)
         if statuses is None:
             return web.json_response(
                 {"message": "Only the primary lists every site; ask it, or use "

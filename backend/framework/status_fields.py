@@ -9,6 +9,9 @@ import datetime as dt
 import zlib
 
 VERSION = "0.2.0"
+# GitLab counts a site's status older than 10 minutes as out of date: the
+# site is then unhealthy, whatever it last said (GeoNodeStatus#outdated?).
+OUTDATED_AFTER = 600  # seconds
 REVISION = "geo-console"
 
 PER_TYPE_FIELDS = ("count", "checksum_total_count", "checksummed_count",

@@ -93,6 +93,10 @@ class GeoClient:
     def post_status(self, status: dict) -> None:
         self._json("POST", "api/v4/geo/status", body=status)
 
+    def site_statuses(self) -> list:
+        """The primary's site API: every site's latest status."""
+        return self._json("GET", "api/v4/geo_sites/status")
+
 
 def _decode(response):
     try:

@@ -25,6 +25,9 @@ class StatusSnapshots:
         self.client = client
         self.status_interval = status_interval
         self.latest: dict | None = None
+        # What is posted to the primary, made from the status; the site sets
+        # it to its REST status document (health, URL, cursor time).
+        self.report: Callable[[dict], dict] = dict
         self.last_report: float | None = None  # time.time() of the last report accepted
         self._last_snapshot: float | None = None
 
@@ -59,7 +62,7 @@ class StatusSnapshots:
             status_history.record(self.engine, replicator.replicable_name, counts,
                                   work.get(replicator.replicable_name, {}), interval)
         try:
-            self.client.post_status(status)
+            self.client.post_status(self.report(status))
             self.last_report = time.time()
         except Exception as exc:
             self.control.report("status report", exc)

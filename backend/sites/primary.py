@@ -12,7 +12,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from backend.framework.geo_auth import GeoAuthenticator, Peer
 from backend.api.metrics import site_registry
 from backend.api.site_api import SiteApi
-from backend.framework.status_fields import empty_type_fields, general_fields, site_id
+from backend.framework.status_fields import (OUTDATED_AFTER, empty_type_fields,
+                                             general_fields, site_id)
 from backend.api.server import BackgroundServer
 from backend.config import Config, PrimaryConfig, parse_listen
 from backend.db import migrate
@@ -170,16 +171,11 @@ class PrimarySite:
         return []
 
     def all_rest_statuses(self) -> list[dict]:
-        """This site, then every secondary as it last reported itself."""
-        statuses = [self.rest_status()]
-        for stored in self.secondary_statuses():
-            status = dict(stored["status"])
-            status.setdefault("name", stored["site_name"])
-            status["primary"] = False
-            status["last_successful_status_check_timestamp"] = int(
-                stored["updated_at"].timestamp())
-            statuses.append(status)
-        return statuses
+        """This site, then every secondary as it last reported itself; a
+        report older than OUTDATED_AFTER makes its site unhealthy."""
+        now = utcnow()
+        return [self.rest_status()] + [reported_status(stored, now)
+                                       for stored in self.secondary_statuses()]
 
     def _metric_statuses(self) -> list:
         own = [(self.name, self.rest_status())]
@@ -210,3 +206,28 @@ class PrimarySite:
             self.server.stop()
             self.server = None
         self.engine.dispose()
+
+
+def reported_status(stored: dict, now) -> dict:
+    """A secondary's status as the primary lists it: what it reported, its
+    last status check the time of that report, and its health as GitLab
+    judges it (a report older than 10 minutes is out of date, so the site
+    is unhealthy). A report without health fields (an older secondary) is
+    judged by its `last_error`."""
+    status = dict(stored["status"])
+    status.setdefault("name", stored["site_name"])
+    status["primary"] = False
+    checked = stored["updated_at"]
+    status["last_successful_status_check_timestamp"] = int(checked.timestamp())
+    if "health" not in status:
+        error = status.get("last_error")
+        status.update(healthy=not error, health=error or "Healthy",
+                      health_status="Unhealthy" if error else "Healthy")
+    age = (now - checked).total_seconds()
+    if age > OUTDATED_AFTER:
+        silent = f"No status report for {int(age // 60)} minutes (more than " \
+                 f"{OUTDATED_AFTER // 60} is out of date)"
+        said = status.get("health")
+        status.update(healthy=False, health_status="Unhealthy",
+                      health=silent if not said or said == "Healthy" else f"{silent}; {said}")
+    return status

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+
+import urllib3
 
 from backend.api.metrics import site_registry
 from backend.api.server import BackgroundServer
-from backend.api.site_api import SiteApi
-from backend.framework.status_fields import PER_TYPE_FIELDS, general_fields, site_id
+from backend.api.site_api import SiteApi, UpstreamUnavailable
+from backend.framework.status_fields import (OUTDATED_AFTER, PER_TYPE_FIELDS, general_fields,
+                                             site_id)
 from backend.config import Config, SecondaryConfig, parse_listen
 from backend.secondary.engine import SecondaryEngine
+from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
 
 log = logging.getLogger(__name__)
-STALE_STATUS = 600  # seconds; GitLab flags a status older than 10 min
+STALE_STATUS = OUTDATED_AFTER  # seconds; GitLab flags a status older than 10 min
+PRIMARY_TIMEOUT = 10.0  # seconds to wait for the primary's list of sites
 
 
 class SecondarySite:
@@ -33,6 +39,11 @@ class SecondarySite:
             self.replicators, lambda: [(self.name, self.current_counts())],
             self.engine.counters.registry)
         self.server: BackgroundServer | None = None
+        # The status posted to the primary is the REST document, as GitLab's
+        # secondaries report theirs: health, URL and cursor time included.
+        self.engine.snapshots.report = self.status_document
+        self._primary_client: GeoClient | None = None  # made on the first list of sites
+        self._primary_client_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Config, **options) -> "SecondarySite":
@@ -66,6 +77,8 @@ class SecondarySite:
             self.server.stop()
             self.server = None
         self.engine.stop()
+        if self._primary_client is not None:
+            self._primary_client.close()
 
     def registries_changed(self) -> None:
         self.engine.wake()
@@ -110,9 +123,13 @@ class SecondarySite:
         return problems
 
     def rest_status(self) -> dict:
+        status = self.engine.status()
+        self.engine.latest_status = status
+        return self.status_document(status)
+
+    def status_document(self, status: dict) -> dict:
+        """GitLab's status fields of this site, from an engine status."""
         engine = self.engine
-        status = engine.status()
-        engine.latest_status = status
         events = engine.events
         cursor_time = (dt.datetime.fromisoformat(events.cursor_event_time)
                        if events.cursor_event_time else None)
@@ -135,8 +152,29 @@ class SecondarySite:
         fields["sync_settings"] = "Selective" if self.config.selective_sync_type else "Full"
         return fields
 
-    def all_rest_statuses(self):
-        return None  # only the primary knows every site
+    def all_rest_statuses(self) -> list[dict]:
+        """Every site's status, asked of the primary, as GitLab's secondaries
+        pass API requests on to their primary. Raises UpstreamUnavailable
+        with the reason when the primary does not answer."""
+        with self._primary_client_lock:
+            if self._primary_client is None:
+                timeout = urllib3.Timeout(connect=PRIMARY_TIMEOUT, read=PRIMARY_TIMEOUT)
+                self._primary_client = GeoClient(
+                    self.config.primary_url, self.config.access_key, self.config.secret,
+                    max_connections=2, timeout=timeout)
+        primary = self.config.primary_url
+        try:
+            statuses = self._primary_client.site_statuses()
+        except PrimaryUnreachable as exc:
+            raise UpstreamUnavailable(f"cannot reach the primary at {primary}: {exc}") \
+                from None
+        except GeoApiError as exc:
+            raise UpstreamUnavailable(f"the primary at {primary} answered HTTP "
+                                      f"{exc.status}: {exc}") from None
+        if not isinstance(statuses, list):
+            raise UpstreamUnavailable(f"the primary at {primary} did not answer with a "
+                                      "list of sites")
+        return statuses
 
 
 def _application(routes):

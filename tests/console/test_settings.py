@@ -230,7 +230,7 @@ def test_other_changes_reconnect_when_asked_stopping_the_old_source_first(
     assert happened == ["open", "stop", "open"]
     assert window.banner.target == "the secondary at http://far"
     assert window.stack.currentWidget() is window.tabs
-    assert window.tabs.count() == 3 and len(window.findChildren(type(window.type_bar))) == 1
+    assert window.tabs.count() == 4 and len(window.findChildren(type(window.type_bar))) == 1
     window.close()
     window.closing.join(10)
     assert happened == ["open", "stop", "open", "stop"]
