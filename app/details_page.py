@@ -28,6 +28,7 @@ from widgets.state_sidebar import StateSidebar
 RECOUNT_DELAY = 800       # ms: debounce of the sidebar counts
 COPY_LIMIT = 10_000       # rows copied at most
 REFRESH_INTERVAL = 3000   # ms
+DETAIL_WIDTH = 320        # px: the detail panel at first
 
 
 class DetailsPage(QWidget):
@@ -125,11 +126,17 @@ class DetailsPage(QWidget):
         self.actions.confirm = ask
 
     def _lay_out(self) -> None:
-        tools = QHBoxLayout()
-        tools.addWidget(self.search, 1)
+        # The search on a row of its own, so its hint is read whole at any
+        # width the window leaves it; the actions below it.
+        tools = QVBoxLayout()
+        tools.addWidget(self.search)
+        actions = QHBoxLayout()
         for widget in (self.resync_button, self.reverify_button, self.resync_all,
-                       self.reverify_all, self.copy_button, self.detail_button):
-            tools.addWidget(widget)
+                       self.reverify_all, self.copy_button):
+            actions.addWidget(widget)
+        actions.addStretch(1)
+        actions.addWidget(self.detail_button)
+        tools.addLayout(actions)
         self.group_bar = QWidget()
         group_layout = QHBoxLayout(self.group_bar)
         group_layout.setContentsMargins(0, 0, 0, 0)
@@ -147,7 +154,8 @@ class DetailsPage(QWidget):
         self.splitter.addWidget(self.sidebar)
         self.splitter.addWidget(center)
         self.splitter.addWidget(self.detail)
-        self.splitter.setSizes([170, 760, 300])
+        side = self.sidebar.minimumWidth()
+        self.splitter.setSizes([side, 1240 - side - DETAIL_WIDTH, DETAIL_WIDTH])
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setCollapsible(1, False)
         self.splitter.splitterMoved.connect(lambda *_: self.detail_button.setChecked(
@@ -165,7 +173,8 @@ class DetailsPage(QWidget):
         if shown:
             self.detail.show()
             if sizes[2] == 0:
-                self.splitter.setSizes([sizes[0], max(sizes[1] - 300, 200), 300])
+                self.splitter.setSizes([sizes[0], max(sizes[1] - DETAIL_WIDTH, 200),
+                                        DETAIL_WIDTH])
         else:
             self.detail.hide()
         self.detail_button.setChecked(shown)

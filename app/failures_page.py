@@ -102,8 +102,8 @@ class FailuresPage(QWidget):
             sync = sum(1 for group in groups if group["kind"] == "sync")
             self.summary.setText(
                 f"{what}: {plural(total, 'failed registry')} in "
-                f"{plural(len(groups), 'group')} ({sync:,} of failed syncs, "
-                f"{len(groups) - sync:,} of failed verifications)")
+                f"{plural(len(groups), 'group')} ({sync:,} sync, "
+                f"{len(groups) - sync:,} verification)")
         else:
             self.summary.setText(f"{what}: no failed registries.")
         for column in (0, 1, 3):

@@ -103,7 +103,6 @@ class MainWindow(QMainWindow):
         self.age_timer = QTimer(self)
         self.age_timer.setInterval(1000)
         self.age_timer.timeout.connect(self._show_connection)
-        self.age_timer.start()
         self.statusBar().addWidget(self.message_label, 1)
         self.statusBar().addPermanentWidget(self.totals_label)
         self.statusBar().addPermanentWidget(self.connection_label)
@@ -281,6 +280,7 @@ class MainWindow(QMainWindow):
 
     def start(self) -> None:
         self._started = True
+        self.age_timer.start()
         self.set_theme(self.settings.value("theme", "system"), save=False)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._system_scheme_changed)
         self._following_the_system = True
@@ -304,6 +304,7 @@ class MainWindow(QMainWindow):
             self._following_the_system = False
         self._retire(self.connection)
         self.message_timer.stop()
+        self.age_timer.stop()
         for page in self.pages:
             page.stop()
         if self.export_job is not None:

@@ -1,13 +1,12 @@
 """Every field of one registry, failure texts and the checksums selectable.
 The row is a plain object read by attribute, as the registry table's.
-Checksums wrap anywhere, so all 64 digits show at any width of the panel
-(and copy as one word)."""
+Values wrap (file names and checksums anywhere), so each shows whole at
+any width of the panel, and copies as it is."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase, QTextOption
-from PySide6.QtWidgets import (QFormLayout, QFrame, QLabel, QPlainTextEdit, QScrollArea,
-                               QSizePolicy, QWidget)
+from PySide6.QtWidgets import QFormLayout, QFrame, QScrollArea, QSizePolicy, QTextEdit, QWidget
 
 from widgets.registry_table_model import format_size, format_time, label
 
@@ -28,23 +27,29 @@ FIELDS = [
     ("checksum_mismatch", "Checksum mismatch"), ("missing_on_primary", "Missing on primary"),
     ("created_at", "Registry created"),
 ]
-CHECKSUM_LINES = 3  # 64 hex digits in a panel of 220 pixels or more
 
 
-class ChecksumText(QPlainTextEdit):
-    """A checksum that wraps anywhere, read-only and selectable."""
+class FieldValue(QTextEdit):
+    """A value that wraps, at word boundaries where it has them and
+    anywhere else (a file name, a checksum), always whole: as tall as its
+    text, read-only and selectable, copied as it is."""
 
-    def __init__(self, font) -> None:
+    def __init__(self, font=None) -> None:
         super().__init__()
         self.setReadOnly(True)
         self.setFrameShape(QFrame.NoFrame)
-        self.setFont(font)
-        self.setWordWrapMode(QTextOption.WrapAnywhere)
+        if font is not None:
+            self.setFont(font)
+        self.setWordWrapMode(QTextOption.WrapAtWordBoundaryOrAnywhere)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        self.setFixedHeight(self.fontMetrics().lineSpacing() * CHECKSUM_LINES + 8)
-        self.viewport().setAutoFillBackground(False)
+        self.setMinimumWidth(120)
+        self.viewport().setAutoFillBackground(False)  # the panel's background
+        self.document().setDocumentMargin(1)
+        self.document().documentLayout().documentSizeChanged.connect(
+            lambda size: self.setFixedHeight(int(size.height()) + 2))
+        self.setFixedHeight(self.fontMetrics().lineSpacing() + 4)
 
     def setText(self, text: str) -> None:
         self.setPlainText(text)
@@ -60,17 +65,14 @@ class DetailPanel(QScrollArea):
         body = QWidget()
         self.form = QFormLayout(body)
         self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        self.values: dict[str, QLabel | ChecksumText] = {}
+        # Too narrow for a label and its value side by side: the value goes below.
+        self.form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        self.values: dict[str, FieldValue] = {}
         fixed = QFontDatabase.systemFont(QFontDatabase.FixedFont)
         for key, title in FIELDS:
-            if key.endswith("checksum") or key.endswith("mismatched"):
-                value = ChecksumText(fixed)
-                value.setText("—")
-            else:
-                value = QLabel("—")
-                value.setTextInteractionFlags(Qt.TextSelectableByMouse
-                                              | Qt.TextSelectableByKeyboard)
-                value.setWordWrap(True)
+            checksum = key.endswith("checksum") or key.endswith("mismatched")
+            value = FieldValue(fixed if checksum else None)
+            value.setText("—")
             value.setAccessibleName(title)
             self.form.addRow(f"{title}:", value)
             self.values[key] = value

@@ -24,6 +24,11 @@ class StateSidebar(QWidget):
         self.sync_list = self._group(layout, "Replication", SYNC)
         self.verification_list = self._group(layout, "Verification", VERIFICATION)
         layout.addStretch(1)
+        # Wide enough for every state with a seven-digit count beside it.
+        metrics = self.sync_list.fontMetrics()
+        widest = max(metrics.horizontalAdvance(f"{text} (1,000,000)")
+                     for _key, text in SYNC + VERIFICATION)
+        self.setMinimumWidth(widest + ICON_SIZE + 36)
 
     def _group(self, layout, title: str, entries) -> QListWidget:
         label = QLabel(f"<b>{title}</b>")
@@ -41,6 +46,7 @@ class StateSidebar(QWidget):
         rows = sum(widget.sizeHintForRow(row) for row in range(widget.count()))
         widget.setFixedHeight(rows + 2 * widget.frameWidth() + 2)
         widget.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        widget.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         widget.currentItemChanged.connect(lambda *_: self._changed())
         label.setBuddy(widget)
         layout.addWidget(widget)

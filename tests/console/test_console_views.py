@@ -106,7 +106,7 @@ def test_failures_grouped_by_kind_and_a_group_resynced_after_asking(qtbot, sourc
         ("Verification", "(no message)"): str(len(unverified))}
     total = len(FAILED) + len(unverified)
     assert page.summary.text() == (f"Cool Widgets: {total} failed registries in 3 groups "
-                                   "(2 of failed syncs, 1 of failed verifications)")
+                                   "(2 sync, 1 verification)")
     [group] = [item for item in items if item.text(2).startswith("The file")]
     group.setSelected(True)
     asked = []
@@ -142,7 +142,7 @@ def test_a_group_of_one_reads_in_the_singular(qtbot, source, local_site):
     page.refresh()
     qtbot.waitUntil(lambda: page.tree.topLevelItemCount() == 1, timeout=10000)
     assert page.summary.text() == ("Cool Widgets: 1 failed registry in 1 group "
-                                   "(0 of failed syncs, 1 of failed verifications)")
+                                   "(0 sync, 1 verification)")
     runner.close()
 
 
@@ -432,3 +432,67 @@ def test_the_gui_thread_guard_catches_a_query_from_the_console(qtbot, no_io_on_t
     queries = [c for c in no_io_on_the_gui_thread if c.startswith("query SELECT from")]
     assert queries and "app/sources.py" in queries[0]
     no_io_on_the_gui_thread.clear()
+
+
+def describe_registries(site) -> None:
+    """What the primary would say of the registries' records."""
+    from backend.secondary.registry_details import RegistryDetails
+    from tests.console.conftest import CoolWidgets
+    RegistryDetails(site.tracking_engine, CoolWidgets).record(
+        {"id": 500 + n, "file_name": f"release-{n:03d}_final.tar.gz", "size": 1000 * n,
+         "file_store": 2 if n % 2 else 1, "project_id": n % 3,
+         "project_path": f"acme/platform/project-{n % 3}", "shard": "fast",
+         "checksum": f"{n:02d}" * 32} for n in range(1, 61))
+
+
+def test_each_row_says_what_the_registry_is_and_a_file_name_finds_it(qtbot, window, local_site):
+    from widgets.registry_table_model import column_of
+    describe_registries(local_site)
+    details = window.details
+    window.tabs.setCurrentWidget(details)
+    details.refresh()
+    qtbot.waitUntil(lambda: details.model.row_data(0) is not None
+                    and details.model.row_data(0).file_name is not None, timeout=10000)
+    first = {key: details.model.index(0, column_of(key)).data()
+             for key in ("file_name", "size", "project_path", "shard", "storage",
+                         "primary_checksum", "missing_on_primary")}
+    assert first == {"file_name": "release-001_final.tar.gz", "size": "1000 B",
+                     "project_path": "acme/platform/project-1", "shard": "fast",
+                     "storage": "object storage", "primary_checksum": "01" * 32,
+                     "missing_on_primary": ""}
+    details.search.setText("release-042_")  # the underscore is a letter, not a wildcard
+    details.search.returnPressed.emit()
+    qtbot.waitUntil(lambda: details.model.rowCount() == 1
+                    and details.model.row_data(0) is not None, timeout=10000)
+    assert details.model.row_data(0).registry_id == 42
+    details.table.selectRow(0)
+    qtbot.waitUntil(lambda: details.detail.values["registry_id"].text() == "42", timeout=5000)
+    # The detail panel shows the checksum whole and the file's size in bytes.
+    assert details.detail.values["primary_checksum"].text() == "42" * 32
+    assert details.detail.values["size"].text() == "41.0 KiB (42,000 bytes)"
+    assert details.detail.values["project_path"].text() == "acme/platform/project-0"
+
+
+def test_at_the_default_size_the_failure_and_the_search_hint_are_not_cut(qtbot, window):
+    from widgets.registry_table_model import column_of
+    details = window.details
+    window.tabs.setCurrentWidget(details)
+    qtbot.waitUntil(lambda: details.model.row_data(0) is not None, timeout=10000)
+    assert (window.width(), window.height()) == (1280, 720)
+    view = details.table
+    failure = column_of("failure")
+    # The failure column starts inside the table and its text fits in what shows.
+    start = view.horizontalHeader().sectionViewportPosition(failure)
+    shown = view.viewport().width() - start
+    longest = max(view.fontMetrics().horizontalAdvance(row["last_sync_failure"] or "")
+                  for row in ROWS)
+    assert 0 <= start and shown >= longest + 8, (start, shown, longest)
+    hint = details.search.placeholderText()
+    assert details.search.width() >= details.search.fontMetrics().horizontalAdvance(hint)
+    # Folding the detail panel gives the table its width; unfolding brings it back.
+    before = view.width()
+    details.detail_button.click()
+    qtbot.waitUntil(lambda: view.width() > before + 200, timeout=5000)
+    assert not details.detail_shown
+    details.detail_button.click()
+    qtbot.waitUntil(lambda: details.detail_shown, timeout=5000)

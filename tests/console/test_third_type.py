@@ -68,7 +68,7 @@ def test_every_console_view_shows_the_third_type(qtbot, window, gadget_sites, tm
     assert failures.tree.topLevelItem(0).text(2) == \
         "The file is missing on the Geo primary site"
     assert failures.summary.text() == ("Gadgets: 1 failed registry in 1 group "
-                                       "(1 of failed syncs, 0 of failed verifications)")
+                                       "(1 sync, 0 verification)")
 
     # The charts: its history.
     overview.refresh_history()
