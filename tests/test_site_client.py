@@ -57,6 +57,42 @@ def test_reads_node_status_types_and_registries(sites):
     assert [row.registry_id for row in by_keyword.rows] == [failed.rows[0].registry_id]
 
 
+def test_a_remote_secondary_says_what_each_registry_is_sorts_and_lists_a_failure_group(sites):
+    """Details travel from the primary to the secondary in batches and on to
+    the console through GraphQL; header sorts and failure groups work
+    remotely as they do on the hosted engine."""
+    from app.sources import RemoteSource
+    from backend.secondary.registry_query import group_selection
+    primary, secondary = sites
+    catalog = primary.catalog()
+    project = catalog.add_project("api", "acme/platform", shard="fast")
+    named = catalog.add_bytes(b"named", "zz-release.tar.gz", project_id=project)
+    client = SiteClient(secondary.url, api_token="client-token")
+    source = RemoteSource(client)
+    described = RegistrySelection(keyword="zz-release")
+    wait_until(lambda: [row.model_id for row in source.rows(
+        "cool_widget", described, "ID_ASC", 0, 10)] == [named], timeout=30,
+        message="the new record described")
+    [row] = source.rows("cool_widget", described, "ID_ASC", 0, 10)
+    assert (row.file_name, row.size, row.project_path, row.shard, row.storage) == \
+        ("zz-release.tar.gz", 5, "acme/platform/api", "fast", "local")
+    by_name = source.rows("cool_widget", RegistrySelection(), "FILE_NAME_DESC", 0, 3)
+    assert by_name[0].model_id == named
+    by_size = source.rows("cool_widget", RegistrySelection(), "SIZE_ASC", 0, 30)
+    assert [r.size for r in by_size] == sorted(r.size for r in by_size)
+    secondary.engine.pause()  # the missing record is not retried meanwhile
+    wait_until(lambda: [g["count"] for g in source.failure_groups("cool_widget")] == [1],
+               timeout=60, message="the missing record failed again")
+    [group] = [g for g in source.failure_groups("cool_widget") if g["kind"] == "sync"]
+    assert group["count"] == 1 and group["message"].startswith("The file is missing")
+    members = source.rows("cool_widget", group_selection(group), "ID_ASC", 0, 10)
+    assert len(members) == 1 and members[0].missing_on_primary
+    assert source.act("cool_widget", "resync", group_selection(group)) == 1
+    assert client.registries(WIDGETS, RegistrySelection(ids=(members[0].registry_id,))) \
+        .rows[0].state == SyncState.PENDING
+    secondary.engine.resume()
+
+
 def test_actions_need_the_token_and_change_registries(sites):
     _, secondary = sites
     with pytest.raises(SiteClientError, match="API token"):

@@ -226,9 +226,13 @@ def fetch_page(engine, replicator, selection: RegistrySelection, sort: str = DEF
         rows = rows[:size]
         if backwards:
             rows.reverse()
-        # Is there anything on the other side of the page?
+        # Is there anything on the other side of the page? Without a cursor
+        # on that side the page starts at the first row (or `offset` rows
+        # after it), so only a cursor needs a look.
         beyond = None
-        if rows:
+        if rows and not (before if backwards else after):
+            beyond = bool(offset)
+        elif rows:
             edge = rows[0] if not backwards else rows[-1]
             other = ordering.after(ordering.row_values(edge),
                                    not descending if not backwards else descending)
