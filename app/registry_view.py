@@ -22,7 +22,7 @@ from widgets.registry_table_model import (COLUMNS, RegistryTableModel, column_of
 
 # Widths at the default window: the ids, the file, both states and the
 # failure fit without scrolling beside the sidebar and the detail panel.
-COLUMN_WIDTHS = {"registry_id": 58, "model_id": 82, "file_name": 148, "state": 84,
+COLUMN_WIDTHS = {"registry_id": 58, "model_id": 82, "file_name": 140, "state": 84,
                  "verification_state": 88, "failure": 300, "size": 75, "project_path": 160,
                  "shard": 80, "storage": 100, "retry_count": 60, "last_synced_at": 140,
                  "verified_at": 140, "retry_at": 140, "primary_checksum": 200,
