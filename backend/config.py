@@ -145,7 +145,22 @@ def parse_config(data: dict, source: str = "<config>", environ: dict | None = No
         where = (_where(source, "feature_flags", name, overridden) if name in overridden
                  else f"{source}: feature_flags.{_shown(name)}")
         parsed_flags[name] = _coerce(value, bool, where, lenient=isinstance(value, str))
+    if primary is not None and secondary is not None:
+        _check_listening_apart(primary.listen, secondary.listen, source)
     return Config(primary, secondary, parsed_flags, source)
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def _check_listening_apart(primary: str, secondary: str, source: str) -> None:
+    """Two sites of one file cannot share a port: the second would fail to
+    start, or (SO_REUSEPORT) the two would take each other's requests."""
+    (host_a, port_a), (host_b, port_b) = parse_listen(primary), parse_listen(secondary)
+    same_host = host_a == host_b or host_a in WILDCARD_HOSTS or host_b in WILDCARD_HOSTS
+    if port_a and port_a == port_b and same_host:
+        raise ConfigError(f"{source}: the primary and the secondary both listen on port "
+                          f"{port_a}; give each site a port of its own")
 
 
 def _section(data: dict, name: str, cls, source: str, environ: dict):

@@ -10,8 +10,27 @@ import logging
 import threading
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 log = logging.getLogger(__name__)
+
+
+class BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header line over 8 KiB, a
+    malformed request line) with its traceback, once per request; such a
+    request is the client's fault, so it becomes one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BadHttpMessage):
+            record.msg, record.args = "refused a malformed HTTP request: %s", (
+                " ".join(str(error.message).split())[:200],)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(BadRequestsInOneLine())
 
 
 class ServerError(RuntimeError):

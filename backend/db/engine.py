@@ -74,6 +74,11 @@ def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+# How long an SQLite write waits for another writer before it gives up with
+# "database is locked" (the API then says the tracking database is busy).
+BUSY_TIMEOUT_MS = 30_000
+
+
 def _sqlite_on_connect(dbapi_connection, _record):
     # Let SQLAlchemy emit BEGIN itself (see _sqlite_on_begin) so that every
     # write transaction takes the database lock up front.
@@ -82,7 +87,7 @@ def _sqlite_on_connect(dbapi_connection, _record):
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

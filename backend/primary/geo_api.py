@@ -26,6 +26,7 @@ from backend.framework.geo_auth import GeoAuthError, request_data, retrieve_data
 from backend.framework.paths import UnsafePathError
 from backend.framework.replicator import FileStore
 from backend.framework.scope import ScopeError, SyncScope
+from backend.framework.site_identity import SiteNameTaken
 from backend.framework.states import VerificationState
 from backend.primary import events, replicables_query
 
@@ -271,7 +272,11 @@ class GeoApi:
                 raise TypeError
         except (ValueError, TypeError, RecursionError):
             raise ValueError("body must be a JSON object") from None
-        await asyncio.to_thread(self.site.store_secondary_status, peer.name, status)
+        try:
+            await asyncio.to_thread(self.site.store_secondary_status, peer.name, status)
+        except SiteNameTaken as exc:
+            return web.json_response({"message": str(exc), "geo_code": "SITE_NAME_TAKEN"},
+                                     status=409)
         return web.json_response({"stored": True}, status=201)
 
 

@@ -16,6 +16,16 @@ from backend.db.types import MAX_ID
 from backend.framework.states import SyncState, VerificationState
 
 
+def _is_text(value: str) -> bool:
+    """Whether `value` can be stored and compared as UTF-8 (a lone surrogate,
+    which JSON can carry, cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RegistrySelection:
     """Registries matching every given part (None: not narrowed by it).
@@ -46,6 +56,11 @@ class RegistrySelection:
             if value is not None and not isinstance(value, kind):
                 object.__setattr__(self, name, kind(value))
         keyword = (self.keyword or "").strip() or None
+        for name, text in (("search text", keyword), ("failure", self.sync_failure),
+                           ("failure", self.verification_failure)):
+            if text is not None and not _is_text(text):
+                raise ValueError(f"the {name} holds a character that is not text (a lone "
+                                 "UTF-16 surrogate); type it again")
         object.__setattr__(self, "keyword", keyword)
 
     def narrowed(self, **changes) -> "RegistrySelection":

@@ -21,6 +21,7 @@ from backend.db.engine import create_db_engine, is_postgresql, writing
 from backend.db.primary_schema import GeoNodeStatus
 from backend.framework.clock import utcnow
 from backend.framework.paths import UnsafePathError
+from backend.framework.site_identity import SiteNameTaken, name_taken_message
 from backend.replicables import registered
 from backend.primary import events, replicables_query
 from backend.primary.catalog import Catalog
@@ -110,7 +111,11 @@ class PrimarySite:
             return row, None
 
     def store_secondary_status(self, site_name: str, status: dict) -> None:
-        values = {"site_name": site_name, "status": status, "updated_at": utcnow()}
+        """Keep a secondary's latest status; SiteNameTaken when another
+        secondary reported under this name in the last OUTDATED_AFTER
+        seconds (framework/site_identity.py)."""
+        now = utcnow()
+        values = {"site_name": site_name, "status": status, "updated_at": now}
         dialect_insert = pg_insert if is_postgresql(self.engine) else sqlite_insert
         statement = dialect_insert(GeoNodeStatus).values(**values)
         statement = statement.on_conflict_do_update(
@@ -118,6 +123,15 @@ class PrimarySite:
             set_={"status": statement.excluded.status,
                   "updated_at": statement.excluded.updated_at})
         with writing(self.engine) as connection:
+            before = connection.execute(select(GeoNodeStatus.status, GeoNodeStatus.updated_at)
+                                        .where(GeoNodeStatus.site_name == site_name)).first()
+            if before is not None:
+                theirs = (before.status or {}).get("instance_id")
+                ours = status.get("instance_id")
+                ago = (now - before.updated_at).total_seconds()
+                if theirs and ours and theirs != ours and ago < OUTDATED_AFTER:
+                    raise SiteNameTaken(name_taken_message(
+                        site_name, (before.status or {}).get("instance_host"), ago))
             connection.execute(statement)
 
     def secondary_statuses(self) -> list[dict]:

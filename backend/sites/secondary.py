@@ -15,12 +15,14 @@ from backend.api.site_api import SiteApi, UpstreamUnavailable
 from backend.framework.status_fields import (OUTDATED_AFTER, PER_TYPE_FIELDS, general_fields,
                                              site_id)
 from backend.config import Config, SecondaryConfig, parse_listen
+from backend.framework.site_identity import SiteNameTaken, host_name, instance_id
 from backend.secondary.engine import SecondaryEngine
 from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
 
 log = logging.getLogger(__name__)
 STALE_STATUS = OUTDATED_AFTER  # seconds; GitLab flags a status older than 10 min
 PRIMARY_TIMEOUT = 10.0  # seconds to wait for the primary's list of sites
+NAME_CHECK_TIMEOUT = 3.0  # seconds the first report may take before the engine starts anyway
 
 
 class SecondarySite:
@@ -44,6 +46,7 @@ class SecondarySite:
         self.engine.snapshots.report = self.status_document
         self._primary_client: GeoClient | None = None  # made on the first list of sites
         self._primary_client_lock = threading.Lock()
+        self.instance_id = instance_id(config.storage_path, config.tracking_database_url)
 
     @classmethod
     def from_config(cls, config: Config, **options) -> "SecondarySite":
@@ -56,21 +59,45 @@ class SecondarySite:
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self, serve: bool = True, run_engine: bool = True) -> "SecondarySite":
-        """Migrate, start the engine, serve the API; what started is stopped
-        again if a later step fails (a port in use, say)."""
+        """Migrate, serve the API, start the engine; what started is stopped
+        again if a later step fails."""
         self.engine.upgrade_database()
-        if run_engine:
-            self.engine.start()
+        # The port first: a site that cannot listen stops before its engine
+        # has registered a heartbeat or taken the lease.
+        if serve:
+            host, port = parse_listen(self.config.listen)
+            app = _application(SiteApi(self).routes())
+            self.server = BackgroundServer(app, host, port).start()
+            log.info("secondary site API on %s", self.server.url)
         try:
-            if serve:
-                host, port = parse_listen(self.config.listen)
-                app = _application(SiteApi(self).routes())
-                self.server = BackgroundServer(app, host, port).start()
-                log.info("secondary site API on %s", self.server.url)
+            if run_engine:
+                self._check_name_is_ours()
+                self.engine.start()
         except BaseException:
-            self.engine.stop()
+            if self.server:
+                self.server.stop()
+                self.server = None
             raise
         return self
+
+    def _check_name_is_ours(self) -> None:
+        """Report once before the engine starts: a primary that has another
+        secondary of this name refuses, and this one stops with its reason.
+        A primary that cannot be reached changes nothing (the engine keeps
+        reporting, and says so)."""
+        client = GeoClient(self.config.primary_url, self.config.access_key, self.config.secret,
+                           max_connections=1,
+                           timeout=urllib3.Timeout(connect=NAME_CHECK_TIMEOUT,
+                                                   read=NAME_CHECK_TIMEOUT))
+        try:
+            client.post_status(self.status_document(self.engine.status()))
+        except GeoApiError as exc:
+            if exc.geo_code == "SITE_NAME_TAKEN":
+                raise SiteNameTaken(f"secondary {self.name!r} cannot start: {exc}") from None
+        except PrimaryUnreachable:
+            pass
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.server:
@@ -150,6 +177,7 @@ class SecondarySite:
         fields["engine_state"] = "paused" if engine.paused else (
             "running" if engine.running else "stopped")
         fields["sync_settings"] = "Selective" if self.config.selective_sync_type else "Full"
+        fields["instance_id"], fields["instance_host"] = self.instance_id, host_name()
         return fields
 
     def all_rest_statuses(self) -> list[dict]:

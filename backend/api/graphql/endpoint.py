@@ -11,10 +11,12 @@ import logging
 from graphql import (FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError,
                      InlineFragmentNode, OperationDefinitionNode, ValidationRule, execute,
                      parse, specified_rules, validate)
+from sqlalchemy.exc import OperationalError
 
 from backend.api.graphql.limits import MAX_DEPTH
 from backend.api.graphql.schema import build_schema
 from backend.api.graphql.types import ApiError, RequestContext
+from backend.db import engine as db_engine
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,26 @@ class GraphQLEndpoint:
         return response
 
 
+def busy_message() -> str:
+    return (f"the tracking database is busy (another writer held it for "
+            f"{db_engine.BUSY_TIMEOUT_MS / 1000:g} s); try again in a moment")
+
+
+def is_database_busy(error: BaseException) -> bool:
+    """SQLite's "database is locked", whichever layer raised it."""
+    return isinstance(error, OperationalError) and "database is locked" in str(error)
+
+
 def _public(error: GraphQLError) -> dict:
     original = error.original_error
     if original is None or isinstance(original, (ApiError, GraphQLError)):
         return error.formatted
+    if is_database_busy(original):
+        # SQLite: another writer held the database for the whole busy timeout.
+        log.warning("GraphQL at %s: the tracking database is busy", error.path)
+        formatted = error.formatted
+        formatted["message"] = busy_message()
+        return formatted
     log.error("GraphQL resolver failed at %s", error.path, exc_info=original)
     formatted = error.formatted
     formatted["message"] = "Internal server error"

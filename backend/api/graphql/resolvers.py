@@ -38,7 +38,8 @@ def registries_field(replicator, connection, id_scalar) -> GraphQLField:
         for name, value in (("first", first), ("last", last)):
             if value is not None and not 0 <= value <= MAX_PAGE_SIZE:
                 raise ApiError(f"{name} must be between 0 and {MAX_PAGE_SIZE}")
-        selection = RegistrySelection(
+        selection = call(
+            RegistrySelection,
             ids=None if ids is None else tuple(number for _model, number in ids),
             replication_state=replicationState, verification_state=verificationState,
             keyword=keyword, sync_failure=syncFailure, verification_failure=verificationFailure)
