@@ -231,7 +231,17 @@ def _secondary_status(config: Config, engine, types: list, health=None) -> dict:
     for replicator in types:
         status.update(secondary_type_status(engine, replicator, config.flag(
             replicator.feature_flag)))
+    status.update(_replica_removals(engine))
     return status
+
+
+def _replica_removals(engine) -> dict:
+    """Files of deleted records the engine could not remove yet."""
+    from backend.secondary.replica_removals import ReplicaRemovals
+    removals = ReplicaRemovals(engine)
+    latest = removals.pending(1)
+    return {"replicas_awaiting_removal": removals.count(),
+            "replica_removal_failure": latest[0].last_failure if latest else None}
 
 
 def _health(config: Config, engine, types: list):
@@ -265,6 +275,10 @@ def _status(args) -> int:
           f"{cursor if cursor is not None else 'Not applicable.'}")
     for line in status_lines(types, status):
         print(line)
+    if status["replicas_awaiting_removal"]:
+        print(f"{'Replicas of deleted records left:':>{label}} "
+              f"{status['replicas_awaiting_removal']:,} ({status['replica_removal_failure']}; "
+              "retried with backoff)")
     return 0
 
 
@@ -296,6 +310,11 @@ def _check(args) -> int:
             errors.append(f"ERROR - {replicator.title_plural}: "
                           f"{total - status[f'{p}_verified_count']:,} registries are not "
                           "synced and verified.")
+    if status["replicas_awaiting_removal"]:
+        count = status["replicas_awaiting_removal"]
+        print(f"WARNING - {count:,} {'replica' if count == 1 else 'replicas'} of deleted records "
+              f"could not be removed and are retried with backoff: "
+              f"{status['replica_removal_failure']}.")
     if not errors:
         print("SUCCESS - Replication is up-to-date.")
         return 0

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from backend.cli import main
+from backend.config import load_config
 from backend.replicables import replicator_for
 from backend.secondary.registry_selection import RegistrySelection
 from tests.support.registries import Registries
@@ -178,6 +179,32 @@ def test_status_prints_the_geo_status_lines(tracked, config, capsys):
 def test_check_fails_until_everything_is_verified(tracked, config, capsys):
     code, out, _ = run(capsys, "check", "--config", config)
     assert code == 1 and "ERROR - Replication is not up-to-date." in out
+
+
+def test_status_and_check_show_replicas_that_could_not_be_removed(config, tmp_path, capsys):
+    from backend.db.engine import create_db_engine
+    from backend.replicables import replicator_for
+    from backend.secondary.local_storage import LocalStorage
+    from backend.secondary.replica_removals import ReplicaRemovals
+    widgets = replicator_for("cool_widget")
+    storage = LocalStorage(tmp_path / "secondary-blobs")
+    path = storage.path(widgets, 9)
+    path.mkdir(parents=True)  # a directory where the replica was
+    engine = create_db_engine(load_config(config).secondary.tracking_database_url)
+    try:
+        ReplicaRemovals(engine).remove_files(storage, widgets, [9])
+    finally:
+        engine.dispose()
+    failure = f"Could not remove the replica: is a directory ({path})"
+    code, out, _ = run(capsys, "status", "--config", config)
+    assert code == 0
+    assert f"Replicas of deleted records left: 1 ({failure}; retried with backoff)" in out
+    code, out, _ = run(capsys, "check", "--config", config)
+    assert (f"WARNING - 1 replica of deleted records could not be removed and are retried "
+            f"with backoff: {failure}.") in out
+    code, out, _ = run(capsys, "status", "--json", "--config", config)
+    data = json.loads(out)
+    assert (data["replicas_awaiting_removal"], data["replica_removal_failure"]) == (1, failure)
 
 
 def test_check_fails_with_no_engine_and_no_primary_even_with_nothing_to_do(config, capsys):

@@ -12,6 +12,7 @@ from backend.framework.clock import clock
 from backend.framework.schedule import Job, Schedule
 from backend.framework.states import SyncState
 from backend.replicables import replicator_for
+from backend.secondary.housekeeping import StepFailed
 from backend.secondary.lease import Lease
 from backend.secondary.local_storage import temporary_prefix
 from tests.support.fixtures_e2e import all_synced_and_verified
@@ -84,7 +85,7 @@ def test_a_job_with_more_to_do_runs_again_at_once():
 
 
 INTERVALS = {"timeouts": 0.4, "recovery": 0.3, "temporary files": 0.5,
-             "history pruning": 0.6}
+             "history pruning": 0.6, "reverification": 0.4, "replica removals": 0.3}
 STATUS_INTERVAL = 0.5
 CONSISTENCY_INTERVAL = 0.4
 
@@ -116,7 +117,8 @@ def test_every_housekeeping_job_runs_at_its_interval_while_the_lease_is_held(
     try:
         time.sleep(1.0)
         before = runs(engine)
-        lease_jobs = ("events", "consistency", "timeouts", "recovery", "temporary files")
+        lease_jobs = ("events", "consistency", "timeouts", "recovery", "temporary files",
+                      "reverification", "replica removals")
         assert all(before[name] == 0 for name in lease_jobs), before
         assert before["status"] >= 2 and before["history pruning"] >= 1  # each engine's own
 
@@ -153,3 +155,63 @@ def test_every_housekeeping_job_runs_at_its_interval_while_the_lease_is_held(
     finally:
         engine.stop()
         database.dispose()
+
+
+@pytest.mark.slow
+def test_a_failing_housekeeping_step_never_stops_the_others(
+        primary, tracking_url, tmp_path, credentials):
+    """The charts' history table is gone (a real database error): storing
+    the history fails on every snapshot, and still the status reaches the
+    primary, the event log is consumed, new widgets replicate and every
+    other job keeps its schedule; the failure is reported readably."""
+    reports = []
+    config = secondary_config(primary.url, tracking_url, tmp_path / "secondary", credentials,
+                              status_interval=STATUS_INTERVAL)
+    engine = start_engine(config, poll_interval=0.1, consistency_interval=CONSISTENCY_INTERVAL,
+                          housekeeping_intervals=INTERVALS, on_error=reports.append)
+    try:
+        first = primary.catalog().add_bytes(b"before", "a.bin")
+        wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, [first]), timeout=30,
+                   message="replicating")
+        with engine.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE status_history")
+        reported = engine.last_status_report
+        start = runs(engine)
+        later = primary.catalog().add_bytes(b"after", "b.bin")
+        wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, [first, later]),
+                   timeout=30, message="a new widget replicated while a step fails")
+        wait_until(lambda: engine.last_status_report != reported, timeout=10,
+                   message="the status still reported to the primary")
+        time.sleep(1.0)
+        done = {name: count - start[name] for name, count in runs(engine).items()}
+        assert all(done[name] >= 1 for name in done), done
+        failures = [r for r in reports if r.startswith("status history: ")]
+        assert failures and all("status_history" in r for r in failures), reports
+        assert not any(word in r for r in reports
+                       for word in ("Traceback", "OperationalError", "ProgrammingError"))
+        assert any(s["site_name"] == "secondary-1" for s in primary.secondary_statuses())
+    finally:
+        engine.stop()
+
+
+def test_one_types_failing_step_never_stops_the_other_types(
+        primary, tracking_url, tmp_path, credentials):
+    """Within a job each type is a step of its own: the first type's failure
+    is reported with its name after the next type's step has run."""
+    config = secondary_config(primary.url, tracking_url, tmp_path / "secondary", credentials)
+    engine = start_engine(config)
+    try:
+        ran = []
+
+        def step(replicator):
+            if replicator is CoolWidgets:
+                raise OSError(13, "Permission denied", "/srv/geo/cool_widgets")
+            ran.append(replicator)
+            return replicator.replicable_name
+
+        with pytest.raises(StepFailed) as failed:
+            engine.housekeeping._each_type(step)
+        assert ran == [r for r in engine.enabled() if r is not CoolWidgets]
+        assert str(failed.value) == "Cool Widgets: Permission denied: /srv/geo/cool_widgets"
+    finally:
+        engine.stop()

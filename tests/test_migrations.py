@@ -61,11 +61,14 @@ def test_registry_indexes_unique_and_partial(tracking_engine, name):
     for index in (f"{table}_failed_verification", f"{table}_needs_verification",
                   f"{table}_pending_verification", f"index_{table}_failed_sync",
                   f"index_{table}_pending_sync", f"index_{table}_on_state",
-                  f"index_{table}_on_state_and_verification_state"):
+                  f"index_{table}_on_state_and_verification_state",
+                  f"{table}_succeeded_verification"):
         assert index in sql
     for column in ("last_synced_at", "verified_at"):
         assert f"{column} IS NULL, {column}, id" in sql[f"index_{table}_sorted_by_{column}"]
-    assert len([n for n in sql if not n.startswith(("sqlite_autoindex", f"{table}_pkey"))]) == 10
+    assert len([n for n in sql if not n.startswith(("sqlite_autoindex", f"{table}_pkey"))]) == 11
+    succeeded = sql[f"{table}_succeeded_verification"]
+    assert "verified_at, id" in succeeded and "state = 2 AND verification_state = 2" in succeeded
     assert "state = 2 AND verification_state = 3" in sql[f"{table}_failed_verification"]
     assert "verified_at" in sql[f"{table}_pending_verification"]
     if tracking_engine.dialect.name == "postgresql":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, Float, Index, String, text
+from sqlalchemy import BigInteger, Column, Float, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import BigId, TrackingBase
@@ -80,3 +80,30 @@ class EngineHeartbeat(TrackingBase):
     holder: Mapped[str] = mapped_column(String(255), primary_key=True)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ReplicaRemoval(TrackingBase):
+    """A replica of a deleted record whose file could not be removed.
+
+    The registry goes with its record (GitLab's removal service); the file
+    left behind waits here, with why its removal failed and when it is
+    tried again (backoff), until a retry removes it
+    (`secondary/replica_removals.py`).
+    """
+
+    __tablename__ = "replica_removals"
+    __table_args__ = (
+        Index("index_replica_removals_on_replicable_name_and_model_id",
+              "replicable_name", "model_id", unique=True),
+        Index("index_replica_removals_on_retry_at", "retry_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    replicable_name: Mapped[str] = mapped_column(String(255))
+    model_id: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    retry_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    retry_count: Mapped[int] = mapped_column(SmallInteger, default=0,
+                                             server_default=text("0"))
+    last_failure: Mapped[str] = mapped_column(String(255))

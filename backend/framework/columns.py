@@ -161,6 +161,9 @@ def registry_table(metadata: MetaData, replicable_name: str) -> Table:
                 where=(state == 2) & (vstate == 0)),
         partial(f"index_{name}_pending_sync", "id", where=state == 0),
         partial(f"index_{name}_failed_sync", NullsFirst("retry_at"), "id", where=state == 3),
+        # Re-verification reads the oldest verified first (registry_claims.py).
+        partial(f"{name}_succeeded_verification", "verified_at", "id",
+                where=(state == 2) & (vstate == 2)),
         *sort_indexes(name, ("last_synced_at", "verified_at"), "id"),
     )
 

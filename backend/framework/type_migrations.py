@@ -62,6 +62,18 @@ def add_registry_details(op, replicable_name: str) -> None:
         op.execute(f"INSERT INTO {details} ({fk}) SELECT {fk} FROM {name}")
 
 
+def add_reverification_index(op, replicable_name: str) -> None:
+    """Bring a registry made before 0008 to the template of 0008: the
+    partial index re-verification reads (succeeded verifications by
+    verified_at). A registry created since has it, and is left alone."""
+    from sqlalchemy.schema import CreateIndex
+    name = columns.registry_table_name(replicable_name)
+    registry = columns.registry_table(_metadata(), replicable_name)
+    for index in registry.indexes:
+        if index.name == f"{name}_succeeded_verification":
+            op.get_bind().execute(CreateIndex(index, if_not_exists=True))
+
+
 def create_model_tables(op, replicable_name: str, model_table: str, *,
                         verification_on_model: bool) -> None:
     """The blob model on the primary, and its `<name>_states` table unless

@@ -9,7 +9,8 @@
   - an outcome recorder that writes the workers' results in groups, one
     transaction for all that gathered meanwhile (`outcome_recorder.py`);
   - housekeeping (`housekeeping.py`): event log, registry consistency,
-    timeouts, recovery of dead engines' claims, status snapshots;
+    timeouts, recovery of dead engines' claims, re-verification, retried
+    removals, status snapshots;
   - a heartbeat, so that engines sharing a tracking DB know who is alive.
 Claims live in the database, so engines in several processes (or machines)
 can share one PostgreSQL tracking DB. All threads stop with the engine, and
@@ -18,6 +19,7 @@ none dies of an outage: it is reported (`last_error`) and retried.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import sys
 import threading
@@ -111,7 +113,9 @@ class SecondaryEngine:
             engine=self.engine, events=self.events, consistency=self.consistency,
             storage=self.storage, enabled=self.enabled, signal_work=self._signal_work,
             snapshot=self.snapshot, consistency_interval=consistency_interval,
-            status_interval=config.status_interval, intervals=housekeeping_intervals)
+            status_interval=config.status_interval,
+            reverification_interval=dt.timedelta(days=config.minimum_reverification_interval),
+            intervals=housekeeping_intervals)
 
     # --- feature flags and state ---------------------------------------------
 

@@ -22,6 +22,7 @@ from backend.db.tracking_schema import EventLogState
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.registry_backfill import RegistryBackfill
 from backend.secondary.registry_details import RegistryDetails
+from backend.secondary.replica_removals import ReplicaRemovals
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,10 @@ class EventConsumer:
 
 
 def remove_replicas(store: RegistryBackfill, storage, replicator, model_ids: list[int]) -> int:
-    """Delete the local files, then the registries (GitLab's removal service)."""
-    for model_id in model_ids:
-        storage.remove(replicator, model_id)
+    """Delete the local files, then the registries (GitLab's removal service).
+
+    A file that cannot be removed never holds up the others, the registry's
+    deletion or the event cursor: it waits in `replica_removals` with its
+    reason and is tried again with backoff (replica_removals.py)."""
+    ReplicaRemovals(store.engine).remove_files(storage, replicator, model_ids)
     return store.delete_by_model_ids(model_ids)

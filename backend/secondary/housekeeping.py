@@ -2,14 +2,19 @@
 
 Of several engines sharing a tracking DB, the one holding the
 `housekeeping` lease consumes the event log, walks registry consistency,
-fails timed-out rows, hands back a dead engine's claims and removes
-abandoned temporary files; every engine stores its status snapshots and
-prunes the history. Each job runs at its own interval for as long as its
-condition holds (`framework/schedule.py`), and a job that fails is reported
-and retried without holding up the others.
+fails timed-out rows, hands back a dead engine's claims, sets replicas
+verified longer ago than `minimum_reverification_interval` back to
+verification pending, retries the removal of files it could not remove
+and removes abandoned temporary files; every engine stores its status
+snapshots and prunes the history. Each job runs at its own interval for as
+long as its condition holds (`framework/schedule.py`), and a job that fails
+is reported and retried without holding up the others. Within a job each
+type is a step of its own: one type's failure is reported with its name
+and the other types' steps still run.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Callable
@@ -17,9 +22,11 @@ from typing import Callable
 from backend.framework.schedule import Job, Schedule
 from backend.secondary import status_history
 from backend.secondary.engine_control import EngineControl
+from backend.secondary.errors import describe
 from backend.secondary.heartbeat import recover_orphaned_claims
 from backend.secondary.lease import Lease
 from backend.secondary.registry_claims import RegistryClaims
+from backend.secondary.replica_removals import ReplicaRemovals
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,8 @@ log = logging.getLogger(__name__)
 INTERVALS = {
     "timeouts": 60.0,            # started syncs and verifications older than 8 h
     "recovery": 10.0,            # claims of engines that died
+    "reverification": 60.0,      # a batch of verifications due again (GitLab: every minute)
+    "replica removals": 10.0,    # files of deleted records whose removal is due again
     "temporary files": 3600.0,   # a walk of the whole storage: hourly
     "history pruning": 3600.0,
 }
@@ -39,6 +48,7 @@ class Housekeeping:
                  consistency, storage, enabled: Callable[[], list],
                  signal_work: Callable[[], None], snapshot: Callable[[], object],
                  consistency_interval: float, status_interval: float,
+                 reverification_interval: dt.timedelta = dt.timedelta(days=7),
                  intervals: dict[str, float] | None = None) -> None:
         self.control = control
         self.lease = lease
@@ -48,6 +58,8 @@ class Housekeeping:
         self.storage = storage
         self.enabled = enabled
         self.signal_work = signal_work
+        self.reverification_interval = reverification_interval
+        self.removals = ReplicaRemovals(engine)
         every = {**INTERVALS, "events": control.poll_interval,
                  "consistency": consistency_interval, "status": status_interval,
                  **(intervals or {})}
@@ -56,9 +68,13 @@ class Housekeeping:
             Job("consistency", every["consistency"], self.reconcile_once, needs_lease=True),
             Job("timeouts", every["timeouts"], self.fail_timed_out, needs_lease=True),
             Job("recovery", every["recovery"], self.recover_orphaned_claims, needs_lease=True),
+            Job("reverification", every["reverification"], self.request_reverification,
+                needs_lease=True),
+            Job("replica removals", every["replica removals"], self.retry_replica_removals,
+                needs_lease=True),
             # The engine's start has just swept them.
             Job("temporary files", every["temporary files"],
-                storage.remove_abandoned_temporary_files, needs_lease=True,
+                self.remove_abandoned_temporary_files, needs_lease=True,
                 first_delay=every["temporary files"]),
             Job("status", every["status"], snapshot),
             Job("history pruning", every["history pruning"],
@@ -98,6 +114,24 @@ class Housekeeping:
     def _failed(self, job: str, exc: Exception) -> None:
         self.control.report(f"housekeeping ({job})", exc)
 
+    def _each_type(self, step: Callable[[object], object]) -> list:
+        """`step(replicator)` for every enabled type, each on its own: one
+        type's failure is logged with its name and the next type's step
+        still runs; then the job fails with the first reason, naming its
+        type. Returns the steps' results."""
+        results, failures = [], []
+        for replicator in self.enabled():
+            try:
+                results.append(step(replicator))
+            except Exception as exc:
+                failures.append(f"{replicator.title_plural}: {describe(exc)}")
+                log.warning("housekeeping of %s failed: %s", replicator.title_plural,
+                            failures[-1])
+        if failures:
+            more = f" (and {len(failures) - 1} more types)" if len(failures) > 1 else ""
+            raise StepFailed(failures[0] + more)
+        return results
+
     # --- the jobs -----------------------------------------------------------------
 
     def consume_events(self) -> None:
@@ -111,24 +145,63 @@ class Housekeeping:
         that the next one follows at once. None while paused."""
         if self.control.paused:
             return False
-        changed = False
-        for replicator in self.enabled():
-            if self.consistency.run_once(replicator).changed:
-                changed = True
+        def reconcile(replicator) -> bool:
+            changed = self.consistency.run_once(replicator).changed
+            if changed:
                 self.signal_work()
-        return changed
+            return changed
+        return any(self._each_type(reconcile))
 
     def fail_timed_out(self) -> None:
-        for replicator in self.enabled():
+        def fail(replicator) -> None:
             claims = RegistryClaims(self.engine, replicator)
             claims.fail_timed_out_syncs()
             claims.fail_timed_out_verifications()
+        self._each_type(fail)
 
     def recover_orphaned_claims(self) -> None:
         """Claims of engines that died are handed back now, not in 8 hours."""
-        for replicator in self.enabled():
+        def recover(replicator) -> None:
             syncs, verifications = recover_orphaned_claims(self.engine, replicator)
             if syncs or verifications:
                 log.warning("recovered %d syncs and %d verifications of %s left by a "
                             "stopped engine", syncs, verifications, replicator.title_plural)
                 self.signal_work()
+        self._each_type(recover)
+
+    def request_reverification(self) -> None:
+        """A batch per type of replicas verified longer ago than
+        `minimum_reverification_interval` goes back to verification
+        pending (GitLab's reverification batch); not while paused."""
+        if self.control.paused:
+            return
+        def request(replicator) -> int:
+            return RegistryClaims(self.engine, replicator).request_reverification(
+                self.reverification_interval)
+        if any(self._each_type(request)):
+            self.signal_work()
+
+    def retry_replica_removals(self) -> None:
+        """Files of deleted records whose removal failed, tried again when
+        due; not while paused (nothing is removed then)."""
+        if self.control.paused:
+            return
+        result = self.removals.retry_due(self.storage, self.enabled())
+        if result.removed:
+            log.info("removed %d replicas of deleted records on a retry", result.removed)
+        if result.failing:  # recorded on each removal, with its next retry
+            self.control.report("housekeeping (replica removals)", StepFailed(
+                f"{result.failing} {'replica' if result.failing == 1 else 'replicas'} of "
+                f"deleted records could not be removed yet; "
+                f"the latest: {result.last_failure}"))
+
+    def remove_abandoned_temporary_files(self) -> None:
+        """Every file is tried; one that cannot be removed is reported and
+        the walk goes on (the next walk tries it again)."""
+        self.storage.remove_abandoned_temporary_files(
+            on_error=lambda exc: self.control.report(
+                "housekeeping (temporary files)", exc))
+
+
+class StepFailed(Exception):
+    """A job's step for one type failed; the message is already readable."""

@@ -9,6 +9,7 @@ import os
 import pathlib
 import socket
 import time
+from typing import Callable
 
 BUCKET = 10_000
 TEMP_PREFIX = "tmp_"
@@ -79,12 +80,15 @@ class LocalStorage:
             return []
         return [p for p in self.root.rglob(f"{TEMP_PREFIX}*") if p.is_file()]
 
-    def remove_abandoned_temporary_files(self) -> int:
+    def remove_abandoned_temporary_files(
+            self, on_error: Callable[[OSError], None] | None = None) -> int:
         """Delete temporary files no live download owns.
 
         Engines may share the storage (scale-out), so a file is removed only
         when its process on this host is gone, or, for other hosts, when it
-        has not been written to for FOREIGN_TEMP_AGE seconds.
+        has not been written to for FOREIGN_TEMP_AGE seconds. A file that
+        cannot be removed is passed to `on_error` (or raised without one)
+        and the walk goes on: it is tried again on the next walk.
         """
         removed = 0
         host = _host()
@@ -101,4 +105,8 @@ class LocalStorage:
                     removed += 1
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
         return removed

@@ -1,4 +1,5 @@
-"""Claiming registries for work, handing claims back, and the 8-hour timeouts.
+"""Claiming registries for work, handing claims back, the 8-hour timeouts,
+and re-verification of replicas verified too long ago.
 
 A claim is a single UPDATE of rows picked with FOR UPDATE SKIP LOCKED
 (PostgreSQL) or inside a BEGIN IMMEDIATE transaction (SQLite), so engines
@@ -20,6 +21,10 @@ from backend.framework import transitions as tr
 from backend.framework.clock import utcnow
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_table import RegistryTable, is_
+
+# Registries set back to verification pending per re-verification pass and
+# type: GitLab's ReverificationBatchWorker takes 1,000.
+REVERIFICATION_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,28 @@ class RegistryClaims(RegistryTable):
                     t.c.id == claim.registry_id, t.c.state == SyncState.STARTED,
                     t.c.last_synced_at == claim.claimed_at).values(**tr.sync_pending())).rowcount
         return released
+
+    # --- re-verification -----------------------------------------------------------
+
+    def request_reverification(self, interval: dt.timedelta, limit: int = REVERIFICATION_BATCH,
+                               now: dt.datetime | None = None) -> int:
+        """Synced registries verified successfully longer ago than `interval`
+        go back to verification pending, the longest verified first, at most
+        `limit` at a time (GitLab's reverification batch). The verification
+        pipeline then hashes the replica again: a file changed on disk fails,
+        which fails the sync, and it is downloaded again. Read from the
+        partial index of succeeded verifications, so the cost is the batch,
+        not the table. Returns how many went back to pending."""
+        t = self.table
+        cutoff = (now or utcnow()) - interval
+        due = self._candidates(
+            f"{t.name}_succeeded_verification",
+            lambda c: [is_(c.state, SyncState.SYNCED),
+                       is_(c.verification_state, VerificationState.SUCCEEDED),
+                       c.verified_at < cutoff],
+            lambda c: [c.verified_at, c.id])
+        return len(self._claim(due, tr.verification_pending(from_failed=False, registry=True),
+                               (t.c.id,), limit))
 
     # --- timeouts -------------------------------------------------------------------
 

@@ -54,13 +54,17 @@ class StatusSnapshots:
         now = time.monotonic()
         interval = now - self._last_snapshot if self._last_snapshot else self.status_interval
         self._last_snapshot = now
-        for replicator in self.replicators:
-            if not self.replication_enabled(replicator):
-                continue
-            p = replicator.plural_name
-            counts = {name: status.get(f"{p}_{name}") for name in status_history.STATE_COUNTS}
-            status_history.record(self.engine, replicator.replicable_name, counts,
-                                  work.get(replicator.replicable_name, {}), interval)
+        try:  # the charts' history; its failure never stops the report
+            for replicator in self.replicators:
+                if not self.replication_enabled(replicator):
+                    continue
+                p = replicator.plural_name
+                counts = {name: status.get(f"{p}_{name}")
+                          for name in status_history.STATE_COUNTS}
+                status_history.record(self.engine, replicator.replicable_name, counts,
+                                      work.get(replicator.replicable_name, {}), interval)
+        except Exception as exc:
+            self.control.report("status history", exc)
         try:
             self.client.post_status(self.report(status))
             self.last_report = time.time()
