@@ -16,11 +16,13 @@ import asyncio
 import hmac
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from backend.api.graphql.limits import MAX_QUERY_BYTES
+from backend.api.graphql.limits import (GRAPHQL_BUDGET, GRAPHQL_QUEUE, GRAPHQL_THREADS,
+                                        MAX_QUERY_BYTES)
 
 GRAPHQL_PATHS = ("/api/graphql", "/api/v4/graphql", "/api/v4/geo/graphql")
 
@@ -35,6 +37,10 @@ class SiteApi:
         self.site = site
         self._endpoint = None  # GraphQLEndpoint, built on the first request
         self._endpoint_lock = threading.Lock()
+        # GraphQL's own threads (limits.py): a flood of expensive queries
+        # waits for these, never for the threads that serve blobs and status.
+        self._graphql_pool = ThreadPoolExecutor(GRAPHQL_THREADS, thread_name_prefix="graphql")
+        self._graphql_waiting = 0  # requests on or waiting for those threads
 
     def routes(self) -> list:
         routes = [web.post(path, self.graphql) for path in GRAPHQL_PATHS]
@@ -73,8 +79,19 @@ class SiteApi:
         if len(body["query"].encode()) > MAX_QUERY_BYTES:
             return _errors(413, f"The query is longer than {MAX_QUERY_BYTES} bytes.")
         token = self._authorized(request)
-        result = await asyncio.to_thread(self._run, body["query"], variables, operation,
-                                         token)
+        if self._graphql_waiting >= GRAPHQL_THREADS + GRAPHQL_QUEUE:
+            return _errors(503, "The site is answering many GraphQL requests; "
+                                "try again in a moment.")
+        self._graphql_waiting += 1
+        try:
+            running = asyncio.get_running_loop().run_in_executor(
+                self._graphql_pool, self._run, body["query"], variables, operation, token)
+            result = await asyncio.wait_for(running, GRAPHQL_BUDGET)
+        except asyncio.TimeoutError:
+            return _errors(503, f"The query did not finish within {GRAPHQL_BUDGET:g} s "
+                                "(waiting included); ask for less, or try again.")
+        finally:
+            self._graphql_waiting -= 1
         return web.json_response(result)
 
     def _run(self, query: str, variables: dict, operation, token: str) -> dict:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from graphql import (FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError,
-                     InlineFragmentNode, OperationDefinitionNode, ValidationRule, execute,
-                     parse, specified_rules, validate)
+from graphql import (GraphQLError, OperationDefinitionNode, ValidationRule, execute, parse,
+                     specified_rules, validate)
 from sqlalchemy.exc import OperationalError
 
-from backend.api.graphql.limits import MAX_DEPTH
+from backend.api.graphql import cost
+from backend.api.graphql.limits import MAX_COST, MAX_DEPTH
 from backend.api.graphql.schema import build_schema
 from backend.api.graphql.types import ApiError, RequestContext
 from backend.db import engine as db_engine
@@ -37,6 +37,9 @@ class GraphQLEndpoint:
         errors = validate(self.schema, document, self.rules)
         if errors:
             return {"errors": [error.formatted for error in errors]}
+        refused = cost_error(document, operation, variables)
+        if refused:
+            return {"errors": [refused]}
         result = execute(self.schema, document,
                          context_value=RequestContext(self.site, token),
                          variable_values=variables, operation_name=operation)
@@ -77,33 +80,26 @@ def depth_limit_rule(max_depth: int = MAX_DEPTH):
         """Refuses operations nested deeper than `max_depth` fields."""
 
         def enter_operation_definition(self, node: OperationDefinitionNode, *_args):
-            fragments = {definition.name.value: definition
-                         for definition in self.context.document.definitions
-                         if isinstance(definition, FragmentDefinitionNode)}
-            depth = _depth(node.selection_set, fragments, 0, set())
-            if depth > max_depth:
+            found = cost.depth(node.selection_set, cost.fragments_of(self.context.document))
+            if found > max_depth:
                 name = node.name.value if node.name else "anonymous"
                 self.report_error(GraphQLError(
-                    f"Query '{name}' is {depth} levels deep; the limit is {max_depth}.", node))
+                    f"Query '{name}' is {found} levels deep; the limit is {max_depth}.", node))
 
     return DepthLimit
 
 
-def _depth(selection_set, fragments, level: int, seen: set) -> int:
-    if selection_set is None:
-        return level
-    deepest = level
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
-                continue  # introspection is bounded by the schema itself
-            deepest = max(deepest, _depth(selection.selection_set, fragments, level + 1, seen))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, level, seen))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in seen or name not in fragments:
-                continue  # cycles and unknown fragments are reported by other rules
-            deepest = max(deepest, _depth(fragments[name].selection_set, fragments, level,
-                                          seen | {name}))
-    return deepest
+def cost_error(document, operation_name: str | None, variables: dict) -> dict | None:
+    """The refusal of an operation that could answer more than MAX_COST
+    values (see cost.py), or None."""
+    operations = [definition for definition in document.definitions
+                  if isinstance(definition, OperationDefinitionNode)]
+    chosen = [op for op in operations
+              if operation_name is None or (op.name and op.name.value == operation_name)]
+    if len(chosen) != 1:
+        return None  # execute() reports the missing or ambiguous operation
+    asked = cost.cost(chosen[0], cost.fragments_of(document), variables)
+    if asked <= MAX_COST:
+        return None
+    return {"message": f"This query could answer {asked:,} values; the limit is "
+                       f"{MAX_COST:,}. Ask for fewer fields, aliases or rows per page."}

@@ -1,0 +1,89 @@
+"""GraphQL requests cannot starve a site (issue "Reliability and security,
+second round", item 1): depth and cost are computed in time linear in the
+document, a cost limit counts aliases and page sizes, and GraphQL runs on
+threads of its own while status keeps answering."""
+import json
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from backend.api.graphql.limits import MAX_COST
+from backend.sites.secondary import SecondarySite
+from tests.support.sites import secondary_config
+
+
+@pytest.fixture
+def site(tracking_url, tmp_path, credentials):
+    site = SecondarySite(secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s",
+                                          credentials)).start(run_engine=False)
+    yield site
+    site.stop()
+
+
+def ask(site, query: str, variables=None) -> tuple[dict, float]:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(site.url + "/api/graphql", data=body,
+                                     headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read()), time.monotonic() - started
+
+
+def doubling_fragments(k: int) -> str:
+    """`F1 { ...F2 ...F2 }` … `Fk { geoNode { name } }`: 2^(k-1) spreads."""
+    parts = ["query { ...F1 }"]
+    for n in range(1, k):
+        parts.append(f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}")
+    parts.append(f"fragment F{k} on Query {{ geoNode {{ name }} }}")
+    return "\n".join(parts)
+
+
+def test_fragments_that_double_are_refused_at_once(site):
+    answer, took = ask(site, doubling_fragments(24))  # 19 s before, and a stalled site
+    [error] = answer["errors"]
+    assert error["message"].startswith("This query could answer 16,777,216 values; "
+                                       f"the limit is {MAX_COST:,}.")
+    assert took < 1.0
+
+
+def test_aliases_count_as_the_fields_they_are(site):
+    page = "coolWidgetRegistries(first: 100) { nodes { id } }"
+    query = "{ geoNode { " + " ".join(f"a{n}: {page}" for n in range(500)) + " } }"
+    answer, took = ask(site, query)
+    assert "the limit is" in answer["errors"][0]["message"] and took < 2.0
+    # The same page once is fine, as is the console's largest page.
+    answer, _ = ask(site, "{ geoNode { " + page + " } }")
+    assert "errors" not in answer
+    from app.site_client import REGISTRY_FIELDS
+    answer, _ = ask(site, "query($n: Int) { geoNode { coolWidgetRegistries(first: $n) "
+                          "{ count nodes { " + REGISTRY_FIELDS + " } } } }", {"n": 500})
+    assert "errors" not in answer
+
+
+def test_a_flood_of_refused_queries_leaves_status_fast(site):
+    """Six concurrent attackers (the probe that stalled the Geo API for 57 s)
+    while the status is asked: each answer well under a second."""
+    stop = threading.Event()
+
+    def attack():
+        while not stop.is_set():
+            ask(site, doubling_fragments(23))
+
+    attackers = [threading.Thread(target=attack, daemon=True) for _ in range(6)]
+    for attacker in attackers:
+        attacker.start()
+    try:
+        slowest = 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            with urllib.request.urlopen(site.url + "/api/v4/geo_sites/current/status",
+                                        timeout=30) as answer:
+                assert answer.status == 200
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 1.0, slowest
+    finally:
+        stop.set()
+        for attacker in attackers:
+            attacker.join(30)
