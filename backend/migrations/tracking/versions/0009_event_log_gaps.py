@@ -2,16 +2,16 @@
 open when a later event was read), looked for again for a bounded time so
 that their events are handled (GitLab's EventGapTracking).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op
 
 from backend.db.types import UTCDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
