@@ -21,7 +21,8 @@ RANGES = [("Last hour", dt.timedelta(hours=1)), ("Last day", dt.timedelta(days=1
 def event_lag(status: dict) -> str:
     """How far the event log's cursor is behind the primary's newest event:
     in events, and in seconds when both times are known ("unknown" when
-    one is not, never a difference with a missing time)."""
+    one is not, never a difference with a missing time); and the ids the
+    cursor passed that are still looked for (event log gaps)."""
     last, cursor = status.get("last_event_id"), status.get("cursor_last_event_id")
     if last is None:
         return "No events seen yet"
@@ -35,8 +36,11 @@ def event_lag(status: dict) -> str:
     else:
         seconds = f"{max(last_at - cursor_at, 0):,} s behind"
     events = "1 event" if behind == 1 else f"{behind:,} events"
+    gaps = status.get("event_log_gap_count")
+    skipped = (f"; {gaps:,} skipped {'id' if gaps == 1 else 'ids'} awaited"
+               if isinstance(gaps, int) and gaps > 0 else "")
     return f"last event {last}, processed {cursor if cursor is not None else '—'} " \
-           f"({events}, {seconds})"
+           f"({events}, {seconds}){skipped}"
 
 
 class OverviewPage(QWidget):

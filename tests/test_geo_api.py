@@ -120,6 +120,9 @@ def test_unauthenticated_requests_are_refused(primary):
         response = http.request("GET", primary.url + path)
         assert response.status == 401, path
         assert b"secret" not in response.data
+    response = http.request("POST", primary.url + "/api/v4/geo/events/find",
+                            body=b'{"ids": [1]}')
+    assert response.status == 401
 
 
 def test_a_refused_connection_reads_as_refused_not_as_a_timeout():
@@ -170,6 +173,28 @@ def test_events_after_a_cursor(primary, client):
     assert page["last_event_id"] == page["events"][-1]["id"]
     later = client.events(after=page["events"][0]["id"])
     assert len(later["events"]) == len(page["events"]) - 1
+
+
+def test_events_found_by_id_are_those_that_exist_marked_in_scope(primary, client):
+    primary.checksummer.stop()  # only `created` events
+    catalog = primary.catalog()
+    ids = [catalog.add_bytes(b"%d" % i, "x") for i in range(3)]
+    page = client.events(after=0)["events"]
+    log_ids = [e["id"] for e in page]
+    found = client.find_events([log_ids[2], log_ids[0], 10**9],
+                               scope_params=SyncScope().to_params())
+    assert [(e["id"], e["payload"]["model_record_id"], e["in_scope"]) for e in found] == [
+        (log_ids[0], ids[0], True), (log_ids[2], ids[2], True)]
+    assert client.find_events([]) == []
+
+
+def test_finding_events_refuses_bad_bodies_with_400(primary, client):
+    for body in ({"ids": "1"}, {"ids": [1, "2"]}, {"ids": [True]}, {"no": []},
+                 {"ids": list(range(1, 1002))}):
+        with pytest.raises(GeoApiError) as caught:
+            client._json("POST", "api/v4/geo/events/find", body=body)
+        assert caught.value.status == 400, body
+    assert client.find_events([2**70, -1, 0]) == []  # cannot exist; no overflow
 
 
 def test_replicables_list_a_range_with_checksums(primary, client):

@@ -88,6 +88,7 @@ def test_secondary_rest_status_matches_the_tracking_db(sites):
     assert status["health"] == "Healthy"
     assert status["cursor_last_event_id"] is not None
     assert status["last_event_id"] >= status["cursor_last_event_id"]
+    assert status["event_log_gap_count"] == 0 and status["event_log_oldest_gap_id"] is None
     assert status["last_successful_status_check_timestamp"]
     assert status["db_replication_lag_seconds"] is None
     assert status["engine_state"] == "running"
@@ -108,6 +109,7 @@ def test_primary_rest_status_lists_every_site(sites):
     assert own["cool_widgets_checksum_failed_count"] == 3
     assert own["cool_widgets_synced_count"] is None  # secondary-only field
     assert own["last_event_id"] is not None and own["cursor_last_event_id"] is None
+    assert own["event_log_gap_count"] is None and own["event_log_oldest_gap_id"] is None
     wait_until(lambda: get_json(primary.url + "/api/v4/geo_sites/status")[1][1]
                ["cool_widgets_verified_count"] == 27, timeout=10, message="fresh report")
     code, current = get_json(primary.url + "/api/v4/geo_sites/current/status")
@@ -126,6 +128,7 @@ def test_prometheus_gauges_match_the_status(sites):
     assert values[("geo_cool_widgets_verification_failed", name)] == 0
     assert values[("geo_cool_widgets", name)] == 30
     assert ("geo_cool_widgets_checksummed", name) not in values  # null on a secondary
+    assert values[("geo_event_log_gaps", name)] == 0
     # The engine's own counters and histograms.
     assert values[("geo_engine_syncs_succeeded_total", name)] == 27
     assert values[("geo_engine_syncs_failed_total", name)] >= 3
@@ -139,6 +142,7 @@ def test_prometheus_gauges_match_the_status(sites):
     assert on_primary[("geo_cool_widgets_checksum_failed", "primary")] == 3
     assert on_primary[("geo_cool_widgets_checksum_total", "primary")] == 30
     assert on_primary[("geo_cool_widgets", "primary")] == 30
+    assert ("geo_event_log_gaps", "primary") not in on_primary  # no cursor, no gaps
     wait_until(lambda: metrics(primary.url).get(("geo_cool_widgets_synced", name)) == 27,
                timeout=10, message="secondary's reported status exported by the primary")
 

@@ -20,6 +20,13 @@ GAUGES = {
     "verification_failed_count": "Number of X failed to verify on secondary",
 }
 
+# Site-wide gauges: status field -> (metric, help text).
+SITE_GAUGES = {
+    "event_log_gap_count": ("geo_event_log_gaps",
+                            "Number of event log ids the secondary's cursor passed without "
+                            "seeing them, still looked for"),
+}
+
 
 def metric_name(plural_name: str, field: str) -> str:
     """geo_ + field minus one trailing _count or _total (GitLab's rule)."""
@@ -42,6 +49,13 @@ class StatusGauges:
 
     def collect(self):
         statuses = self.statuses()
+        for field, (name, help_text) in SITE_GAUGES.items():
+            family = GaugeMetricFamily(name, help_text, labels=["name", "url"])
+            for site, status in statuses:
+                value = status.get(field)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    family.add_metric([site, site], value)
+            yield family
         for replicator in self.replicators:
             for field, help_text in GAUGES.items():
                 family = GaugeMetricFamily(

@@ -19,6 +19,18 @@ class EventLogState(TrackingBase):
     event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
+class EventLogGap(TrackingBase):
+    """An event log id the cursor passed without seeing it (GitLab's
+    EventGapTracking keeps these in Redis): an event of a transaction still
+    open on the primary when a later one was read, or of one rolled back.
+    Looked for again on every poll until found or `seen_at` is too old."""
+
+    __tablename__ = "event_log_gaps"
+
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 # Per snapshot: the status counts at that moment, and the engine's work
 # (successes, failures, bytes) since the previous snapshot.
 HISTORY_COUNTS = (

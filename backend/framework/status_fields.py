@@ -19,6 +19,12 @@ PER_TYPE_FIELDS = ("count", "checksum_total_count", "checksummed_count",
                    "verification_total_count", "verified_count", "verification_failed_count",
                    "synced_in_percentage", "verified_in_percentage", "oldest_unsynced_time")
 
+# A secondary's event log ids passed by its cursor and not yet seen (Geo
+# Console's, GitLab keeps them in Redis and folds the lowest into
+# cursor_last_event_id): how many are open and the lowest, which the
+# primary's pruning keeps. Null on a primary.
+EVENT_LOG_GAP_FIELDS = ("event_log_gap_count", "event_log_oldest_gap_id")
+
 # Fields GitLab reports for repositories, replication slots and usage, which
 # do not apply to a blob-only site: always null.
 NOT_APPLICABLE = ("db_replication_lag_seconds", "replication_slots_count",
@@ -63,6 +69,7 @@ def general_fields(*, name: str, url: str, primary: bool, health_problems: list[
         "last_event_timestamp": unix(last_event_timestamp),
         "cursor_last_event_id": cursor_last_event_id,
         "cursor_last_event_timestamp": unix(cursor_last_event_timestamp),
+        **dict.fromkeys(EVENT_LOG_GAP_FIELDS),
         "last_successful_status_check_timestamp": unix(last_status_check),
         "version": VERSION, "revision": REVISION,
         "selective_sync_type": selective_sync_type or None,

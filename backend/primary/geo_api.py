@@ -2,6 +2,7 @@
 
   GET  /api/v4/geo/retrieve/<replicable>/<id>      the blob (FILE_NOT_FOUND when gone)
   GET  /api/v4/geo/events?after=N&limit=M           event log after a cursor
+  POST /api/v4/geo/events/find?<scope>  {"ids": [...]}  those log ids that exist (gaps)
   GET  /api/v4/geo/replicables/<replicable>?after_id=N&batch_size=M&<scope>
   GET  /api/v4/geo/replicables/<replicable>/count?<scope>  records in the scope
   POST /api/v4/geo/replicables/<replicable>/states  {"ids": [...]} primary checksums
@@ -95,6 +96,7 @@ class GeoApi:
             web.get("/api/v4/geo/retrieve/{replicable}/{id}", self.retrieve),
             web.get("/api/v4/geo/object_storage/{path:.+}", self.object_storage),
             web.get("/api/v4/geo/events", self.events),
+            web.post("/api/v4/geo/events/find", self.find_events),
             web.get("/api/v4/geo/replicables/{replicable}", self.replicables),
             web.get("/api/v4/geo/replicables/{replicable}/count", self.count),
             web.post("/api/v4/geo/replicables/{replicable}/states", self.states),
@@ -215,6 +217,19 @@ class GeoApi:
             "events": rows, "last_event_id": last_id,
             "last_event_timestamp": int(last_at.timestamp()) if last_at else None})
 
+    async def find_events(self, request: web.Request) -> web.Response:
+        """The events of the given log ids that exist now: a secondary
+        asking for the ids its cursor passed without seeing."""
+        body = await request.read()
+        await self._authenticate_request(request, body)
+        ids = _ids_of(body)
+        if len(ids) > events.MAX_READ:
+            raise ValueError(f"at most {events.MAX_READ} event ids per request")
+        scope = SyncScope.from_params(request.query)
+        rows = await asyncio.to_thread(events.find, self.site.engine, ids)
+        await asyncio.to_thread(self._mark_scope, rows, scope)
+        return web.json_response({"events": rows})
+
     def _mark_scope(self, rows: list[dict], scope: SyncScope) -> None:
         """Tell the secondary which `created` records are in its scope."""
         for name, replicator in self.site.replicators_by_name.items():
@@ -251,12 +266,7 @@ class GeoApi:
         body = await request.read()
         await self._authenticate_request(request, body)
         replicator = self._replicator(request)
-        try:
-            ids = json.loads(body)["ids"]
-            if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-                raise TypeError
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise ValueError('body must be {"ids": [integers]}') from None
+        ids = _ids_of(body)
         if len(ids) > MAX_STATE_IDS:
             raise ValueError(f"at most {MAX_STATE_IDS} ids per request")
         found = await asyncio.to_thread(replicables_query.states, self.site.engine,
@@ -278,6 +288,18 @@ class GeoApi:
             return web.json_response({"message": str(exc), "geo_code": "SITE_NAME_TAKEN"},
                                      status=409)
         return web.json_response({"stored": True}, status=201)
+
+
+def _ids_of(body: bytes) -> list[int]:
+    """The `ids` of a `{"ids": [integers]}` body; ValueError (a 400) otherwise."""
+    try:
+        ids = json.loads(body)["ids"]
+        if not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise ValueError('body must be {"ids": [integers]}') from None
+    return ids
 
 
 def verification_succeeded(row: dict) -> bool:

@@ -75,6 +75,11 @@ class GeoClient:
         query = {"after": after, "limit": limit, **(scope_params or {})}
         return self._json("GET", "api/v4/geo/events", query)
 
+    def find_events(self, ids: list[int], scope_params: dict | None = None) -> list[dict]:
+        """The events of these log ids that exist now (the cursor's gaps)."""
+        return self._json("POST", "api/v4/geo/events/find", scope_params or {},
+                          body={"ids": list(ids)})["events"]
+
     def replicables(self, replicable_name: str, after_id: int, batch_size: int,
                     scope_params: dict) -> dict:
         query = {"after_id": after_id, "batch_size": batch_size, **scope_params}

@@ -37,10 +37,16 @@ class StatusSnapshots:
         for replicator in self.replicators:
             status.update(secondary_type_status(self.engine, replicator,
                                                 self.replication_enabled(replicator)))
+        # The cursor before the gaps: a gap opened between the two reads is
+        # above the cursor reported, so the primary never prunes its event.
+        cursor = self.events.cursor.get()
+        gap_count, oldest_gap = self.events.gaps.summary()
         status.update({
             "last_event_id": self.events.last_event_id,
             "last_event_timestamp": self.events.last_event_timestamp,
-            "cursor_last_event_id": self.events.cursor.get(),
+            "cursor_last_event_id": cursor,
+            "event_log_gap_count": gap_count,
+            "event_log_oldest_gap_id": oldest_gap,
             "engine": "paused" if self.control.paused else "running",
             "last_error": self.control.last_error,
         })

@@ -25,6 +25,8 @@ from backend.framework.site_identity import SiteNameTaken, name_taken_message
 from backend.replicables import registered
 from backend.primary import events, replicables_query
 from backend.primary.catalog import Catalog
+from backend.primary.event_log_pruning import (PRUNE_INTERVAL, EventLogPruner, PruneDecision,
+                                               prune_decision)
 from backend.primary.checksummer import Checksummer
 from backend.primary.geo_api import GeoApi
 from backend.primary.storage import BlobStorage
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 
 class PrimarySite:
     def __init__(self, config: PrimaryConfig, feature_flags: dict[str, bool] | None = None,
-                 replicators: list | None = None) -> None:
+                 replicators: list | None = None,
+                 prune_interval: float = PRUNE_INTERVAL) -> None:
         self.config = config
         self.flags = dict(feature_flags or {})
         self.engine = create_db_engine(config.database_url)
@@ -47,6 +50,8 @@ class PrimarySite:
             [Peer(p.name, p.access_key, p.secret) for p in config.secondaries])
         self.server: BackgroundServer | None = None
         self.checksummer: Checksummer | None = None
+        self.pruner = EventLogPruner(self.engine, self.pruning_decision,
+                                     interval=prune_interval)
         # Site API: a primary has no registries and accepts no mutations.
         self.name = config.name
         self.tracking_engine = None
@@ -140,7 +145,15 @@ class PrimarySite:
             return [{"site_name": row.site_name, "status": row.status,
                      "updated_at": row.updated_at} for row in rows.mappings()]
 
-    # --- running ------------------------------------------------------------------
+    def pruning_decision(self) -> PruneDecision:
+        """How far the event log may be pruned, from the configured
+        secondaries' latest reports as this site judges them."""
+        now = utcnow()
+        reports = {stored["site_name"]: reported_status(stored, now)
+                   for stored in self.secondary_statuses()}
+        newest, _ = events.last_event(self.engine)
+        return prune_decision([peer.name for peer in self.config.secondaries], reports,
+                              newest)
 
     # --- site API ------------------------------------------------------------------
 
@@ -180,9 +193,9 @@ class PrimarySite:
         return fields
 
     def _problems(self) -> list[str]:
-        if self.checksummer and self.checksummer.last_error:
-            return [self.checksummer.last_error]
-        return []
+        errors = [self.checksummer.last_error if self.checksummer else None,
+                  self.pruner.last_error]
+        return [error for error in errors if error]
 
     def all_rest_statuses(self) -> list[dict]:
         """This site, then every secondary as it last reported itself; a
@@ -205,6 +218,7 @@ class PrimarySite:
         self.server = BackgroundServer(app, host, port).start()
         self.checksummer = Checksummer(self, workers=checksum_workers)
         self.checksummer.start()
+        self.pruner.start()
         log.info("primary serving the Geo API on %s", self.server.url)
         return self
 
@@ -213,6 +227,7 @@ class PrimarySite:
         return self.server.url if self.server else ""
 
     def stop(self) -> None:
+        self.pruner.stop()
         if self.checksummer:
             self.checksummer.stop()
             self.checksummer = None

@@ -12,8 +12,8 @@ import urllib3
 from backend.api.metrics import site_registry
 from backend.api.server import BackgroundServer
 from backend.api.site_api import SiteApi, UpstreamUnavailable
-from backend.framework.status_fields import (OUTDATED_AFTER, PER_TYPE_FIELDS, general_fields,
-                                             site_id)
+from backend.framework.status_fields import (EVENT_LOG_GAP_FIELDS, OUTDATED_AFTER,
+                                             PER_TYPE_FIELDS, general_fields, site_id)
 from backend.config import Config, SecondaryConfig, parse_listen
 from backend.framework.site_identity import SiteNameTaken, host_name, instance_id
 from backend.secondary.engine import SecondaryEngine
@@ -170,6 +170,8 @@ class SecondarySite:
             last_status_check=engine.last_status_report,
             selective_sync_type=self.config.selective_sync_type,
             namespaces=self.config.selective_sync_namespace_ids)
+        for name in EVENT_LOG_GAP_FIELDS:
+            fields[name] = status.get(name)
         for replicator in self.replicators:
             for name in PER_TYPE_FIELDS:
                 key = f"{replicator.plural_name}_{name}"

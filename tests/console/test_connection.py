@@ -237,6 +237,12 @@ def test_a_paused_engine_shows_in_the_status_bar_the_overview_and_the_menu(
     ({"last_event_id": 41, "cursor_last_event_id": 40, "last_event_timestamp": 1796115101,
       "cursor_last_event_timestamp": 1796115071}, "last event 41, processed 40 (1 event, 30 s behind)"),
     ({"last_event_id": None}, "No events seen yet"),
+    ({"last_event_id": 40, "cursor_last_event_id": 40, "last_event_timestamp": 1796115101,
+      "cursor_last_event_timestamp": 1796115101, "event_log_gap_count": 2},
+     "last event 40, processed 40 (0 events, up to date); 2 skipped ids awaited"),
+    ({"last_event_id": 40, "cursor_last_event_id": 40, "last_event_timestamp": 1796115101,
+      "cursor_last_event_timestamp": 1796115101, "event_log_gap_count": 0},
+     "last event 40, processed 40 (0 events, up to date)"),
 ])
 def test_event_lag_is_unknown_rather_than_wrong(status, shown):
     assert event_lag(status) == shown

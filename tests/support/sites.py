@@ -9,15 +9,17 @@ from backend.secondary.engine import SecondaryEngine
 
 
 def start_primary(database_url, storage, credentials, secondaries=("secondary-1",),
-                  replicators=None, flags=None, before_start=None) -> PrimarySite:
+                  replicators=None, flags=None, before_start=None,
+                  **site_options) -> PrimarySite:
     """A primary on loopback. `before_start(site)` runs on the migrated site
     before its server and checksummer start (records made there are
-    checksummed as they are, with no race against the checksummer)."""
+    checksummed as they are, with no race against the checksummer).
+    `site_options`: PrimarySite's keywords (`prune_interval`)."""
     peers = tuple(PeerConfig(name, "", credentials["access_key"] + ("" if i == 0 else str(i)),
                              credentials["secret"]) for i, name in enumerate(secondaries))
     config = PrimaryConfig(database_url=database_url, storage_path=str(storage),
                            listen="127.0.0.1:0", secondaries=peers)
-    site = PrimarySite(config, flags, replicators=replicators)
+    site = PrimarySite(config, flags, replicators=replicators, **site_options)
     site.upgrade_database()
     if before_start is not None:
         before_start(site)
