@@ -85,7 +85,10 @@ def _sqlite_on_connect(dbapi_connection, _record):
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: with WAL, each commit fsyncs the log, so a power loss keeps every
+    # transaction that committed (NORMAL keeps the database intact but may
+    # lose the last ones: a registry said synced, then forgotten).
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()

@@ -7,8 +7,12 @@ import pathlib
 import shutil
 import uuid
 
+from backend.framework.durable import make_folders, replace_durably, sync_descriptor
 from backend.framework.paths import resolve_inside
 from backend.framework.replicator import FileStore
+
+
+CHUNK = 1024 * 1024
 
 
 class BlobStorage:
@@ -29,22 +33,31 @@ class BlobStorage:
         return f"{plural_name}/{key[:2]}/{key}/{safe_name}"
 
     def store_copy(self, source: str | os.PathLike, relative: str, file_store: int) -> int:
-        """Copy `source` into storage; returns its size."""
+        """Copy `source` into storage, durably; returns its size."""
+        with open(source, "rb") as reading:
+            return self._store(relative, file_store,
+                               lambda writing: shutil.copyfileobj(reading, writing, CHUNK))
+
+    def store_bytes(self, data: bytes, relative: str, file_store: int) -> int:
+        return self._store(relative, file_store, lambda writing: writing.write(data))
+
+    def _store(self, relative: str, file_store: int, write) -> int:
+        """Write a blob to a temporary file, fsync it, rename it into place
+        and fsync its folder (framework/durable.py), so what the primary
+        then checksums and offers is on disk: after a crash it is never an
+        empty file both sites would agree on."""
         destination = self.path(relative, file_store)
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(destination.parent)
         temporary = destination.with_name(f".tmp_{uuid.uuid4().hex}")
         try:
-            shutil.copyfile(source, temporary)
-            os.replace(temporary, destination)
+            with open(temporary, "xb") as writing:
+                write(writing)
+                writing.flush()
+                sync_descriptor(writing.fileno())
+            replace_durably(temporary, destination)
         finally:
             temporary.unlink(missing_ok=True)
         return destination.stat().st_size
-
-    def store_bytes(self, data: bytes, relative: str, file_store: int) -> int:
-        destination = self.path(relative, file_store)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(data)
-        return len(data)
 
     def delete(self, relative: str, file_store: int) -> bool:
         path = self.path(relative, file_store)

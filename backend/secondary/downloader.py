@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 
 from backend.framework.checksum import file_checksum, size_checksum
+from backend.framework.durable import make_folders, replace_durably, sync_descriptor
 from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
@@ -176,7 +177,7 @@ class _Spill:
             self.descriptor = _create(self.temporary)
         except FileNotFoundError:
             try:
-                os.makedirs(folder, exist_ok=True)
+                make_folders(folder)
             except OSError as exc:
                 raise _CannotCreate(
                     f"Cannot create folder for the file: {exc.strerror}") from None
@@ -195,7 +196,11 @@ class _Spill:
 
     def finish(self, headers: DownloadHeaders) -> DownloadResult:
         """Hash the file as written, check the primary's checksum and rename
-        into place. Not on the event loop: a large file takes a while."""
+        into place, durably: the data is fsynced before the rename and the
+        folder after it, so a replica that is recorded as synced is on disk
+        (framework/durable.py). Not on the event loop: a large file takes a
+        while."""
+        sync_descriptor(self.descriptor)
         os.close(self.descriptor)
         self.descriptor = None
         local = None
@@ -205,7 +210,7 @@ class _Spill:
             if local != headers.checksum:
                 return DownloadResult(False, "Downloaded file checksum mismatch")
         try:
-            os.replace(self.temporary, self.destination)
+            replace_durably(self.temporary, self.destination)
         except IsADirectoryError:
             return DownloadResult(False, f"Destination {self.destination} is a directory")
         self.renamed = True
