@@ -28,6 +28,12 @@ SITES = {
 }
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_both_sites_of_one_file_on_one_port_are_refused():
     with pytest.raises(ConfigError) as refused:
         parse_config(SITES, "both.toml")
@@ -122,37 +128,51 @@ def test_a_write_while_another_writer_holds_sqlite_says_busy(tmp_path, credentia
 
 
 def test_two_secondaries_of_one_name_the_second_is_refused_at_start(primary, tracking_url,
-                                                                   databases, tmp_path,
-                                                                   credentials):
+                                                                   tmp_path, credentials):
+    import datetime as dt
+
     from sqlalchemy import update
 
     from backend.db.primary_schema import GeoNodeStatus
     from backend.framework.site_identity import SiteNameTaken
+
+    def secondary(folder: str, listen: str) -> SecondarySite:
+        return SecondarySite(secondary_config(
+            primary.url, f"sqlite:///{tmp_path / (folder + '.db')}", tmp_path / folder,
+            credentials, listen=listen))
+
+    one, two = (f"127.0.0.1:{free_port()}" for _ in range(2))
     first = SecondarySite(secondary_config(primary.url, tracking_url, tmp_path / "one",
-                                           credentials)).start()
+                                           credentials, listen=one)).start()
     try:
-        # Another machine, another folder, another database: the same name.
-        other_url = f"sqlite:///{tmp_path / 'other.db'}"
-        second = SecondarySite(secondary_config(primary.url, other_url, tmp_path / "two",
-                                                credentials))
+        # A second site of the same name on this machine (another port).
+        second = secondary("two", two)
         with pytest.raises(SiteNameTaken) as refused:
             second.start()
         assert str(refused.value).startswith(
             "secondary 'secondary-1' cannot start: another secondary named 'secondary-1' on ")
-        assert "give each secondary a name of its own" in str(refused.value)
+        assert "still runs; give each secondary a name of its own" in str(refused.value)
         assert second.server is None and not second.engine.running
         stored = {s["site_name"]: s["status"] for s in primary.secondary_statuses()}
         assert stored["secondary-1"]["instance_id"] == first.instance_id
     finally:
         first.stop()
-    # The first restarted is itself; once silent for ten minutes, the name is free.
-    again = SecondarySite(secondary_config(primary.url, tracking_url, tmp_path / "one",
-                                           credentials)).start()
-    again.stop()
-    import datetime as dt
-    with primary.engine.begin() as connection:
-        connection.execute(update(GeoNodeStatus).values(
-            updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=11)))
-    moved = SecondarySite(secondary_config(primary.url, other_url, tmp_path / "two",
-                                           credentials)).start()
-    moved.stop()
+    # The first said it stopped: its name is free at once.
+    replacement = secondary("two", two).start()
+    # One that crashes (it never says it stopped) frees its name after two
+    # of its status intervals (60 s here) and 5 s.
+    replacement.engine.stop()
+    [last] = [s["status"] for s in primary.secondary_statuses()]
+
+    def crashed(seconds_ago: float) -> None:
+        with primary.engine.begin() as connection:
+            connection.execute(update(GeoNodeStatus).values(
+                status={**last, "engine_state": "running", "status_interval": 60},
+                updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)))
+
+    crashed(3)
+    with pytest.raises(SiteNameTaken, match=r"its name is free in \d+ s"):
+        secondary("three", one).start()
+    crashed(130)
+    secondary("three", one).start().stop()
+    replacement.stop()

@@ -117,8 +117,8 @@ class PrimarySite:
 
     def store_secondary_status(self, site_name: str, status: dict) -> None:
         """Keep a secondary's latest status; SiteNameTaken when another
-        secondary reported under this name in the last OUTDATED_AFTER
-        seconds (framework/site_identity.py)."""
+        secondary that still runs reports under this name
+        (framework/site_identity.py)."""
         now = utcnow()
         values = {"site_name": site_name, "status": status, "updated_at": now}
         dialect_insert = pg_insert if is_postgresql(self.engine) else sqlite_insert
@@ -131,12 +131,12 @@ class PrimarySite:
             before = connection.execute(select(GeoNodeStatus.status, GeoNodeStatus.updated_at)
                                         .where(GeoNodeStatus.site_name == site_name)).first()
             if before is not None:
-                theirs = (before.status or {}).get("instance_id")
-                ours = status.get("instance_id")
+                reported = before.status or {}
                 ago = (now - before.updated_at).total_seconds()
-                if theirs and ours and theirs != ours and ago < OUTDATED_AFTER:
+                if _another_live_instance(reported, status, ago):
                     raise SiteNameTaken(name_taken_message(
-                        site_name, (before.status or {}).get("instance_host"), ago))
+                        site_name, reported.get("instance_host"), ago,
+                        _free_after(reported) - ago))
             connection.execute(statement)
 
     def secondary_statuses(self) -> list[dict]:
@@ -235,6 +235,25 @@ class PrimarySite:
             self.server.stop()
             self.server = None
         self.engine.dispose()
+
+
+def _free_after(reported: dict) -> float:
+    """Seconds after its last report a silent secondary's name is free: two
+    of its reports missed, and a little more."""
+    interval = reported.get("status_interval")
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
+        interval = 60.0
+    return min(2 * interval + 5, OUTDATED_AFTER)
+
+
+def _another_live_instance(reported: dict, status: dict, ago: float) -> bool:
+    """Whether `status` comes from another secondary than the one that made
+    the stored report, while that one still reports (it has not said it
+    stopped, and has missed fewer than two reports)."""
+    theirs, ours = reported.get("instance_id"), status.get("instance_id")
+    if not theirs or not ours or theirs == ours:
+        return False
+    return reported.get("engine_state") != "stopped" and ago < _free_after(reported)
 
 
 def reported_status(stored: dict, now) -> dict:

@@ -46,7 +46,7 @@ class SecondarySite:
         self.engine.snapshots.report = self.status_document
         self._primary_client: GeoClient | None = None  # made on the first list of sites
         self._primary_client_lock = threading.Lock()
-        self.instance_id = instance_id(config.storage_path, config.tracking_database_url)
+        self.instance_id = instance_id(config.listen)
 
     @classmethod
     def from_config(cls, config: Config, **options) -> "SecondarySite":
@@ -85,17 +85,26 @@ class SecondarySite:
         secondary of this name refuses, and this one stops with its reason.
         A primary that cannot be reached changes nothing (the engine keeps
         reporting, and says so)."""
-        client = GeoClient(self.config.primary_url, self.config.access_key, self.config.secret,
-                           max_connections=1,
-                           timeout=urllib3.Timeout(connect=NAME_CHECK_TIMEOUT,
-                                                   read=NAME_CHECK_TIMEOUT))
         try:
-            client.post_status(self.status_document(self.engine.status()))
+            self._report_once(engine_state="starting")
         except GeoApiError as exc:
             if exc.geo_code == "SITE_NAME_TAKEN":
                 raise SiteNameTaken(f"secondary {self.name!r} cannot start: {exc}") from None
         except PrimaryUnreachable:
             pass
+
+    def _report_once(self, engine_state: str | None = None) -> None:
+        """Post this site's status now (its engine's state said as
+        `engine_state` when given), waiting NAME_CHECK_TIMEOUT at most."""
+        client = GeoClient(self.config.primary_url, self.config.access_key, self.config.secret,
+                           max_connections=1,
+                           timeout=urllib3.Timeout(connect=NAME_CHECK_TIMEOUT,
+                                                   read=NAME_CHECK_TIMEOUT))
+        document = self.status_document(self.engine.status())
+        if engine_state is not None:
+            document["engine_state"] = engine_state
+        try:
+            client.post_status(document)
         finally:
             client.close()
 
@@ -103,7 +112,14 @@ class SecondarySite:
         if self.server:
             self.server.stop()
             self.server = None
+        was_running = self.engine.running
         self.engine.stop()
+        if was_running:
+            # Tell the primary this one stopped: its name is free at once.
+            try:
+                self._report_once()
+            except (GeoApiError, PrimaryUnreachable) as exc:
+                log.info("could not tell the primary that %s stopped: %s", self.name, exc)
         if self._primary_client is not None:
             self._primary_client.close()
 
@@ -180,6 +196,7 @@ class SecondarySite:
             "running" if engine.running else "stopped")
         fields["sync_settings"] = "Selective" if self.config.selective_sync_type else "Full"
         fields["instance_id"], fields["instance_host"] = self.instance_id, host_name()
+        fields["status_interval"] = self.config.status_interval
         return fields
 
     def all_rest_statuses(self) -> list[dict]:
