@@ -89,19 +89,19 @@ def migrate(checkout: pathlib.Path, tracking_url: str) -> None:
 
 
 def run_checkout(checkout: pathlib.Path, workdir: pathlib.Path, primary_port: int,
-                 kind: str, count: int) -> float:
+                 kind: str, count: int, name: str = "bench") -> float:
     with tracking_database(kind, workdir) as tracking_url:
-        return time_checkout(checkout, workdir, primary_port, tracking_url, count)
+        return time_checkout(checkout, workdir, primary_port, tracking_url, count, name)
 
 
 def time_checkout(checkout: pathlib.Path, workdir: pathlib.Path, primary_port: int,
-                  tracking_url: str, count: int) -> float:
+                  tracking_url: str, count: int, name: str = "bench") -> float:
     """`checkout`'s engine from its launch until every blob is synced and
     verified. Its stderr goes to a file: a pipe nobody reads during the run
     would stall an engine that logs more than the pipe holds."""
     run = uuid.uuid4().hex[:6]
     storage = workdir / f"secondary-{run}"
-    config = write_config(workdir, primary_port, tracking_url, storage)
+    config = write_config(workdir, primary_port, tracking_url, storage, name)
     migrate(checkout, tracking_url)
     engine = create_db_engine(tracking_url)
     log = workdir / f"engine-{run}.log"
@@ -195,11 +195,15 @@ def main() -> None:
         try:
             wait_for_checksums(workdir, count)
             print(f"primary ready in {time.perf_counter() - started:.1f} s", flush=True)
+            runs = 0
             for round_number in range(1, args.rounds + 1):
                 for kind in kinds:
                     line = []
                     for label, checkout in order(round_number, old, new):
-                        seconds = run_checkout(checkout, workdir, port, kind, count)
+                        # Each run is a secondary of its own to the primary.
+                        runs += 1
+                        seconds = run_checkout(checkout, workdir, port, kind, count,
+                                               f"bench-{runs}")
                         times[kind][label].append(seconds)
                         line.append(f"{label} {seconds:6.2f} s")
                     ratio = times[kind]["new"][-1] / times[kind]["old"][-1]

@@ -85,23 +85,34 @@ def discard(copies: pathlib.Path) -> None:
 
 # --- the primary -------------------------------------------------------------------
 
+# Secondaries the primary knows: a name for each run of bench/paired_engines.py
+# (engines one after another under one name would be one secondary replaced
+# by another while it still reports, which a primary refuses).
+SECONDARY_NAMES = ("bench", *(f"bench-{n}" for n in range(1, 65)))
+
+
+def access_key_of(name: str) -> str:
+    return ACCESS_KEY if name == SECONDARY_NAMES[0] else f"{ACCESS_KEY}-{name}"
+
+
 def write_config(workdir: pathlib.Path, primary_port: int, tracking_url: str,
-                 secondary_storage: pathlib.Path) -> pathlib.Path:
+                 secondary_storage: pathlib.Path, name: str = SECONDARY_NAMES[0]) -> pathlib.Path:
     path = workdir / "geo.toml"
+    peers = "\n".join(f"""[[primary.secondaries]]
+name = "{peer}"
+access_key = "{access_key_of(peer)}"
+secret = "{SECRET}"
+""" for peer in SECONDARY_NAMES)
     path.write_text(f"""[primary]
 database_url = "sqlite:///{workdir / 'primary.db'}"
 storage_path = "{workdir / 'primary'}"
 listen = "127.0.0.1:{primary_port}"
 
-[[primary.secondaries]]
-name = "bench"
-access_key = "{ACCESS_KEY}"
-secret = "{SECRET}"
-
+{peers}
 [secondary]
-name = "bench"
+name = "{name}"
 primary_url = "http://127.0.0.1:{primary_port}"
-access_key = "{ACCESS_KEY}"
+access_key = "{access_key_of(name)}"
 secret = "{SECRET}"
 tracking_database_url = "{tracking_url}"
 storage_path = "{secondary_storage}"

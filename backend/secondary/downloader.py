@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 
 from backend.framework.checksum import file_checksum, size_checksum
-from backend.framework.durable import make_folders, replace_durably, sync_descriptor
+from backend.framework.durable import HAVE_SYNCFS, make_folders, sync_descriptor
 from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
@@ -49,6 +49,9 @@ class DownloadResult:
     # The file's own checksum, hashed from disk before the rename (success
     # with a local blob whose primary gave a checksum).
     local_checksum: str | None = None
+    # Where the replica was renamed: made durable before its registry says
+    # synced (the outcome recorder, once per group).
+    folder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,11 +199,11 @@ class _Spill:
 
     def finish(self, headers: DownloadHeaders) -> DownloadResult:
         """Hash the file as written, check the primary's checksum and rename
-        into place, durably: the data is fsynced before the rename and the
-        folder after it, so a replica that is recorded as synced is on disk
-        (framework/durable.py). Not on the event loop: a large file takes a
-        while."""
-        sync_descriptor(self.descriptor)
+        into place; the outcome recorder makes it durable before its
+        registry says synced (framework/durable.py). Not on the event loop:
+        a large file takes a while."""
+        if not HAVE_SYNCFS:  # else the recorder's syncfs covers the data too
+            sync_descriptor(self.descriptor)
         os.close(self.descriptor)
         self.descriptor = None
         local = None
@@ -210,14 +213,15 @@ class _Spill:
             if local != headers.checksum:
                 return DownloadResult(False, "Downloaded file checksum mismatch")
         try:
-            replace_durably(self.temporary, self.destination)
+            os.replace(self.temporary, self.destination)
         except IsADirectoryError:
             return DownloadResult(False, f"Destination {self.destination} is a directory")
         self.renamed = True
         return DownloadResult(
             True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
             bytes=self.size, primary_checksum=headers.checksum, file_store=headers.file_store,
-            local_checksum=local if headers.file_store != FileStore.REMOTE else None)
+            local_checksum=local if headers.file_store != FileStore.REMOTE else None,
+            folder=os.path.dirname(self.destination))
 
     def discard(self) -> None:
         """Close and remove the temporary file unless it was renamed."""

@@ -8,6 +8,10 @@ over arrays, `db/row_updates.py`). Writes are guarded by the claim's start
 time, so writing one twice (after a connection broke at commit) changes
 nothing.
 
+Before a group is written, the replicas it records as synced are made
+durable, once for the whole group (framework/durable.py): a registry says
+synced only of a replica whose data and name are on disk.
+
 Once a group has committed the recorder calls `on_written(wake)`, `wake`
 true when an outcome of the group left a row for the verification
 scheduler (`Outcome.wakes_verification`).
@@ -20,6 +24,7 @@ logged and skipped without holding back the others.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from typing import Callable
@@ -27,6 +32,7 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 
 from backend.db.engine import is_unreachable, writing
+from backend.framework.durable import sync_filesystems
 from backend.secondary.registry_outcomes import Outcome, apply
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,19 @@ log = logging.getLogger(__name__)
 GROUP_LIMIT = 500     # outcomes per transaction
 GATHER = 0.05         # seconds a group may wait for more outcomes after its first
 BACKLOG_LIMIT = 5000  # workers wait when this many outcomes are unwritten
+
+
+def make_durable(folders: set[str]) -> None:
+    """Put the replicas renamed into these folders on disk before their
+    registries say synced (framework/durable.py: one syncfs a group)."""
+    present = {folder for folder in folders if os.path.isdir(folder)}  # not since removed
+    if not present:
+        return
+    try:
+        sync_filesystems(present)
+    except OSError as exc:
+        log.warning("could not make replicas durable in %s: %s", sorted(present)[0],
+                    exc.strerror or exc)
 
 
 class OutcomeRecorder:
@@ -99,6 +118,7 @@ class OutcomeRecorder:
         return group
 
     def _write(self, group: list[Outcome]) -> None:
+        make_durable({outcome.folder for outcome in group if outcome.folder})
         while True:
             try:
                 with writing(self.engine) as connection:

@@ -39,6 +39,9 @@ class Outcome:
 
     statements: tuple
     wakes_verification: bool = False
+    # A folder a replica was renamed into: the recorder makes it durable
+    # (once for the whole group) before the group is written.
+    folder: str | None = None
 
 
 def apply(connection: Connection, outcomes: Iterable[Outcome]) -> None:

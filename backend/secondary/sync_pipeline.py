@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
+from dataclasses import replace
 from typing import Callable
 
 from backend.framework.clock import utcnow
@@ -149,13 +150,14 @@ class SyncPipeline:
         elif (result.primary_verified and result.local_checksum
                 and result.local_checksum == result.primary_checksum
                 and not self.control.paused):
-            self.recorder.submit(outcomes.synced_and_verified(claim, result.local_checksum,
-                                                              utcnow()))
+            self.recorder.submit(replace(outcomes.synced_and_verified(
+                claim, result.local_checksum, utcnow()), folder=result.folder))
             self.counters.verified_on_write(registry.name)
         else:
             # Verification pending (paused) or disabled (the primary has not
             # verified the blob): only the first leaves a row for the
             # verification scheduler to claim.
-            self.recorder.submit(outcomes.synced(claim, result.primary_verified))
+            self.recorder.submit(replace(outcomes.synced(claim, result.primary_verified),
+                                         folder=result.folder))
         self.counters.sync_finished(registry.name, result.success,
                                     time.monotonic() - started, result.bytes)
