@@ -1,14 +1,12 @@
 """Export from the console: the registries of the current type and filter to
 CSV or JSON through backend.reports (on a worker, with progress and
-cancel), and the PDF status report (app.pdf_report), for the console's
-menu and for `report --format pdf` on the command line.
+cancel). The PDF status report is app/pdf_report.py.
 """
 from __future__ import annotations
 
 import threading
 
 from backend import reports
-from app.pdf_report import gather_status_report, write_pdf, write_pdf_report  # noqa: F401
 
 
 class ExportJob:

@@ -25,10 +25,11 @@ from app import theme
 from app.connection import CONNECTED, CONNECTING, NO_ANSWER, SiteConnection, clock_time
 from app.connection_banner import ConnectionBanner
 from app.details_page import DetailsPage
-from app.export import ExportJob, gather_status_report, write_pdf
+from app.export import ExportJob
 from app.failure_notifier import FailureNotifier
 from app.failures_page import FailuresPage
 from app.overview_page import OverviewPage
+from app.pdf_report import gather_status_report, write_pdf
 from app.settings import LIVE, NO_CHANGE, RECONNECT, change_between, load_settings
 from app.settings_dialog import SettingsDialog
 from app.sites_page import SitesPage

@@ -53,8 +53,6 @@ def list_range(engine: Engine, replicator, scope: SyncScope, after_id: int,
     """
     batch_size = max(1, min(int(batch_size), MAX_BATCH))
     model = replicator.model_table()
-    state = replicator.verification.table
-    key = state.c[replicator.verification.key]
     window = (select(model.c.id).where(model.c.id > after_id)
               .order_by(model.c.id).limit(batch_size).subquery())
     with engine.connect() as connection:
