@@ -41,6 +41,20 @@ def drop_registry_table(op, replicable_name: str) -> None:
         op.execute(f"DROP FUNCTION IF EXISTS {details}_for_new_registries()")
 
 
+def existing_registry_types(op) -> list[str]:
+    """The types whose registries the database holds, found by name
+    (`<name>_registry` with a `<name>_id` column): a migration that brings
+    every registry along needs no list of types."""
+    from sqlalchemy import inspect
+    inspector = inspect(op.get_bind())
+    names = []
+    for table in inspector.get_table_names():
+        name = table.removesuffix("_registry")
+        if name != table and f"{name}_id" in {c["name"] for c in inspector.get_columns(table)}:
+            names.append(name)
+    return sorted(names)
+
+
 def add_registry_details(op, replicable_name: str) -> None:
     """Bring a registry made before 0007 to the template of 0007: its details
     table (with a row for every registry it has) and the indexes its views

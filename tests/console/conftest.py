@@ -165,3 +165,13 @@ def db_states(site) -> dict[int, tuple[int, int]]:
     with site.tracking_engine.connect() as connection:
         return {row.id: (row.state, row.verification_state)
                 for row in connection.execute(select(table))}
+
+
+def open_window(qtbot, settings, **options):
+    """A started main window that opens its own source (`opener`, …)."""
+    from app.main_window import MainWindow
+    window = MainWindow(settings=settings, **options)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    return window

@@ -17,12 +17,12 @@ import pytest
 
 from app.connection import CONNECTED, NO_ANSWER, UNREACHABLE, clock_time
 from app.main import open_source, target_of
-from app.main_window import MainWindow
 from app.overview_page import event_lag
 from app.settings import save_settings
 from app.settings_dialog import SettingsDialog
 from app.site_client import SiteClient
 from app.sources import RemoteSource
+from tests.console.conftest import open_window
 from tests.support.delay_proxy import DelayProxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,14 +91,6 @@ def remote(tmp_path):
     site = RemoteSecondary(tmp_path, free_port())
     yield site
     site.stop()
-
-
-def open_window(qtbot, settings, **options) -> MainWindow:
-    window = MainWindow(settings=settings, **options)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    return window
 
 
 def test_an_unreachable_site_opens_the_console_with_the_reason_retry_and_settings(

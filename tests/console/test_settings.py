@@ -10,11 +10,11 @@ import threading
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from app.main_window import MainWindow
 from app.settings import LIVE, NO_CHANGE, RECONNECT, change_between, load_settings, \
     save_settings
 from app.settings_dialog import SettingsDialog
 from app.sources import LocalSource
+from tests.console.conftest import open_window
 
 # The connection logic does not depend on the tracking database.
 sqlite_only = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
@@ -157,14 +157,6 @@ def test_what_a_save_takes():
     assert change_between(local, {"mode": "demo"}) == RECONNECT
     assert change_between({"mode": "remote", "remote": {"url": "http://a"}},
                           {"mode": "remote", "remote": {"url": "http://b"}}) == RECONNECT
-
-
-def open_window(qtbot, settings, **options) -> MainWindow:
-    window = MainWindow(settings=settings, **options)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    return window
 
 
 @sqlite_only

@@ -11,10 +11,9 @@ later type's migration already has all of this and is skipped.
 Revision ID: 0007
 Revises: 0006
 """
-import sqlalchemy as sa
 from alembic import op
 
-from backend.framework.type_migrations import add_registry_details
+from backend.framework.type_migrations import add_registry_details, existing_registry_types
 
 revision = "0007"
 down_revision = "0006"
@@ -22,24 +21,14 @@ branch_labels = None
 depends_on = None
 
 
-def _registry_types() -> list[str]:
-    inspector = sa.inspect(op.get_bind())
-    names = []
-    for table in inspector.get_table_names():
-        name = table.removesuffix("_registry")
-        if name != table and f"{name}_id" in {c["name"] for c in inspector.get_columns(table)}:
-            names.append(name)
-    return sorted(names)
-
-
 def upgrade() -> None:
-    for name in _registry_types():
+    for name in existing_registry_types(op):
         add_registry_details(op, name)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    for name in _registry_types():
+    for name in existing_registry_types(op):
         op.drop_table(f"{name}_registry_details")
         if bind.dialect.name == "postgresql":
             op.execute(f"DROP FUNCTION IF EXISTS {name}_registry_details_for_new_registries()")

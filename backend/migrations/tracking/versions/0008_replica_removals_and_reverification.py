@@ -21,22 +21,12 @@ from alembic import op
 
 from backend.db.base import BigId
 from backend.db.types import UTCDateTime
-from backend.framework.type_migrations import add_reverification_index
+from backend.framework.type_migrations import add_reverification_index, existing_registry_types
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
-
-
-def _registry_types() -> list[str]:
-    inspector = sa.inspect(op.get_bind())
-    names = []
-    for table in inspector.get_table_names():
-        name = table.removesuffix("_registry")
-        if name != table and f"{name}_id" in {c["name"] for c in inspector.get_columns(table)}:
-            names.append(name)
-    return sorted(names)
 
 
 def upgrade() -> None:
@@ -54,11 +44,11 @@ def upgrade() -> None:
     op.create_index("index_replica_removals_on_replicable_name_and_model_id",
                     "replica_removals", ["replicable_name", "model_id"], unique=True)
     op.create_index("index_replica_removals_on_retry_at", "replica_removals", ["retry_at"])
-    for name in _registry_types():
+    for name in existing_registry_types(op):
         add_reverification_index(op, name)
 
 
 def downgrade() -> None:
-    for name in _registry_types():
+    for name in existing_registry_types(op):
         op.drop_index(f"{name}_registry_succeeded_verification", f"{name}_registry")
     op.drop_table("replica_removals")
