@@ -180,7 +180,7 @@ class OverviewPage(QWidget):
         state = status.get("engine_state", "unknown")
         self.engine_label.setText({
             "running": "Running",
-            "paused": "<span style='color:#c98a12'>⏸</span> <b>Paused</b>: no new syncs or "
+            "paused": "<span style='color:#c98a12'>●</span> <b>Paused</b>: no new syncs or "
                       "verifications until resumed",
             "stopped": "Stopped"}.get(state, "Unknown"))
         self.pause_button.setText("Resume engine" if state == "paused" else "Pause engine")
