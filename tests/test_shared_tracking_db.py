@@ -35,24 +35,44 @@ status_interval = 2
 
 def test_two_engine_processes_never_download_a_blob_twice(
         db_kind, primary_url, tracking_url, tmp_path, credentials, retrieve_log):
-    # One logical secondary run as two processes; each signs with its own
-    # key so the primary's access log tells them apart.
-    primary = start_primary(primary_url, tmp_path / "primary", credentials,
-                            secondaries=("engine-a", "engine-b"))
     # 400 blobs take one engine about 4 s: the other, whatever its start-up
     # time and idle poll, joins in (checked at the end).
-    retrieve_log.delay = 0.01
+    run_two_engines(primary_url, tracking_url, tmp_path, credentials, retrieve_log,
+                    blobs=400, delay=0.01, skews=(0, 0))
+
+
+def test_engines_whose_clocks_disagree_never_take_each_others_live_claims(
+        db_kind, primary_url, tracking_url, tmp_path, credentials, retrieve_log):
+    """Two machines, one ten minutes slow, one ten minutes fast. Judged by
+    their own clocks, each would see the other's heartbeat as ten minutes
+    old or twenty ahead, its claims as a dead engine's, its lease as
+    expired. Both follow the tracking database's clock instead."""
+    run_two_engines(primary_url, tracking_url, tmp_path, credentials, retrieve_log,
+                    blobs=240, delay=0.12, skews=(-600, 600))
+
+
+def run_two_engines(primary_url, tracking_url, tmp_path, credentials, retrieve_log, *,
+                    blobs, delay, skews):
+    """One logical secondary run as two processes; each signs with its own
+    key so the primary's access log tells them apart. Every blob must be
+    downloaded exactly once, and both must have downloaded."""
+    primary = start_primary(primary_url, tmp_path / "primary", credentials,
+                            secondaries=("engine-a", "engine-b"))
+    retrieve_log.delay = delay
     processes = []
     try:
         catalog = primary.catalog()
-        ids = [catalog.add_bytes(os.urandom(2048 + i), "w") for i in range(400)]
+        ids = [catalog.add_bytes(os.urandom(2048 + i), "w") for i in range(blobs)]
         wait_for_checksums(primary)
-        for index in range(2):
+        for index, skew in enumerate(skews):
             config = tmp_path / f"engine{index}.toml"
             write_config(config, primary.url, tracking_url, tmp_path / "shared", credentials,
                          "secondary-1", credentials["access_key"] + ("" if index == 0 else "1"))
+            command = ["main.py", "secondary", "run", "--config", str(config)]
+            if skew:
+                command = ["-m", "tests.support.skewed_clock", str(skew), *command]
             processes.append(subprocess.Popen(
-                [sys.executable, "main.py", "secondary", "run", "--config", str(config)],
+                [sys.executable, *command],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
         tracking = create_db_engine(tracking_url)

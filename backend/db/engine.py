@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import pathlib
 import threading
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
@@ -72,6 +73,14 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def database_time(connection: Connection) -> dt.datetime:
+    """The database server's clock now (UTC; SQLite's is this machine's)."""
+    if connection.dialect.name == "postgresql":
+        return connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+    value = connection.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)
 
 
 # How long an SQLite write waits for another writer before it gives up with
