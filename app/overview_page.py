@@ -5,6 +5,7 @@ chosen range (app.history_charts)."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QGroupBox, QHBoxLayout,
@@ -178,11 +179,19 @@ class OverviewPage(QWidget):
         self.health_label.setText(f"<span style='color:{colour}'>●</span> "
                                   f"{status.get('health') or 'Unknown'}")
         state = status.get("engine_state", "unknown")
-        self.engine_label.setText({
-            "running": "Running",
-            "paused": "<span style='color:#c98a12'>●</span> <b>Paused</b>: no new syncs or "
-                      "verifications until resumed",
-            "stopped": "Stopped"}.get(state, "Unknown"))
+        holds = status.get("sync_holds") or {}
+        if state == "running" and holds:
+            # Not a pause an administrator made: it ends by itself.
+            self.engine_label.setText(
+                "<span style='color:#c98a12'>●</span> <b>Syncs paused</b>: " + "; ".join(
+                    html.escape(hold["reason"]) for hold in holds.values())
+                + "; they resume by themselves when that ends (verifications go on)")
+        else:
+            self.engine_label.setText({
+                "running": "Running",
+                "paused": "<span style='color:#c98a12'>●</span> <b>Paused</b>: no new syncs "
+                          "or verifications until resumed",
+                "stopped": "Stopped"}.get(state, "Unknown"))
         self.pause_button.setText("Resume engine" if state == "paused" else "Pause engine")
         self.pause_button.setEnabled(self.source.can_pause and state in ("running", "paused"))
         self.lag_label.setText(event_lag(status))

@@ -27,6 +27,10 @@ SITE_GAUGES = {
                             "seeing them, still looked for"),
 }
 
+# Causes of a secondary's syncs waiting (status field `sync_holds`), as the
+# `reason` label of geo_sync_paused.
+SYNC_HOLD_CAUSES = ("primary_unreachable", "low_disk")
+
 
 def metric_name(plural_name: str, field: str) -> str:
     """geo_ + field minus one trailing _count or _total (GitLab's rule)."""
@@ -56,6 +60,16 @@ class StatusGauges:
                 if isinstance(value, int) and not isinstance(value, bool):
                     family.add_metric([site, site], value)
             yield family
+        paused = GaugeMetricFamily(
+            "geo_sync_paused", "1 while the secondary starts no sync, by reason: the primary "
+            "cannot be reached, or free disk space is below the reserve",
+            labels=["name", "url", "reason"])
+        for site, status in statuses:
+            holds = status.get("sync_holds")
+            if isinstance(holds, dict):
+                for cause in SYNC_HOLD_CAUSES:
+                    paused.add_metric([site, site, cause], 1 if cause in holds else 0)
+        yield paused
         for replicator in self.replicators:
             for field, help_text in GAUGES.items():
                 family = GaugeMetricFamily(

@@ -22,12 +22,13 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from backend.framework.geo_auth import authorization_header, retrieve_data
+from backend.framework.geo_auth import authorization_header, request_data, retrieve_data
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable, api_error
 
 READ_SIZE = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_ERROR_BODY = 64 * 1024
+PROBE_AFTER = 2**62  # an event id above every real one: the probe reads no event
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,25 @@ class BlobClient:
             async with self._session.get(location, allow_redirects=False) as redirected:
                 await _stream(redirected, consume)
             return headers
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise PrimaryUnreachable(reason(exc)) from exc
+
+    async def probe(self) -> None:
+        """One small authenticated request (the newest event, none read):
+        returns if the primary answers 2xx, raises GeoApiError or
+        PrimaryUnreachable otherwise. For the circuit breaker."""
+        path = "/api/v4/geo/events"
+        query = {"after": str(PROBE_AFTER), "limit": "1"}
+        header = authorization_header(self.access_key, self._secret,
+                                      request_data("GET", path, query, b""))
+        try:
+            async with self._session.get(
+                    self.base + path.lstrip("/"), params=query, allow_redirects=False,
+                    headers={"Authorization": header},
+                    timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+                if not 200 <= response.status < 300:
+                    raise api_error(response.status, await _error_body(response))
+                await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise PrimaryUnreachable(reason(exc)) from exc
 

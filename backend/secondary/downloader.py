@@ -52,6 +52,9 @@ class DownloadResult:
     # Where the replica was renamed: made durable before its registry says
     # synced (the outcome recorder, once per group).
     folder: str | None = None
+    # Failed as an outage of the primary would (no answer, an HTTP 5xx):
+    # the circuit breaker decides whether it counts.
+    outage: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,10 @@ class BlobDownloader:
         except GeoApiError as exc:
             if exc.status == 404 and exc.geo_code == FILE_NOT_FOUND:
                 return DownloadResult(False, MISSING_ON_PRIMARY, missing_on_primary=True)
-            return DownloadResult(False, f"Non-success HTTP response status code {exc.status}")
+            return DownloadResult(False, f"Non-success HTTP response status code {exc.status}",
+                                  outage=exc.status >= 500)
         except PrimaryUnreachable as exc:
-            return DownloadResult(False, f"Error downloading file: {exc}")
+            return DownloadResult(False, f"Error downloading file: {exc}", outage=True)
         except (_CannotCreate, OSError) as exc:
             return _file_failed(exc)
         finally:

@@ -163,6 +163,11 @@ class SecondaryEngine:
         return self.control.last_error
 
     @property
+    def sync_holds(self) -> dict[str, dict]:
+        """Why syncs wait, by cause (the primary down, low disk space)."""
+        return self.control.sync_holds.reasons()
+
+    @property
     def latest_status(self) -> dict | None:
         return self.snapshots.latest
 

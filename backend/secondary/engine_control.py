@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,6 +43,38 @@ class TypeRegistry:
         return self.replicator.replicable_name
 
 
+class SyncHolds:
+    """Why syncs wait, by cause (`primary_unreachable`, `low_disk`): while
+    any is held the sync scheduler claims nothing. Unlike a pause, a hold
+    ends by itself when its cause does. Set and read from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[str, float]] = {}  # cause -> (reason, time.time())
+
+    def hold(self, cause: str, reason: str) -> None:
+        with self._lock:
+            since = self._held.get(cause, (None, time.time()))[1]
+            self._held[cause] = (reason, since)
+
+    def release(self, cause: str) -> bool:
+        """True if it was held."""
+        with self._lock:
+            return self._held.pop(cause, None) is not None
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def __contains__(self, cause: str) -> bool:
+        return cause in self._held
+
+    def reasons(self) -> dict[str, dict]:
+        """cause -> {"reason", "since" (unix time)}, for the status."""
+        with self._lock:
+            return {cause: {"reason": reason, "since": since}
+                    for cause, (reason, since) in self._held.items()}
+
+
 class EngineControl:
     def __init__(self, poll_interval: float,
                  on_error: Callable[[str], None] | None = None) -> None:
@@ -51,6 +84,7 @@ class EngineControl:
         self.resumed = threading.Event()
         self.resumed.set()
         self.last_error: str | None = None
+        self.sync_holds = SyncHolds()
 
     @property
     def paused(self) -> bool:
@@ -95,7 +129,8 @@ class EngineControl:
             raise
 
     def claim_loop(self, what: str, work: ClaimedWork, claim,
-                   gather_behind: ClaimedWork | None = None) -> None:
+                   gather_behind: ClaimedWork | None = None,
+                   held: Callable[[], bool] = lambda: False) -> None:
         """Claim rows for the workers whenever half the capacity is free;
         `claim(room)` returns (items, units).
 
@@ -105,6 +140,9 @@ class EngineControl:
         are claimed many at a time rather than in a claim each; but only
         while that work is in flight: once the last sync has finished, its
         verification need not wait.
+
+        While `held()` is true nothing is claimed; it is asked again every
+        poll interval, or at once when the work is signalled.
         """
         while not self.stop.is_set():
             self.resumed.wait()
@@ -112,6 +150,9 @@ class EngineControl:
             if self.stop.is_set():
                 break
             if self.paused:
+                continue
+            if held():
+                work.wait_for_signal(self.poll_interval)
                 continue
             try:
                 items, units = claim(room)

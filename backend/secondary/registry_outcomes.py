@@ -104,6 +104,24 @@ class RegistryOutcomes:
             "b_retry_count": values["retry_count"], "b_retry_at": values["retry_at"],
             "b_last_sync_failure": values["last_sync_failure"]}),))
 
+    def sync_interrupted(self, claim: SyncClaim) -> Outcome:
+        """The primary could not be reached (`primary_breaker.py`): the
+        attempt does not count. The row goes back to what the claim found, a
+        pending sync, or a failed one due at once with its retry count and
+        its own last failure kept."""
+        failed = claim.retry_count > 0
+        return Outcome(((self._sync_interrupted(), {
+            "b_id": claim.registry_id, "b_claimed_at": claim.claimed_at,
+            "b_state": SyncState.FAILED if failed else SyncState.PENDING,
+            "b_retry_at": utcnow() if failed else None}),))
+
+    def _sync_interrupted(self):
+        def build(value):
+            t = self.table
+            return update(t).where(*_sync_guard(t, value)).values(
+                **_per_row(t, value, "state", "retry_at"))
+        return self._prepared(("sync_interrupted",), build)
+
     def _synced(self, after: str):
         def build(value):
             t = self.table

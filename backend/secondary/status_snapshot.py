@@ -49,6 +49,7 @@ class StatusSnapshots:
             "event_log_oldest_gap_id": oldest_gap,
             "engine": "paused" if self.control.paused else "running",
             "last_error": self.control.last_error,
+            "sync_holds": self.control.sync_holds.reasons(),
         })
         return status
 

@@ -13,6 +13,10 @@ Every download is hashed once, from disk, before its rename: that hash
 checks it against the primary's checksum and, when the primary has
 verified the blob, is its verification, recorded with the sync in one
 UPDATE. A claim counts until its blob is written.
+
+A download that fails as an outage of the primary would goes to the
+circuit breaker (`primary_breaker.py`): while the primary is down, syncs
+wait for it instead of failing one by one.
 """
 from __future__ import annotations
 
@@ -28,11 +32,13 @@ from backend.secondary.downloader import BlobDownloader, BufferedBlob
 from backend.secondary.engine_control import EngineControl, TypeRegistry
 from backend.secondary.engine_counters import EngineCounters
 from backend.secondary.outcome_recorder import OutcomeRecorder
+from backend.secondary.primary_breaker import PrimaryBreaker
 from backend.secondary.sync_workers import SyncWorkers
 
 log = logging.getLogger(__name__)
 
 SYNC_CLAIM_AHEAD = 8  # sync rows claimed per sync worker, at most
+PRIMARY_UNREACHABLE = "primary_unreachable"  # the sync hold of an open breaker
 
 
 class SyncPipeline:
@@ -49,10 +55,16 @@ class SyncPipeline:
         # the next one claimed, and a claim (a write transaction) takes many
         # rows. A claim also counts until its blob is written.
         self.work = ClaimedWork(SYNC_CLAIM_AHEAD * capacity)
+        self.breaker = PrimaryBreaker(downloader.client.probe, on_open=self._primary_down,
+                                      on_close=self._primary_back)
+
+        async def close():
+            self.breaker.close()
+            await close_resources()
+
         self.workers = SyncWorkers(self.work, capacity, self._sync,
                                    on_error=lambda exc: control.report("sync", exc),
-                                   open_resources=open_resources,
-                                   close_resources=close_resources)
+                                   open_resources=open_resources, close_resources=close)
         self.work.on_added = self.workers.claims_added
         self._to_write: queue.SimpleQueue = queue.SimpleQueue()  # for the file writer
 
@@ -64,7 +76,7 @@ class SyncPipeline:
         spawn("geo-file-writer", self._file_writer_loop)
         self.workers.start()
         spawn("geo-sync-scheduler", lambda: self.control.claim_loop(
-            "sync", self.work, self.claim))
+            "sync", self.work, self.claim, held=lambda: bool(self.control.sync_holds)))
 
     def stop(self, timeout: float) -> None:
         """Downloads in flight finish until the deadline, then are cancelled
@@ -105,11 +117,22 @@ class SyncPipeline:
     async def _sync(self, registry: TypeRegistry, claim) -> bool:
         """On the sync workers' event loop. Returns True when the blob went
         on to the file writer, which finishes the claim."""
+        if self.breaker.is_open and not await self.breaker.wait_until_closed(
+                lambda: self.control.stopping):
+            self.recorder.submit(registry.outcomes.sync_interrupted(claim))
+            return False
         started = time.monotonic()
         try:
             result = await self.downloader.download(registry.replicator, claim.model_id)
         except Exception as exc:
             self._crashed(registry, claim, exc, started)
+            return False
+        if (not isinstance(result, BufferedBlob) and result.outage
+                and await self.breaker.outage_confirmed(
+                    result.reason.removeprefix("Error downloading file: "))):
+            # The primary is down: the attempt does not count, and the claim
+            # goes back for the first sync after the primary answers.
+            self.recorder.submit(registry.outcomes.sync_interrupted(claim))
             return False
         if isinstance(result, BufferedBlob):
             self._to_write.put((registry, claim, result, started))
@@ -130,6 +153,14 @@ class SyncPipeline:
                 self._crashed(registry, claim, exc, started)
             finally:
                 self.work.done(1)
+
+    def _primary_down(self, reason: str) -> None:
+        self.control.sync_holds.hold(PRIMARY_UNREACHABLE,
+                                     f"the primary cannot be reached ({reason})")
+
+    def _primary_back(self, _seconds_down: float) -> None:
+        self.control.sync_holds.release(PRIMARY_UNREACHABLE)
+        self.work.signal()  # claim at once, not at the next poll
 
     def _crashed(self, registry: TypeRegistry, claim, exc: Exception, started: float) -> None:
         log.error("sync of %s %s crashed", registry.replicator.title, claim.model_id,

@@ -161,6 +161,8 @@ class SecondarySite:
             problems.append("The sync engine is not running")
         if engine.last_error:
             problems.append(engine.last_error)
+        for hold in engine.sync_holds.values():
+            problems.append(f"Syncs paused: {hold['reason']}")
         if engine.last_status_report and time.time() - engine.last_status_report > STALE_STATUS:
             problems.append("Status reports to the primary have failed for over 10 minutes")
         return problems
@@ -194,6 +196,7 @@ class SecondarySite:
                 fields[key] = status.get(key)
         fields["engine_state"] = "paused" if engine.paused else (
             "running" if engine.running else "stopped")
+        fields["sync_holds"] = status.get("sync_holds") or {}
         fields["sync_settings"] = "Selective" if self.config.selective_sync_type else "Full"
         fields["instance_id"], fields["instance_host"] = self.instance_id, host_name()
         fields["status_interval"] = self.config.status_interval

@@ -238,3 +238,24 @@ def test_a_paused_engine_shows_in_the_status_bar_the_overview_and_the_menu(
 ])
 def test_event_lag_is_unknown_rather_than_wrong(status, shown):
     assert event_lag(status) == shown
+
+
+def test_syncs_waiting_for_an_unreachable_primary_show_on_the_overview(
+        qtbot, source, local_site, settings, tmp_path):
+    """The fixture's primary never answers: the engine's first downloads
+    open its circuit breaker, and the overview says that syncs wait for the
+    primary and resume by themselves, apart from a pause the administrator
+    made; the health says it too."""
+    local_site.engine.start()
+    window = open_window(qtbot, settings, source=source)
+    qtbot.waitUntil(lambda: "Syncs paused" in window.overview.engine_label.text(),
+                    timeout=20000)
+    text = window.overview.engine_label.text()
+    assert "the primary cannot be reached (cannot connect: Connection refused)" in text, text
+    assert "resume by themselves" in text
+    qtbot.waitUntil(lambda: "Syncs paused: the primary cannot be reached"
+                    in window.connection_label.text(), timeout=20000)
+    assert window.pause_action.isEnabled()  # not the administrator's pause
+    window.overview.grab().save(str(tmp_path / "syncs-paused.png"))
+    window.close()
+    window.closing.join(10)

@@ -3,8 +3,9 @@
     python -m tests.support.fault_proxy --upstream http://127.0.0.1:PORT --seed N
 
 prints `listening PORT` once ready and then reads commands on stdin, one
-per line: `on` (break answers), `off` (pass everything through) and
-`stats` (print one JSON line of how many answers got each treatment).
+per line: `on` (break answers), `off` (pass everything through),
+`reset PATH` (always reset requests for PATH, on or off) and `stats` (print
+one JSON line of how many answers got each treatment).
 
 While on, each request gets one treatment, at random:
   pass      forwarded unchanged
@@ -43,8 +44,11 @@ class FaultProxy:
         self.stall = stall
         self.faulty = False
         self.counts: collections.Counter = collections.Counter()
+        self.always_reset: set[str] = set()
 
     def choose(self, path: str) -> str:
+        if path.partition("?")[0] in self.always_reset:
+            return "reset"
         if not self.faulty:
             return "pass"
         treatment = self.rng.choices(TREATMENTS, WEIGHTS)[0]
@@ -102,6 +106,8 @@ class FaultProxy:
             self.faulty = True
         elif line == "off":
             self.faulty = False
+        elif line.startswith("reset "):
+            self.always_reset.add(line.partition(" ")[2])
         elif line == "stats":
             print(json.dumps(dict(self.counts)), flush=True)
 
