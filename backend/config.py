@@ -8,7 +8,8 @@
                          files_max_capacity, verification_max_capacity,
                          minimum_reverification_interval, sync_object_storage,
                          selective_sync_type, selective_sync_namespace_ids,
-                         selective_sync_shards, status_interval, request_timeout
+                         selective_sync_shards, status_interval, request_timeout,
+                         min_free_space_mb, min_free_space_percent
     [feature_flags]      geo_<replicable>_replication (default true)
 
 Environment variables GEO_CONSOLE_<SECTION>_<KEY> override single values
@@ -71,6 +72,10 @@ class SecondaryConfig:
     selective_sync_shards: tuple[str, ...] = ()
     status_interval: float = 60.0
     request_timeout: float = 60.0
+    # Free space left alone on the replicas' file system: the larger of the
+    # two (Syncthing's minimum free space is 1 %).
+    min_free_space_mb: int = 0
+    min_free_space_percent: float = 1.0
 
     @property
     def scope(self) -> SyncScope:
@@ -294,6 +299,10 @@ def _validate(config, name: str, source: str, overrides=()) -> None:
             fail("status_interval", "must be between 0 and 86400 seconds")
         if not 0 < config.request_timeout <= 3600:
             fail("request_timeout", "must be between 0 and 3600 seconds")
+        if not 0 <= config.min_free_space_mb <= 1_000_000_000:
+            fail("min_free_space_mb", "must be between 0 and 1000000000 (MiB)")
+        if not 0 <= config.min_free_space_percent <= 50:
+            fail("min_free_space_percent", "must be between 0 and 50")
         for key in ("name", "access_key", "secret", "tracking_database_url", "storage_path"):
             if not getattr(config, key):
                 fail(key, "must not be empty")

@@ -77,9 +77,13 @@ class BlobClient:
         await self.close()
 
     async def download(self, replicable_name: str, model_id: int,
-                       consume: Callable[[bytes], Awaitable[None]]) -> DownloadHeaders:
+                       consume: Callable[[bytes], Awaitable[None]],
+                       on_length: Callable[[int | None], None] = lambda _: None,
+                       ) -> DownloadHeaders:
         """Stream one blob into `consume`; raises GeoApiError on a non-2xx
-        answer and PrimaryUnreachable when the exchange breaks."""
+        answer and PrimaryUnreachable when the exchange breaks. `on_length`
+        gets the body's announced size before the first byte is read (and
+        may raise to refuse it)."""
         url = f"{self.base}api/v4/geo/retrieve/{replicable_name}/{int(model_id)}"
         header = authorization_header(self.access_key, self._secret,
                                       retrieve_data(replicable_name, model_id))
@@ -88,14 +92,14 @@ class BlobClient:
                     "Authorization": header, "X-Sendfile-Type": "X-Sendfile"}) as response:
                 headers = _download_headers(response.headers)
                 if response.status not in REDIRECTS:
-                    await _stream(response, consume)
+                    await _stream(response, consume, on_length)
                     return headers
                 # Object storage: follow without the Geo credentials, URL as given.
                 location = urljoin(self.base, response.headers.get("Location", ""))
             if urlsplit(location).scheme not in ("http", "https"):
                 raise GeoApiError(response.status, "Redirect to an invalid location")
             async with self._session.get(location, allow_redirects=False) as redirected:
-                await _stream(redirected, consume)
+                await _stream(redirected, consume, on_length)
             return headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise PrimaryUnreachable(reason(exc)) from exc
@@ -120,11 +124,12 @@ class BlobClient:
             raise PrimaryUnreachable(reason(exc)) from exc
 
 
-async def _stream(response: aiohttp.ClientResponse, consume) -> None:
+async def _stream(response: aiohttp.ClientResponse, consume, on_length) -> None:
     if not 200 <= response.status < 300:
         data = await _error_body(response)
         raise api_error(response.status, data)
     expected = response.content_length
+    on_length(expected)
     received = 0
     parts: list[bytes] = []
     buffered = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import itertools
 import os
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
 from backend.secondary.blob_client import BlobClient, DownloadHeaders
+from backend.secondary.disk_reserve import DiskReserve
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
@@ -35,6 +37,7 @@ FILE_NOT_FOUND = "FILE_NOT_FOUND"
 _serial = itertools.count()  # unique temporary names within this process
 INLINE_PIECE = 256 * 1024  # larger pieces are written in a thread
 BUFFER_LIMIT = 256 * 1024  # blobs up to this size are written by the file writer
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class DownloadResult:
     # Failed as an outage of the primary would (no answer, an HTTP 5xx):
     # the circuit breaker decides whether it counts.
     outage: bool = False
+    # Failed for want of disk space (ENOSPC, or no room above the reserve):
+    # it does not count while the disk is low. `needs`: the blob's size.
+    no_space: bool = False
+    needs: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,12 +71,16 @@ class BufferedBlob:
     model_id: int
     pieces: list
     headers: DownloadHeaders
+    promised: int = 0  # disk space admitted for it, given back once written
+    disk: DiskReserve | None = None
 
 
 class BlobDownloader:
-    def __init__(self, client: BlobClient, storage: LocalStorage) -> None:
+    def __init__(self, client: BlobClient, storage: LocalStorage,
+                 disk: DiskReserve | None = None) -> None:
         self.client = client
         self.storage = storage
+        self.disk = disk
         self._pieces: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def download(self, replicator, model_id: int) -> DownloadResult | BufferedBlob:
@@ -82,6 +93,19 @@ class BlobDownloader:
         spill: _Spill | None = None
         # What a thread does with the file meanwhile: a large piece, the hash.
         in_thread: concurrent.futures.Future | None = None
+        promised = 0  # disk space admitted for the body
+
+        def admit(length: int | None) -> None:
+            """Before the first byte: refuse a blob the disk has no room for
+            above the reserve. Admitted bytes count as used until written,
+            so downloads at once never take more than there is together."""
+            nonlocal promised
+            if self.disk is None or length is None:
+                return
+            refused = self.disk.admit(length)
+            if refused:
+                raise _NoRoom(*refused)
+            promised = length
 
         async def consume(piece: bytes) -> None:
             nonlocal buffered, spill, in_thread
@@ -101,9 +125,12 @@ class BlobDownloader:
                 await asyncio.wrap_future(in_thread)
 
         try:
-            headers = await self.client.download(replicator.replicable_name, model_id, consume)
+            headers = await self.client.download(replicator.replicable_name, model_id, consume,
+                                                 admit)
             if spill is None:
-                return BufferedBlob(destination, model_id, pieces, headers)
+                blob = BufferedBlob(destination, model_id, pieces, headers, promised, self.disk)
+                promised = 0  # the file writer gives it back
+                return blob
             in_thread = self._piece_writer().submit(spill.finish, headers)
             return await asyncio.wrap_future(in_thread)
         except GeoApiError as exc:
@@ -113,9 +140,13 @@ class BlobDownloader:
                                   outage=exc.status >= 500)
         except PrimaryUnreachable as exc:
             return DownloadResult(False, f"Error downloading file: {exc}", outage=True)
+        except _NoRoom as exc:
+            return DownloadResult(False, str(exc), no_space=exc.disk_low)
         except (_CannotCreate, OSError) as exc:
-            return _file_failed(exc)
+            return _file_failed(exc, promised)
         finally:
+            if promised:
+                self.disk.written(promised)
             if spill is not None:
                 if in_thread is not None and not in_thread.done():
                     # Cancelled (a stop's deadline) while a thread works on the
@@ -152,22 +183,37 @@ class BlobDownloader:
                 spill.keep(piece)
             return spill.finish(blob.headers)
         except (_CannotCreate, OSError) as exc:
-            return _file_failed(exc)
+            return _file_failed(exc, blob.promised)
         finally:
             if spill is not None:
                 spill.discard()
+            if blob.promised:
+                blob.disk.written(blob.promised)
 
 
 class _CannotCreate(Exception):
     """The temporary file could not be made; the message is the outcome's."""
 
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
-def _file_failed(exc: Exception) -> DownloadResult:
-    """The outcome of a blob whose file could not be made or written, on
-    either path (streamed or buffered)."""
-    if isinstance(exc, _CannotCreate):
-        return DownloadResult(False, str(exc))
-    return DownloadResult(False, f"Error downloading file: {exc.strerror or exc}")
+
+class _NoRoom(Exception):
+    """Not started for want of disk space; the message is the outcome's."""
+
+    def __init__(self, message: str, disk_low: bool) -> None:
+        super().__init__(message)
+        self.disk_low = disk_low
+
+
+def _file_failed(exc: Exception, size: int) -> DownloadResult:
+    """The outcome of a blob of `size` bytes whose file could not be made or
+    written, on either path (streamed or buffered)."""
+    no_space = exc.errno in NO_SPACE
+    reason = str(exc) if isinstance(exc, _CannotCreate) else \
+        f"Error downloading file: {exc.strerror or exc}"
+    return DownloadResult(False, reason, no_space=no_space, needs=size)
 
 
 class _Spill:
@@ -187,13 +233,15 @@ class _Spill:
                 make_folders(folder)
             except OSError as exc:
                 raise _CannotCreate(
-                    f"Cannot create folder for the file: {exc.strerror}") from None
+                    f"Cannot create folder for the file: {exc.strerror}", exc.errno) from None
             try:
                 self.descriptor = _create(self.temporary)
             except OSError as exc:
-                raise _CannotCreate(f"Cannot create the file: {exc.strerror or exc}") from None
+                raise _CannotCreate(f"Cannot create the file: {exc.strerror or exc}",
+                                    exc.errno) from None
         except OSError as exc:
-            raise _CannotCreate(f"Cannot create the file: {exc.strerror or exc}") from None
+            raise _CannotCreate(f"Cannot create the file: {exc.strerror or exc}",
+                                exc.errno) from None
 
     def keep(self, piece: bytes) -> None:
         view = memoryview(piece)

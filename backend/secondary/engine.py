@@ -35,6 +35,7 @@ from backend.replicables import registered
 from backend.secondary.blob_client import BlobClient
 from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.consistency import RegistryConsistency
+from backend.secondary.disk_reserve import DiskReserve
 from backend.secondary.downloader import BlobDownloader
 from backend.secondary.engine_control import EngineControl, TypeRegistry
 from backend.secondary.engine_counters import EngineCounters
@@ -96,7 +97,9 @@ class SecondaryEngine:
             on_written=self._outcomes_written)
         self.syncs = SyncPipeline(
             self.control, config.files_max_capacity,
-            BlobDownloader(self.blob_client, self.storage), self.recorder, self.counters,
+            BlobDownloader(self.blob_client, self.storage, DiskReserve(
+                config.storage_path, config.min_free_space_mb, config.min_free_space_percent)),
+            self.recorder, self.counters,
             self._enabled_registries, open_resources=self.blob_client.open,
             close_resources=self.blob_client.close)
         self.verifications = VerificationPipeline(

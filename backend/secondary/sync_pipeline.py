@@ -16,7 +16,9 @@ UPDATE. A claim counts until its blob is written.
 
 A download that fails as an outage of the primary would goes to the
 circuit breaker (`primary_breaker.py`): while the primary is down, syncs
-wait for it instead of failing one by one.
+wait for it instead of failing one by one. Below the disk reserve
+(`disk_reserve.py`) nothing is claimed either, and a download that ran out
+of space goes back to its claim's state.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Callable
 
 from backend.framework.clock import utcnow
 from backend.secondary.claimed_work import ClaimedWork
+from backend.secondary.disk_reserve import LOW_DISK
 from backend.secondary.downloader import BlobDownloader, BufferedBlob
 from backend.secondary.engine_control import EngineControl, TypeRegistry
 from backend.secondary.engine_counters import EngineCounters
@@ -76,7 +79,7 @@ class SyncPipeline:
         spawn("geo-file-writer", self._file_writer_loop)
         self.workers.start()
         spawn("geo-sync-scheduler", lambda: self.control.claim_loop(
-            "sync", self.work, self.claim, held=lambda: bool(self.control.sync_holds)))
+            "sync", self.work, self.claim, held=self._held))
 
     def stop(self, timeout: float) -> None:
         """Downloads in flight finish until the deadline, then are cancelled
@@ -154,6 +157,44 @@ class SyncPipeline:
             finally:
                 self.work.done(1)
 
+    def _held(self) -> bool:
+        """Asked before each claim: look at the disk, then at every hold."""
+        self._low_disk()
+        return bool(self.control.sync_holds)
+
+    def _low_disk(self) -> bool:
+        """Hold syncs while free space is under the reserve (or under what
+        the last refused download needs), release the hold once it is not;
+        True while held."""
+        disk = self.downloader.disk
+        if disk is None:
+            return False
+        try:
+            reason = disk.low_space_reason()
+        except OSError as exc:  # the storage folder is gone: the syncs will say so
+            log.debug("cannot read the free disk space: %s", exc)
+            reason = None
+        if reason is None:
+            if self.control.sync_holds.release(LOW_DISK):
+                log.warning("disk space is above the reserve again: syncs resume")
+            return False
+        if LOW_DISK not in self.control.sync_holds:
+            log.warning("syncs paused: %s", reason)
+        self.control.sync_holds.hold(LOW_DISK, reason)
+        return True
+
+    def _ran_out(self, needs: int) -> bool:
+        """A download failed for want of space: True if syncs now wait for
+        it (always, unless the disk cannot be looked at)."""
+        disk = self.downloader.disk
+        if disk is None:
+            return False
+        try:
+            disk.ran_out(needs)
+        except OSError:
+            return False
+        return self._low_disk()
+
     def _primary_down(self, reason: str) -> None:
         self.control.sync_holds.hold(PRIMARY_UNREACHABLE,
                                      f"the primary cannot be reached ({reason})")
@@ -175,6 +216,11 @@ class SyncPipeline:
         stored file, read back from disk): synced and verified in one write,
         unless the engine is paused, which starts no verification."""
         outcomes = registry.outcomes
+        if not result.success and result.no_space and self._ran_out(result.needs):
+            # The disk filled up: not the registry's failure. It waits, with
+            # every other sync, until there is room again.
+            self.recorder.submit(outcomes.sync_interrupted(claim))
+            return
         if not result.success:
             self.recorder.submit(outcomes.sync_failed(claim, result.reason,
                                                       result.missing_on_primary))
