@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox
 
+from app.bulk_progress import BulkProgress
 from app.wording import plural
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_selection import RegistrySelection
@@ -36,7 +37,8 @@ class SelectionActions(QObject):
         source, replicable = page.source, page.replicable
         selection = page.selection if view.everything else \
             RegistrySelection(ids=tuple(sorted(view.chosen)))
-        self._run(action, lambda: source.act(replicable, action, selection))
+        self._run(action, lambda progress: source.act(replicable, action, selection,
+                                                      progress=progress))
 
     def on_filter(self, action: str, failed_only: bool) -> None:
         page = self.page
@@ -64,16 +66,32 @@ class SelectionActions(QObject):
                     f"\n\n{consequence} This runs in the background and may take a while.")
         if self.confirm(f"{action.title()} {plural(count, 'registry')}", question):
             source, replicable = self.page.source, self.page.replicable
-            self._run(action, lambda: source.act(replicable, action, selection))
+            self._run(action, lambda progress: source.act(replicable, action, selection,
+                                                          progress=progress))
 
     def _run(self, action: str, call) -> None:
+        """`call(progress)` on the runner's thread, with a progress dialog
+        that can cancel it (`bulk_progress.py`)."""
         self.message.emit(f"Scheduling {action}…")
-        self.page.runner.submit(f"action-{action}", call,
-                                lambda changed: self._done(action, changed))
+        progress = BulkProgress(self.page, f"{action.title()} of "
+                                f"{self.page.data_type.title.lower()} registries")
 
-    def _done(self, action: str, changed: int) -> None:
+        def done(changed: int) -> None:
+            progress.finish()
+            self._done(action, changed, cancelled=progress.was_cancelled)
+
+        def failed(message: str) -> None:
+            progress.finish()
+            self.message.emit(message)
+
+        self.page.runner.submit(f"action-{action}", lambda: call(progress), done, failed)
+
+    def _done(self, action: str, changed: int, cancelled: bool = False) -> None:
         verb = "resync" if action == "resync" else "re-verification"
-        self.message.emit(f"Scheduled {plural(changed, 'registry')} for {verb}.")
+        text = f"Scheduled {plural(changed, 'registry')} for {verb}."
+        if cancelled:
+            text = f"Cancelled: {text[0].lower()}{text[1:-1]}; the others are as they were."
+        self.message.emit(text)
         self.actionDone.emit(action, changed)
 
     def _ask(self, title: str, question: str) -> bool:

@@ -102,12 +102,19 @@ class LocalSource:
 
     # --- actions ---------------------------------------------------------------------
 
-    def act(self, replicable: str, action: str, selection: RegistrySelection) -> int:
-        """resync / reverify what the selection picks, decided by the database."""
-        changed = RegistryActions(self.engine, self.replicator(replicable)).act(action,
-                                                                               selection)
+    def act(self, replicable: str, action: str, selection: RegistrySelection,
+            progress=None) -> int:
+        """resync / reverify what the selection picks, decided by the
+        database, 1,000 registries a transaction; `progress` (a
+        BulkProgress) is told after each and may cancel the rest."""
+        result = RegistryActions(self.engine, self.replicator(replicable)).run(
+            action, selection,
+            progress=progress.report if progress else lambda done, total: None,
+            cancelled=progress.cancelled if progress else lambda: False)
+        if progress is not None:
+            progress.stopped(result.cancelled)
         self.site.registries_changed()
-        return changed
+        return result.changed
 
     @property
     def can_pause(self) -> bool:
@@ -222,9 +229,12 @@ class RemoteSource:
         return [row.registry_id for row in itertools.islice(
             self.export_rows(replicable, failed), limit)]
 
-    def act(self, replicable: str, action: str, selection: RegistrySelection) -> int:
+    def act(self, replicable: str, action: str, selection: RegistrySelection,
+            progress=None) -> int:
         """The bulk mutation narrows by ids and states; a keyword it does not
-        know is turned into the ids it matches first."""
+        know is turned into the ids it matches first. Ids go ACTION_CHUNK a
+        mutation, each reported to `progress`, which may cancel the rest; a
+        mutation by states runs on the site, in the background."""
         kind = self._type(replicable)
         if not selection.narrows_by_ids_and_states_only:
             ids = tuple(row.registry_id for row in self.export_rows(replicable, selection))
@@ -232,9 +242,16 @@ class RemoteSource:
                 return 0
             selection = RegistrySelection(ids=ids)
         if selection.ids is not None:
-            return sum(self.client.bulk_update(action, kind, selection.narrowed(
-                ids=selection.ids[start:start + ACTION_CHUNK]))
-                for start in range(0, len(selection.ids), ACTION_CHUNK))
+            changed = 0
+            for start in range(0, len(selection.ids), ACTION_CHUNK):
+                if progress is not None:
+                    if progress.cancelled():
+                        progress.stopped(True)
+                        break
+                    progress.report(start, len(selection.ids))
+                changed += self.client.bulk_update(action, kind, selection.narrowed(
+                    ids=selection.ids[start:start + ACTION_CHUNK]))
+            return changed
         return self.client.bulk_update(action, kind, selection)
 
     def pause(self) -> None:

@@ -1,12 +1,14 @@
 """What each CLI command does (parsing lives in backend/cli.py)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pathlib
 import signal
 import sys
 import threading
+import time
 
 from sqlalchemy.engine import make_url
 
@@ -20,6 +22,9 @@ from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
 from backend.secondary.registry_selection import RegistrySelection
 
 log = logging.getLogger(__name__)
+
+
+PROGRESS_EVERY = 2.0  # seconds between two progress lines of a bulk action
 
 
 class CommandError(Exception):
@@ -362,6 +367,7 @@ def _print_registries(replicator, rows) -> None:
 
 
 def _admin_action(args, action: str) -> int:
+    from backend.secondary.bulk_actions import BATCH, BulkActionRefused
     from backend.secondary.registry_actions import RegistryActions
     from backend.secondary.registry_query import existing_ids
     if args.ids and args.all:
@@ -383,14 +389,60 @@ def _admin_action(args, action: str) -> int:
             missing = sorted(set(args.ids) - existing_ids(engine, types[0], args.ids))
             if missing:
                 raise CommandError("no such registry: " + ", ".join(map(str, missing)))
-        for replicator in types:
-            changed[replicator] = RegistryActions(engine, replicator).act(action, selection)
+        with _cancelled_by_ctrl_c() as cancelled:
+            for replicator in types:
+                result = RegistryActions(engine, replicator).run(
+                    action, selection, progress=_ProgressLine(action, replicator, BATCH),
+                    cancelled=cancelled.is_set)
+                changed[replicator] = result.changed
+                if result.cancelled:
+                    break
+    except BulkActionRefused as exc:
+        raise CommandError(str(exc)) from None
     finally:
         engine.dispose()
     verb = "resync" if action == "resync" else "re-verification"
     for replicator, count in changed.items():
         print(f"Scheduled {count} {replicator.title_plural.lower()} for {verb}.")
+    if cancelled.is_set():
+        print("Cancelled: the registries not scheduled above are as they were.",
+              file=sys.stderr)
+        return 130
     return 0
+
+
+class _ProgressLine:
+    """A bulk action's progress on stderr, for those of more than one batch:
+    a line every PROGRESS_EVERY seconds and one at the end."""
+
+    def __init__(self, action: str, replicator, batch: int) -> None:
+        self.what = f"{action} of {replicator.title_plural.lower()}"
+        self.batch = batch
+        self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= self.batch:
+            return
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY or done >= total:
+            self.last = now
+            print(f"{self.what}: {min(done, total):,} of {total:,} registries",
+                  file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _cancelled_by_ctrl_c():
+    """An event Ctrl+C sets instead of raising: a bulk action then stops
+    after the batch it is in (each batch is a transaction of its own)."""
+    cancelled = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancelled
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: cancelled.set())
+    try:
+        yield cancelled
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _resync(args) -> int:

@@ -478,3 +478,46 @@ def _listening(port):
     import socket
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_bulk_resync_prints_its_progress_and_is_refused_beside_another(config, capsys):
+    import datetime as dt
+    import threading
+
+    from sqlalchemy import insert
+
+    from backend.db.engine import create_db_engine
+    from backend.secondary.bulk_actions import BulkAction
+    from backend.secondary.registry_selection import RegistrySelection
+    widgets = replicator_for("cool_widget")
+    from backend.config import load_config
+    engine = create_db_engine(load_config(config).secondary.tracking_database_url)
+    with engine.begin() as connection:
+        connection.execute(insert(widgets.registry_table()), [
+            {"cool_widget_id": n, "state": 2, "verification_state": 2,
+             "created_at": dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)}
+            for n in range(1, 2_501)])
+    code, out, err = run(capsys, "resync", "--all", "--type", "cool_widget", "--config", config)
+    assert code == 0 and "Scheduled 2500 cool widgets for resync." in out
+    assert err.strip().splitlines()[-1] == "resync of cool widgets: 2,500 of 2,500 registries"
+
+    between, go_on = threading.Event(), threading.Event()
+
+    def progress(done, _total):
+        if done:
+            between.set()
+            go_on.wait(30)
+
+    other = threading.Thread(target=lambda: BulkAction(engine, widgets).run(
+        "resync", RegistrySelection(), progress=progress))
+    other.start()
+    try:
+        assert between.wait(30)
+        code, _, err = run(capsys, "reverify", "--all", "--type", "cool_widget",
+                           "--config", config)
+        assert_one_line_error(code, err, "another resync or reverify of cool widgets "
+                                         "registries is running (by process ")
+    finally:
+        go_on.set()
+        other.join(30)
+        engine.dispose()

@@ -170,7 +170,8 @@ class RegistryClaims(RegistryTable):
         t = self.table
         released = 0
         with writing(self.engine) as connection:
-            for claim in claims:
+            # In id order, as a bulk action locks rows (`bulk_actions.py`).
+            for claim in sorted(claims, key=lambda claim: claim.registry_id):
                 released += connection.execute(update(t).where(
                     t.c.id == claim.registry_id, t.c.state == SyncState.STARTED,
                     t.c.last_synced_at == claim.claimed_at).values(**tr.sync_pending())).rowcount

@@ -52,6 +52,8 @@ def apply(connection: Connection, outcomes: Iterable[Outcome]) -> None:
         for statement, params in outcome.statements:
             batched.setdefault(statement, []).append(params)
     for statement, params in batched.items():
+        # In id order, as a bulk action locks rows (`bulk_actions.py`).
+        params.sort(key=_row_id)
         execute_for_rows(connection, statement, params)
 
 
@@ -228,6 +230,10 @@ class RegistryOutcomes:
 _VERIFICATION_FAILED = ("verification_retry_count", "verification_retry_at", "verified_at",
                         "verification_failure", "verification_checksum", "retry_count",
                         "retry_at", "last_sync_failure")
+
+
+def _row_id(params: dict) -> int:
+    return params["b_id"]
 
 
 def _sync_guard(t, value) -> list:

@@ -16,6 +16,7 @@ from backend.framework.status_fields import (EVENT_LOG_GAP_FIELDS, OUTDATED_AFTE
                                              PER_TYPE_FIELDS, general_fields, site_id)
 from backend.config import Config, SecondaryConfig, parse_listen
 from backend.framework.site_identity import SiteNameTaken, host_name, instance_id
+from backend.secondary.bulk_jobs import BulkJobs
 from backend.secondary.engine import SecondaryEngine
 from backend.secondary.geo_client import GeoApiError, GeoClient, PrimaryUnreachable
 
@@ -47,6 +48,7 @@ class SecondarySite:
         self._primary_client: GeoClient | None = None  # made on the first list of sites
         self._primary_client_lock = threading.Lock()
         self.instance_id = instance_id(config.listen)
+        self.bulk_jobs = BulkJobs(self.tracking_engine, on_progress=self.registries_changed)
 
     @classmethod
     def from_config(cls, config: Config, **options) -> "SecondarySite":
@@ -112,6 +114,7 @@ class SecondarySite:
         if self.server:
             self.server.stop()
             self.server = None
+        self.bulk_jobs.stop()
         was_running = self.engine.running
         self.engine.stop()
         if was_running:
@@ -197,6 +200,7 @@ class SecondarySite:
         fields["engine_state"] = "paused" if engine.paused else (
             "running" if engine.running else "stopped")
         fields["sync_holds"] = status.get("sync_holds") or {}
+        fields["bulk_actions"] = self.bulk_jobs.summaries()
         fields["sync_settings"] = "Selective" if self.config.selective_sync_type else "Full"
         fields["instance_id"], fields["instance_host"] = self.instance_id, host_name()
         fields["status_interval"] = self.config.status_interval

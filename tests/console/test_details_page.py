@@ -314,3 +314,68 @@ def test_a_new_filter_forgets_the_choice(page, qtbot):
     page.sidebar.sync_list.setCurrentRow(4)  # failed
     loaded(page, qtbot, len(FAILED))
     assert page.table.chosen == set() and not selected_ids(page)
+
+
+def test_a_bulk_resync_shows_its_progress_and_can_be_cancelled(page, qtbot, local_site,
+                                                               tmp_path):
+    """5,000 more registries; another writer holds the table while the
+    resync starts, so that its dialog shows and Cancel lands before its
+    first batch ends: it stops after that batch, says what it scheduled,
+    and the rest is as it was. Without the cancel it runs to the end."""
+    import sqlite3
+
+    from sqlalchemy import func, insert, select, text
+    from PySide6.QtWidgets import QProgressDialog, QPushButton
+
+    from tests.console.conftest import CoolWidgets
+    table = CoolWidgets.registry_table()
+    rows = registry_rows(5_060)[60:]
+    with local_site.tracking_engine.begin() as connection:
+        connection.execute(insert(table), rows)
+    page.refresh()
+    loaded(page, qtbot, 5_060)
+    messages = []
+    page.message.connect(messages.append)
+    page.confirm = lambda title, text: True
+
+    def dialog():
+        found = [d for d in page.findChildren(QProgressDialog) if d.isVisible()]
+        return found[0] if found else None
+
+    engine = local_site.tracking_engine
+    if engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(engine.url.database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        release = lambda: (holder.execute("ROLLBACK"), holder.close())  # noqa: E731
+    else:
+        connection = engine.connect()
+        transaction = connection.begin()
+        connection.execute(text(f"LOCK TABLE {table.name} IN EXCLUSIVE MODE"))
+        release = lambda: (transaction.rollback(), connection.close())  # noqa: E731
+    try:
+        page.act_on_filter("resync", failed_only=False)
+        qtbot.waitUntil(lambda: dialog() is not None, timeout=20000)
+        assert dialog().windowTitle() == "Resync of cool widget registries"
+        dialog().grab().save(str(tmp_path / "bulk-progress.png"))
+        cancel = next(button for button in dialog().findChildren(QPushButton)
+                      if button.text() == "Cancel")
+        qtbot.mouseClick(cancel, Qt.LeftButton)
+    finally:
+        release()
+    qtbot.waitUntil(lambda: any(m.startswith("Cancelled: ") for m in messages), timeout=20000)
+    said = next(m for m in messages if m.startswith("Cancelled: "))
+    scheduled = 0 if "scheduled 0 " in said else 1000  # the lock held its first batch, or none
+    assert said == (f"Cancelled: scheduled {scheduled:,} registries for resync; "
+                    "the others are as they were."), said
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(table).where(
+            table.c.id <= scheduled, table.c.state != SyncState.PENDING)).scalar() == 0
+        after = dict(connection.execute(select(table.c.id, table.c.state).where(
+            table.c.id > scheduled)).all())
+    assert after == {n: row["state"] for n, row in enumerate(ROWS + rows, 1) if n > scheduled}
+    qtbot.waitUntil(lambda: dialog() is None, timeout=5000)
+
+    messages.clear()
+    page.act_on_filter("resync", failed_only=False)  # now to its end, the dialog counting
+    qtbot.waitUntil(lambda: any(m.startswith("Scheduled ") for m in messages), timeout=20000)
+    assert "Scheduled 5,060 registries for resync." in messages

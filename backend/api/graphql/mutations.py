@@ -11,6 +11,7 @@ from graphql import (GraphQLArgument, GraphQLField, GraphQLInputField, GraphQLIn
 from backend.api.graphql.types import (ApiError, GeoRegistriesBulkAction, GeoRegistryAction,
                                        ReplicationStateEnum, VerificationStateEnum)
 from backend.secondary import registry_query
+from backend.secondary.bulk_actions import BulkActionRefused
 from backend.secondary.registry_actions import RegistryActions
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -53,7 +54,10 @@ def mutation_type(models: dict, registry_types: dict, registry_class, base_id):
         "errors": GraphQLField(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString)))),
         "clientMutationId": GraphQLField(GraphQLString),
         "updatedCount": GraphQLField(GraphQLInt, description=(
-            "Geo Console extension: registries scheduled.")),
+            "Geo Console extension: registries changed, or, for a job still running "
+            "after 5 s, registries it picked; it goes on in the background, 1,000 a "
+            "transaction, listed with its progress in the site's REST status "
+            "(bulk_actions).")),
     })
     return GraphQLObjectType("Mutation", {
         "geoRegistriesUpdate": GraphQLField(
@@ -63,6 +67,9 @@ def mutation_type(models: dict, registry_types: dict, registry_class, base_id):
             bulk_payload, args={"input": GraphQLArgument(GraphQLNonNull(bulk_input))},
             resolve=lambda _root, info, input: bulk_update(info, input, models)),
     })
+
+
+BULK_WAIT = 5.0  # seconds a bulk mutation waits for its job before answering
 
 
 def _registry_engine(info):
@@ -96,7 +103,7 @@ def update(info, data, models):
 
 
 def bulk_update(info, data, models):
-    engine = _registry_engine(info)
+    _registry_engine(info)  # authorized, and a secondary
     replicator = data["registryClass"]
     ids = data.get("ids")
     if ids is not None:
@@ -105,7 +112,22 @@ def bulk_update(info, data, models):
         ids = tuple(number for _model, number in ids)
     selection = RegistrySelection(ids=ids, replication_state=data.get("replicationState"),
                                   verification_state=data.get("verificationState"))
-    changed = RegistryActions(engine, replicator).act(_ACTIONS[data["action"]], selection)
-    info.context.site.registries_changed()
-    return {"registryClass": replicator, "errors": [], "updatedCount": changed,
-            "clientMutationId": data.get("clientMutationId")}
+    answer = {"registryClass": replicator, "errors": [], "updatedCount": 0,
+              "clientMutationId": data.get("clientMutationId")}
+    # As GitLab schedules a worker: the job runs in batches in the
+    # background, listed with its progress in the site's status.
+    try:
+        job = info.context.site.bulk_jobs.start(replicator, _ACTIONS[data["action"]],
+                                                selection)
+    except BulkActionRefused as exc:
+        answer["errors"] = [str(exc)[:1].upper() + str(exc)[1:] + "."]
+        return answer
+    # A job that ends within BULK_WAIT answers how many it changed; a
+    # longer one how many it picked, and goes on.
+    if job.ended.wait(BULK_WAIT) and job.state == "finished":
+        answer["updatedCount"] = job.changed
+    else:
+        answer["updatedCount"] = job.total or 0
+    if job.state == "failed":
+        answer["errors"] = [job.error]
+    return answer
