@@ -278,11 +278,12 @@ def _try_remote(remote: dict) -> tuple[bool, str]:
     try:
         node = client.node()
         types = client.types()
-        if remote.get("api_token"):
-            client.check_token(types[0])
-            token = "its API token is accepted"
+        if not remote.get("api_token"):
+            token = "without a token, resync and reverify are refused"
+        elif client.check_token(types[0]) == "read":
+            token = "this token only reads: resync and reverify are refused"
         else:
-            token = "without an API token, resync and reverify are refused"
+            token = "its API token is accepted"
         return True, f"{node['name']} answers; {token}."
     except SiteClientError as exc:
         return False, str(exc)

@@ -28,6 +28,8 @@ verificationRetryAt verificationRetryCount verificationFailure verificationCheck
 verificationChecksumMismatched checksumMismatch fileName size fileStore projectId projectPath
 shard primaryChecksum"""
 
+# How a site refuses a mutation from its read_token (backend/api/graphql/mutations.py).
+READ_ONLY_REFUSAL = "This token only reads"
 HISTORY_FIELDS = """time registryCount syncedCount failedCount verificationTotalCount
 verifiedCount verificationFailedCount syncedPercentage verifiedPercentage
 syncsSucceededPerMinute syncsFailedPerMinute verificationsSucceededPerMinute
@@ -149,7 +151,9 @@ class SiteClient:
 
     def _get(self, path: str):
         try:
-            response = self._http().get(f"{self.url}{path}", timeout=self.timeout)
+            headers = {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+            response = self._http().get(f"{self.url}{path}", timeout=self.timeout,
+                                        headers=headers)
         except requests.RequestException as exc:
             raise SiteClientError(f"cannot reach {self.url}: {_reason(exc)}") from None
         if response.status_code != 200:
@@ -272,13 +276,20 @@ class SiteClient:
             raise SiteClientError("; ".join(result["errors"]))
         return result["registry"]
 
-    def check_token(self, kind: ReplicableType) -> None:
-        """Raises SiteClientError unless the API token is accepted: asks to
-        resync the registry of the largest id there can be, which no
-        sequence reaches, so nothing changes."""
+    def check_token(self, kind: ReplicableType) -> str:
+        """"write" if the token may act, "read" if it is the site's
+        read_token; raises SiteClientError if it is refused. Asks to resync
+        the registry of the largest id there can be, which no sequence
+        reaches, so nothing changes."""
         query = """mutation($id: GeoBaseRegistryID!) {
           geoRegistriesUpdate(input: {registryId: $id, action: RESYNC}) { errors } }"""
-        self.execute(query, {"id": registry_gid(kind, MAX_ID)})
+        try:
+            self.execute(query, {"id": registry_gid(kind, MAX_ID)})
+        except SiteClientError as exc:
+            if str(exc).startswith(READ_ONLY_REFUSAL):
+                return "read"
+            raise
+        return "write"
 
     def bulk_update(self, action: str, kind: ReplicableType,
                     selection: RegistrySelection | None = None) -> int:

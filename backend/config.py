@@ -1,7 +1,8 @@
 """Configuration: one TOML file that may describe both sites.
 
     [primary]            database_url, storage_path, listen, name,
-                         minimum_reverification_interval
+                         minimum_reverification_interval, api_token, read_token,
+                         metrics_allow
     [[primary.secondaries]]  name, url, access_key, secret
     [secondary]          name, primary_url, access_key, secret,
                          tracking_database_url, storage_path, listen, api_token,
@@ -9,7 +10,8 @@
                          minimum_reverification_interval, sync_object_storage,
                          selective_sync_type, selective_sync_namespace_ids,
                          selective_sync_shards, status_interval, request_timeout,
-                         min_free_space_mb, min_free_space_percent
+                         min_free_space_mb, min_free_space_percent, read_token,
+                         metrics_allow
     [feature_flags]      geo_<replicable>_replication (default true)
 
 Environment variables GEO_CONSOLE_<SECTION>_<KEY> override single values
@@ -19,6 +21,7 @@ one line that names the file, key and what is expected.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -51,6 +54,11 @@ class PrimaryConfig:
     minimum_reverification_interval: int = 7
     secondaries: tuple[PeerConfig, ...] = ()
     name: str = "primary"
+    # The site API's tokens (docs/API.md): api_token reads and acts,
+    # read_token only reads; /metrics answers loopback and metrics_allow.
+    api_token: str = field(default="", repr=False)
+    read_token: str = field(default="", repr=False)
+    metrics_allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ class SecondaryConfig:
     # two (Syncthing's minimum free space is 1 %).
     min_free_space_mb: int = 0
     min_free_space_percent: float = 1.0
+    read_token: str = field(default="", repr=False)
+    metrics_allow: tuple[str, ...] = ()
 
     @property
     def scope(self) -> SyncScope:
@@ -310,6 +320,14 @@ def _validate(config, name: str, source: str, overrides=()) -> None:
             fail("secret", f"must be at least {MIN_SECRET_LENGTH} characters")
     if config.minimum_reverification_interval < 1:
         fail("minimum_reverification_interval", "must be at least 1 (days)")
+    if config.read_token and config.read_token == config.api_token:
+        fail("read_token", "must differ from api_token (it only reads)")
+    for entry in config.metrics_allow:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            fail("metrics_allow", f"holds {entry!r}, which is not an IP address or network "
+                                  "(such as 10.0.0.0/8)")
     try:
         parse_listen(config.listen)
     except ValueError as exc:

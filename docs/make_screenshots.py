@@ -115,7 +115,7 @@ def main() -> None:
 
     def remote_opener(target: str):
         def open_it():
-            client = SiteClient(target, None, timeout=30)
+            client = SiteClient(target, source.site.api_token, timeout=30)
             return RemoteSource(client), client.close
         return open_it
 

@@ -17,7 +17,7 @@ from backend.api.server import ServerError
 from backend.config import ConfigError, parse_config
 from backend.db.tracking_schema import EngineHeartbeat, EngineLease
 from backend.sites.secondary import SecondarySite
-from tests.support.sites import secondary_config
+from tests.support.sites import READ_HEADERS, secondary_config
 
 SITES = {
     "primary": {"database_url": "sqlite:///p.db", "storage_path": "p", "listen": "0.0.0.0:8090",
@@ -78,7 +78,7 @@ def serving(tracking_url, tmp_path, credentials):
 
 def post(site, body: bytes, headers=None) -> dict:
     request = urllib.request.Request(site.url + "/api/graphql", data=body, headers={
-        "Content-Type": "application/json", **(headers or {})})
+        "Content-Type": "application/json", **(headers or READ_HEADERS)})
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read())
 

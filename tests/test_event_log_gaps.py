@@ -31,7 +31,7 @@ from backend.sites.secondary import SecondarySite
 from backend.secondary.event_log_gaps import (GAP_LIFETIME, MAX_OPEN_GAPS, EventLogGaps,
                                               skipped_ids)
 from tests.support.fixtures_e2e import registries
-from tests.support.sites import secondary_config, start_engine, wait_until
+from tests.support.sites import READ_HEADERS, secondary_config, start_engine, wait_until
 
 CoolWidgets = replicator_for("cool_widget")
 HTTP = urllib3.PoolManager()
@@ -210,7 +210,7 @@ def test_gaps_survive_a_restart_and_are_handled_when_their_event_appears(
         again = site.engine
         assert again.events.gaps.summary() == (1, row["id"])
         document = json.loads(HTTP.request(
-            "GET", site.url + "/api/v4/geo_sites/current/status").data)
+            "GET", site.url + "/api/v4/geo_sites/current/status", headers=READ_HEADERS).data)
         assert (document["event_log_gap_count"], document["event_log_oldest_gap_id"]) == \
             (1, row["id"])
         assert gauge(site.url, "secondary-1") == 1

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from backend.replicables import replicator_for
 from backend.framework.states import SyncState, VerificationState
 from tests.support.graphql_http import data, error_messages, post
-from tests.support.sites import secondary_config
+from tests.support.sites import READ_TOKEN, secondary_config
 
 CoolWidgets = replicator_for("cool_widget")
 TOKEN = "api-token-for-tests"
@@ -296,15 +296,25 @@ BULK = """mutation($action: GeoRegistriesBulkAction!, $replicationState: Replica
     errors registryClass updatedCount } }"""
 
 
-@pytest.mark.parametrize("token,says", [
-    (None, "This mutation needs the site's API token"),
-    ("wrong-token", "The API token was refused: it is not this site's api_token.")])
-def test_mutations_need_the_api_token(site, token, says):
+@pytest.mark.parametrize("token,status,says", [
+    ("", 401, "This site's API needs a token: Authorization: Bearer <api_token or read_token>"),
+    ("wrong-token", 401, "The token was refused: it is neither this site's api_token nor "
+                         "its read_token."),
+    (READ_TOKEN, 200, "This token only reads (it is the site's read_token): mutations need "
+                      "its api_token.")])
+def test_mutations_need_the_api_token(site, token, status, says):
     before = db_rows(site)
-    messages = error_messages(site.url, UPDATE, {"id": GID.format(4), "action": "RESYNC"},
-                              token=token)
-    assert messages[0].startswith(says)
+    code, body = post(site.url, UPDATE, {"id": GID.format(4), "action": "RESYNC"}, token=token)
+    assert code == status and body["errors"][0]["message"].startswith(says), body
     assert db_rows(site) == before
+
+
+def test_reads_need_a_token_too(site):
+    query = "{ geoNode { name } }"
+    assert post(site.url, query, token="")[0] == 401
+    assert post(site.url, query, token="nope")[0] == 401
+    assert data(site.url, query, token=READ_TOKEN)["geoNode"]["name"]
+    assert data(site.url, query, token=TOKEN)["geoNode"]["name"]
 
 
 def test_resync_one_registry(site):
@@ -366,8 +376,8 @@ def test_bulk_reverify(site, variables, expected):
 
 def test_bulk_update_needs_the_token(site):
     before = db_rows(site)
-    messages = error_messages(site.url, BULK, {"action": "RESYNC_ALL"})
-    assert "API token" in messages[0] and db_rows(site) == before
+    messages = error_messages(site.url, BULK, {"action": "RESYNC_ALL"})  # the read token
+    assert "mutations need its api_token" in messages[0] and db_rows(site) == before
 
 
 @pytest.mark.parametrize("query,fragment", [

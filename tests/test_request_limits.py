@@ -11,7 +11,7 @@ import pytest
 
 from backend.api.graphql.limits import MAX_COST
 from backend.sites.secondary import SecondarySite
-from tests.support.sites import secondary_config
+from tests.support.sites import READ_HEADERS, secondary_config
 
 
 @pytest.fixture
@@ -25,7 +25,8 @@ def site(tracking_url, tmp_path, credentials):
 def ask(site, query: str, variables=None) -> tuple[dict, float]:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(site.url + "/api/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **READ_HEADERS})
     started = time.monotonic()
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read()), time.monotonic() - started
@@ -78,8 +79,9 @@ def test_a_flood_of_refused_queries_leaves_status_fast(site):
         slowest = 0.0
         for _ in range(10):
             started = time.monotonic()
-            with urllib.request.urlopen(site.url + "/api/v4/geo_sites/current/status",
-                                        timeout=30) as answer:
+            with urllib.request.urlopen(urllib.request.Request(
+                    site.url + "/api/v4/geo_sites/current/status", headers=READ_HEADERS),
+                    timeout=30) as answer:
                 assert answer.status == 200
             slowest = max(slowest, time.monotonic() - started)
         assert slowest < 1.0, slowest
@@ -87,3 +89,60 @@ def test_a_flood_of_refused_queries_leaves_status_fast(site):
         stop.set()
         for attacker in attackers:
             attacker.join(30)
+
+
+@pytest.fixture
+def quick_timeouts(monkeypatch):
+    from backend.api import server
+    monkeypatch.setattr(server, "HEADER_TIMEOUT", 1.0)
+    monkeypatch.setattr(server, "BODY_TIMEOUT", 1.0)
+
+
+def test_slow_clients_are_closed_and_status_stays_fast(quick_timeouts, tracking_url,
+                                                      tmp_path, credentials):
+    """50 connections that send a header line every half second, and one
+    that never finishes its body: each is closed by its deadline (here 1 s;
+    15 s and 30 s in production), and status answers meanwhile."""
+    import socket
+    site = SecondarySite(secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s",
+                                          credentials)).start(run_engine=False)
+    sockets = []
+    try:
+        for _ in range(50):
+            slow = socket.create_connection(("127.0.0.1", site.server.port))
+            slow.sendall(b"GET /api/v4/geo_sites/current/status HTTP/1.1\r\nHost: x\r\n")
+            sockets.append(slow)
+        body = socket.create_connection(("127.0.0.1", site.server.port))
+        sockets.append(body)
+        body.sendall(b"POST /api/graphql HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\n\r\n{\"query\": ")
+        started = time.monotonic()
+        closed = set()
+        while time.monotonic() - started < 5 and len(closed) < 50:
+            for index, slow in enumerate(sockets[:50]):
+                if index in closed:
+                    continue
+                try:
+                    slow.sendall(b"X-Slow: 1\r\n")
+                    slow.settimeout(0.01)
+                    if slow.recv(1) == b"":
+                        closed.add(index)
+                except socket.timeout:
+                    pass
+                except OSError:  # reset: closed by the site
+                    closed.add(index)
+            with urllib.request.urlopen(urllib.request.Request(
+                    site.url + "/api/v4/geo_sites/current/status", headers=READ_HEADERS),
+                    timeout=5) as answer:
+                assert answer.status == 200
+            time.sleep(0.2)
+        assert len(closed) == 50, f"{50 - len(closed)} slow connections still open"
+        assert time.monotonic() - started < 4
+        body.settimeout(5)
+        answer = body.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408 "), answer
+        assert "The request body did not arrive within 1 s." in answer
+    finally:
+        for slow in sockets:
+            slow.close()
+        site.stop()

@@ -8,7 +8,7 @@ from backend.framework.states import SyncState, VerificationState
 from backend.replicables import replicator_for
 from backend.secondary.registry_selection import RegistrySelection
 from backend.sites.secondary import SecondarySite
-from tests.support.sites import secondary_config, start_primary, wait_until
+from tests.support.sites import READ_TOKEN, secondary_config, start_primary, wait_until
 
 CoolWidgets = replicator_for("cool_widget")
 WIDGETS = CoolWidgets.describe()
@@ -36,7 +36,7 @@ def sites(primary_url, tracking_url, tmp_path, credentials):
 
 def test_reads_node_status_types_and_registries(sites):
     _, secondary = sites
-    client = SiteClient(secondary.url)
+    client = SiteClient(secondary.url, READ_TOKEN)
     assert client.node()["name"] == "secondary-1"
     assert client.status()["cool_widgets_registry_count"] == 25
     assert client.types() == [r.describe() for r in secondary.replicators]
@@ -95,8 +95,8 @@ def test_a_remote_secondary_says_what_each_registry_is_sorts_and_lists_a_failure
 
 def test_actions_need_the_token_and_change_registries(sites):
     _, secondary = sites
-    with pytest.raises(SiteClientError, match="API token"):
-        SiteClient(secondary.url).update("resync", WIDGETS, 3)
+    with pytest.raises(SiteClientError, match="mutations need its api_token"):
+        SiteClient(secondary.url, READ_TOKEN).update("resync", WIDGETS, 3)
     client = SiteClient(secondary.url, api_token="client-token")
     secondary.engine.pause()
     assert client.update("resync", WIDGETS, 3)["state"] == "PENDING"
@@ -114,21 +114,21 @@ def test_actions_need_the_token_and_change_registries(sites):
 
 def test_history(sites):
     _, secondary = sites
-    client = SiteClient(secondary.url)
+    client = SiteClient(secondary.url, READ_TOKEN)
     points = client.history(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10))
     assert points and points[-1]["registryCount"] == 25
 
 
 def test_primary_has_no_registries_and_lists_sites(sites):
     primary, secondary = sites
-    client = SiteClient(primary.url)
+    client = SiteClient(primary.url, READ_TOKEN)
     with pytest.raises(SiteClientError, match="not a secondary"):
         client.registries(WIDGETS, first=1)
     with pytest.raises(SiteClientError, match="not a secondary"):
         client.types()
     assert [s["name"] for s in client.all_statuses()][0] == "primary"
     # A secondary answers the same list, asked of its primary.
-    assert [s["name"] for s in SiteClient(secondary.url).all_statuses()] == \
+    assert [s["name"] for s in SiteClient(secondary.url, READ_TOKEN).all_statuses()] == \
         ["primary", "secondary-1"]
 
 
@@ -137,6 +137,6 @@ def test_errors_are_one_message(sites):
     with pytest.raises(SiteClientError, match="cannot reach"):
         SiteClient("http://127.0.0.1:9", timeout=2).node()
     with pytest.raises(SiteClientError, match="between 0 and 500"):
-        SiteClient(secondary.url).registries(WIDGETS, first=501)
+        SiteClient(secondary.url, READ_TOKEN).registries(WIDGETS, first=501)
     with pytest.raises(SiteClientError, match="cannot reach"):
         SiteClient("http://127.0.0.1:9", timeout=2).all_statuses()

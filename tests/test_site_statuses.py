@@ -14,14 +14,14 @@ from backend.db.primary_schema import GeoNodeStatus
 from backend.framework.clock import utcnow
 from backend.secondary.geo_client import GeoClient
 from backend.sites.secondary import SecondarySite
-from tests.support.sites import secondary_config, start_primary, wait_until
+from tests.support.sites import READ_HEADERS, secondary_config, start_primary, wait_until
 
 HTTP = urllib3.PoolManager(retries=False)
 pytestmark = pytest.mark.slow
 
 
 def get_json(url):
-    response = HTTP.request("GET", url, timeout=20)
+    response = HTTP.request("GET", url, timeout=20, headers=READ_HEADERS)
     return response.status, json.loads(response.data)
 
 

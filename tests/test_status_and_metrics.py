@@ -10,7 +10,8 @@ from backend.framework.states import SyncState, VerificationState
 from backend.primary.checksummer import Checksummer
 from backend.sites.secondary import SecondarySite
 from tests.support.graphql_http import data
-from tests.support.sites import secondary_config, start_primary, wait_for_checksums, wait_until
+from tests.support.sites import (READ_HEADERS, secondary_config, start_primary,
+                                 wait_for_checksums, wait_until)
 
 CoolWidgets = replicator_for("cool_widget")
 HTTP = urllib3.PoolManager()
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def get_json(url):
     import json
-    response = HTTP.request("GET", url)
+    response = HTTP.request("GET", url, headers=READ_HEADERS)
     return response.status, json.loads(response.data)
 
 

@@ -10,6 +10,7 @@ import urllib3
 from backend.cli import main
 from tests.support.gadgets import GADGETS
 from tests.support.graphql_http import data as graphql
+from tests.support.sites import READ_HEADERS
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,8 @@ def test_graphql_serves_the_third_types_registries_and_mutations(gadget_sites):
 def test_rest_status_and_metrics_carry_the_third_type(gadget_sites):
     http = urllib3.PoolManager()
     url = gadget_sites.secondary.url
-    status = json.loads(http.request("GET", url + "/api/v4/geo_sites/current/status").data)
+    status = json.loads(http.request("GET", url + "/api/v4/geo_sites/current/status",
+                                     headers=READ_HEADERS).data)
     assert status["gadgets_registry_count"] == GADGETS
     assert status["gadgets_failed_count"] == 1
     assert status["gadgets_synced_in_percentage"] == "91.66%"  # 11 of 12, rounded down
@@ -76,6 +78,7 @@ def test_rest_status_and_metrics_carry_the_third_type(gadget_sites):
     assert f'geo_gadgets_registry{{name="secondary-1",url="secondary-1"}} {GADGETS}.0' in metrics
     assert 'geo_gadgets_failed{name="secondary-1",url="secondary-1"} 1.0' in metrics
     primary = json.loads(http.request("GET", gadget_sites.primary.url
-                                      + "/api/v4/geo_sites/current/status").data)
+                                      + "/api/v4/geo_sites/current/status",
+                                      headers=READ_HEADERS).data)
     assert primary["gadgets_count"] == GADGETS
     assert primary["gadgets_checksum_failed_count"] == 1  # the file it could not read

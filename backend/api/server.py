@@ -2,6 +2,11 @@
 
 Sites serve HTTP from a background thread so the same code runs headless
 (CLI), inside the console and inside tests.
+
+A client has HEADER_TIMEOUT seconds from connecting (or from the end of its
+last answer) to send a whole request head, and BODY_TIMEOUT seconds to send
+the body: before, 50 connections sending a header line a minute stayed open
+as long as they liked.
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 log = logging.getLogger(__name__)
+HEADER_TIMEOUT = 15.0  # seconds: aiohttp's keep-alive timeout, which runs until a request is read
+BODY_TIMEOUT = 30.0    # seconds to send a request's body
 
 
 class BadRequestsInOneLine(logging.Filter):
@@ -35,6 +42,22 @@ logging.getLogger("aiohttp.server").addFilter(BadRequestsInOneLine())
 
 class ServerError(RuntimeError):
     pass
+
+
+@web.middleware
+async def body_in_time(request: web.Request, handler):
+    """Read a request's body within BODY_TIMEOUT (aiohttp keeps it for the
+    handler), or answer 408 and close the connection."""
+    if request.body_exists:
+        try:
+            await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("closed a connection from %s: its request body took over %g s",
+                        request.remote, BODY_TIMEOUT)
+            return web.json_response(
+                {"message": f"The request body did not arrive within {BODY_TIMEOUT:g} s."},
+                status=408, headers={"Connection": "close"})
+    return await handler(request)
 
 
 class BackgroundServer:
@@ -80,7 +103,9 @@ class BackgroundServer:
         self._loop.close()
 
     async def _serve(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.app.middlewares.append(body_in_time)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=HEADER_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True)
         await site.start()

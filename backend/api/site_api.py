@@ -6,14 +6,14 @@
                                         asks its primary for it)
   GET  /metrics                        (Prometheus)
 
-Queries are open; mutations need `Authorization: Bearer <api_token>`. Every
-bad request is answered with a GraphQL error or a JSON message, never a
-stack trace.
+Reads need the site's api_token or read_token, mutations its api_token;
+/metrics answers loopback and `metrics_allow` (`access.py`). Every bad
+request is answered with a GraphQL error or a JSON message, never a stack
+trace.
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from backend.api.access import metrics_refusal, read_refusal, refused, token_level
 from backend.api.graphql.limits import (GRAPHQL_BUDGET, GRAPHQL_QUEUE, GRAPHQL_THREADS,
                                         MAX_QUERY_BYTES)
+from backend.framework.geo_auth import GeoAuthError, request_data
 
 GRAPHQL_PATHS = ("/api/graphql", "/api/v4/graphql", "/api/v4/geo/graphql")
 
@@ -51,15 +53,11 @@ class SiteApi:
 
     # --- GraphQL ----------------------------------------------------------------
 
-    def _authorized(self, request: web.Request) -> str:
-        """"yes", "wrong" (a token that is not the site's) or "none"."""
-        token = self.site.api_token
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            return "none"
-        if token and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return "yes"
-        return "wrong"
+    def _tokens(self) -> tuple[str, str]:
+        return self.site.api_token, getattr(self.site, "read_token", "")
+
+    def _read_refusal(self, request: web.Request) -> str | None:
+        return read_refusal(request, *self._tokens())
 
     async def graphql(self, request: web.Request) -> web.Response:
         if request.content_length and request.content_length > MAX_QUERY_BYTES * 4:
@@ -78,7 +76,10 @@ class SiteApi:
             return _errors(400, "\"variables\" must be an object and \"operationName\" a string.")
         if len(body["query"].encode()) > MAX_QUERY_BYTES:
             return _errors(413, f"The query is longer than {MAX_QUERY_BYTES} bytes.")
-        token = self._authorized(request)
+        refusal = self._read_refusal(request)
+        if refusal:
+            return _errors(401, refusal)
+        token = token_level(request, *self._tokens())
         if self._graphql_waiting >= GRAPHQL_THREADS + GRAPHQL_QUEUE:
             return _errors(503, "The site is answering many GraphQL requests; "
                                 "try again in a moment.")
@@ -108,11 +109,18 @@ class SiteApi:
     # --- REST and metrics ---------------------------------------------------------
 
     async def current_status(self, request: web.Request) -> web.Response:
+        refusal = self._read_refusal(request)
+        if refusal:
+            return refused(401, refusal)
         status = await asyncio.to_thread(self.site.rest_status)
         return web.json_response(status, dumps=_dumps)
 
     async def all_statuses(self, request: web.Request) -> web.Response:
-        """The primary answers itself; a secondary asks its primary."""
+        """The primary answers itself; a secondary asks its primary (which
+        takes its GL-Geo token, as the Geo API does)."""
+        refusal = self._read_refusal(request)
+        if refusal and not await asyncio.to_thread(self._signed_by_a_secondary, request):
+            return refused(401, refusal)
         try:
             statuses = await asyncio.to_thread(self.site.all_rest_statuses)
         except UpstreamUnavailable as exc:
@@ -123,7 +131,22 @@ class SiteApi:
                             "/api/v4/geo_sites/current/status."}, status=404)
         return web.json_response(statuses, dumps=_dumps)
 
+    def _signed_by_a_secondary(self, request: web.Request) -> bool:
+        authenticator = getattr(self.site, "authenticator", None)
+        header = request.headers.get("Authorization", "")
+        if authenticator is None or not header.startswith("GL-Geo "):
+            return False
+        try:
+            authenticator.authenticate(header, request_data(
+                request.method, request.path, dict(request.query), b""))
+        except GeoAuthError:
+            return False
+        return True
+
     async def metrics(self, request: web.Request) -> web.Response:
+        refusal = metrics_refusal(request, self.site.config.metrics_allow)
+        if refusal:
+            return refused(403, refusal)
         body = await asyncio.to_thread(generate_latest, self.site.metrics_registry)
         response = web.Response(body=body)
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

@@ -55,7 +55,8 @@ class PrimarySite:
         # Site API: a primary has no registries and accepts no mutations.
         self.name = config.name
         self.tracking_engine = None
-        self.api_token = ""
+        self.api_token = config.api_token
+        self.read_token = config.read_token
         self.metrics_registry = site_registry(self.replicators,
                                               self._metric_statuses)
 

@@ -38,6 +38,7 @@ class SecondarySite:
         self.replicators = self.engine.replicators
         self.name = config.name
         self.api_token = config.api_token
+        self.read_token = config.read_token
         self.metrics_registry = site_registry(
             self.replicators, lambda: [(self.name, self.current_counts())],
             self.engine.counters.registry)

@@ -59,7 +59,9 @@ api_token = "{TOKEN}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.url + "/api/v4/geo_sites/current/status", timeout=2)
+                urllib.request.urlopen(urllib.request.Request(
+                    self.url + "/api/v4/geo_sites/current/status",
+                    headers={"Authorization": f"Bearer {TOKEN}"}), timeout=2)
                 return
             except OSError:
                 time.sleep(0.2)

@@ -123,7 +123,7 @@ def test_test_connection_tries_a_remote_secondary_and_its_token(
         qtbot, tmp_path, home, tracking_url, credentials):
     from backend.sites.secondary import SecondarySite
     from tests.console.conftest import db_states, registry_rows
-    from tests.support.sites import secondary_config
+    from tests.support.sites import READ_TOKEN, secondary_config
     from backend.replicables import replicator_for
     from sqlalchemy import insert
     site = SecondarySite(secondary_config("http://127.0.0.1:9", tracking_url, tmp_path / "s",
@@ -137,11 +137,15 @@ def test_test_connection_tries_a_remote_secondary_and_its_token(
         dialog = dialog_for(qtbot, {"mode": "remote", "remote": {"url": site.url}})
         dialog.remote_token.setText("the-token")
         assert connection_test(qtbot, dialog) == "✓ secondary-1 answers; its API token is accepted."
+        dialog.remote_token.setText(READ_TOKEN)
+        assert connection_test(qtbot, dialog) == ("✓ secondary-1 answers; this token only "
+                                                  "reads: resync and reverify are refused.")
         dialog.remote_token.setText("not-the-token")
-        assert connection_test(qtbot, dialog) == ("✗ The API token was refused: it is not this site's "
-                                         "api_token.")
+        assert connection_test(qtbot, dialog) == ("✗ The token was refused: it is neither this "
+                                                  "site's api_token nor its read_token.")
         dialog.remote_token.setText("")
-        assert "without an API token, resync and reverify are refused" in connection_test(qtbot, dialog)
+        assert connection_test(qtbot, dialog).startswith(
+            "✗ This site's API needs a token: Authorization: Bearer")
         assert db_states(site) == before  # trying the token changed nothing
     finally:
         site.stop()

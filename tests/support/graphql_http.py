@@ -6,11 +6,14 @@ import json
 
 import urllib3
 
+from tests.support.sites import READ_TOKEN
+
 HTTP = urllib3.PoolManager()
 
 
-def post(url: str, query: str, variables: dict | None = None, token: str | None = None,
+def post(url: str, query: str, variables: dict | None = None, token: str | None = READ_TOKEN,
          raw: bytes | None = None) -> tuple[int, dict]:
+    """`token` None or "": none sent."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -20,7 +23,7 @@ def post(url: str, query: str, variables: dict | None = None, token: str | None 
     return response.status, json.loads(response.data)
 
 
-def data(url: str, query: str, variables: dict | None = None, token: str | None = None):
+def data(url: str, query: str, variables: dict | None = None, token: str | None = READ_TOKEN):
     status, body = post(url, query, variables, token)
     assert status == 200, body
     assert "errors" not in body, body["errors"]
@@ -28,7 +31,7 @@ def data(url: str, query: str, variables: dict | None = None, token: str | None 
 
 
 def error_messages(url: str, query: str, variables: dict | None = None,
-                   token: str | None = None) -> list[str]:
+                   token: str | None = READ_TOKEN) -> list[str]:
     status, body = post(url, query, variables, token)
     assert status == 200, body
     assert body.get("errors"), body

@@ -7,6 +7,10 @@ from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
 from backend.sites.primary import PrimarySite
 from backend.secondary.engine import SecondaryEngine
 
+# Every test site reads with this token (its site API needs one, as GitLab's).
+READ_TOKEN = "test-read-token"
+READ_HEADERS = {"Authorization": f"Bearer {READ_TOKEN}"}
+
 
 def start_primary(database_url, storage, credentials, secondaries=("secondary-1",),
                   replicators=None, flags=None, before_start=None,
@@ -18,7 +22,7 @@ def start_primary(database_url, storage, credentials, secondaries=("secondary-1"
     peers = tuple(PeerConfig(name, "", credentials["access_key"] + ("" if i == 0 else str(i)),
                              credentials["secret"]) for i, name in enumerate(secondaries))
     config = PrimaryConfig(database_url=database_url, storage_path=str(storage),
-                           listen="127.0.0.1:0", secondaries=peers)
+                           listen="127.0.0.1:0", secondaries=peers, read_token=READ_TOKEN)
     site = PrimarySite(config, flags, replicators=replicators, **site_options)
     site.upgrade_database()
     if before_start is not None:
@@ -30,7 +34,8 @@ def secondary_config(primary_url, tracking_url, storage, credentials, **override
     values = dict(name="secondary-1", primary_url=primary_url,
                   access_key=credentials["access_key"], secret=credentials["secret"],
                   tracking_database_url=tracking_url, storage_path=str(storage),
-                  listen="127.0.0.1:0", api_token="test-token", status_interval=1.0)
+                  listen="127.0.0.1:0", api_token="test-token", read_token=READ_TOKEN,
+                  status_interval=1.0)
     values.update(overrides)
     return SecondaryConfig(**values)
 

@@ -73,6 +73,9 @@ BULK_WAIT = 5.0  # seconds a bulk mutation waits for its job before answering
 
 
 def _registry_engine(info):
+    if info.context.token == "read":
+        raise ApiError("This token only reads (it is the site's read_token): mutations "
+                       "need its api_token.")
     if info.context.token == "wrong":
         raise ApiError("The API token was refused: it is not this site's api_token.")
     if not info.context.authorized:

@@ -25,7 +25,7 @@ class ApiError(GraphQLError):
 @dataclass
 class RequestContext:
     site: object
-    token: str = "none"  # "yes", "wrong" or "none": what the request's token is
+    token: str = "none"  # "yes", "read", "wrong" or "none": what the request's token is
 
     @property
     def authorized(self) -> bool:
