@@ -233,7 +233,7 @@ _VERIFICATION_FAILED = ("verification_retry_count", "verification_retry_at", "ve
 
 
 def _row_id(params: dict) -> int:
-    return params["b_id"]
+    return params.get("b_id", 0)
 
 
 def _sync_guard(t, value) -> list:
