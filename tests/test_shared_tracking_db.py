@@ -42,13 +42,15 @@ def test_two_engine_processes_never_download_a_blob_twice(
 
 
 def test_engines_whose_clocks_disagree_never_take_each_others_live_claims(
-        db_kind, primary_url, tracking_url, tmp_path, credentials, retrieve_log):
+        postgres_only, primary_url, tracking_url, tmp_path, credentials, retrieve_log):
     """Two machines, one ten minutes slow, one ten minutes fast. Judged by
     their own clocks, each would see the other's heartbeat as ten minutes
     old or twenty ahead, its claims as a dead engine's, its lease as
-    expired. Both follow the tracking database's clock instead."""
+    expired. Both follow the tracking database's clock instead. PostgreSQL
+    only: engines sharing an SQLite file share one machine and its clock
+    (the same code runs there; 90 of 240 blobs went twice before on both)."""
     run_two_engines(primary_url, tracking_url, tmp_path, credentials, retrieve_log,
-                    blobs=240, delay=0.12, skews=(-600, 600))
+                    blobs=200, delay=0.12, skews=(-600, 600))
 
 
 def run_two_engines(primary_url, tracking_url, tmp_path, credentials, retrieve_log, *,
