@@ -11,7 +11,7 @@ from graphql import (GraphQLArgument, GraphQLField, GraphQLInputField, GraphQLIn
 from backend.api.graphql.types import (ApiError, GeoRegistriesBulkAction, GeoRegistryAction,
                                        ReplicationStateEnum, VerificationStateEnum)
 from backend.secondary import registry_query
-from backend.secondary.bulk_actions import BulkActionRefused
+from backend.secondary.bulk_actions import BATCH, BulkActionRefused
 from backend.secondary.registry_actions import RegistryActions
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -106,7 +106,7 @@ def update(info, data, models):
 
 
 def bulk_update(info, data, models):
-    _registry_engine(info)  # authorized, and a secondary
+    engine = _registry_engine(info)
     replicator = data["registryClass"]
     ids = data.get("ids")
     if ids is not None:
@@ -117,6 +117,11 @@ def bulk_update(info, data, models):
                                   verification_state=data.get("verificationState"))
     answer = {"registryClass": replicator, "errors": [], "updatedCount": 0,
               "clientMutationId": data.get("clientMutationId")}
+    if ids is not None and len(ids) <= BATCH:  # one transaction: no job, answered at once
+        answer["updatedCount"] = RegistryActions(engine, replicator).act(
+            _ACTIONS[data["action"]], selection)
+        info.context.site.registries_changed()
+        return answer
     # As GitLab schedules a worker: the job runs in batches in the
     # background, listed with its progress in the site's status.
     try:
