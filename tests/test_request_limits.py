@@ -3,7 +3,6 @@ second round", item 1): depth and cost are computed in time linear in the
 document, a cost limit counts aliases and page sizes, and GraphQL runs on
 threads of its own while status keeps answering."""
 import json
-import threading
 import time
 import urllib.request
 
@@ -11,7 +10,7 @@ import pytest
 
 from backend.api.graphql.limits import MAX_COST
 from backend.sites.secondary import SecondarySite
-from tests.support.sites import READ_HEADERS, secondary_config
+from tests.support.sites import READ_HEADERS, READ_TOKEN, secondary_config
 
 
 @pytest.fixture
@@ -64,17 +63,10 @@ def test_aliases_count_as_the_fields_they_are(site):
 
 
 def test_a_flood_of_refused_queries_leaves_status_fast(site):
-    """Six concurrent attackers (the probe that stalled the Geo API for 57 s)
-    while the status is asked: each answer well under a second."""
-    stop = threading.Event()
-
-    def attack():
-        while not stop.is_set():
-            ask(site, doubling_fragments(23))
-
-    attackers = [threading.Thread(target=attack, daemon=True) for _ in range(6)]
-    for attacker in attackers:
-        attacker.start()
+    """Six concurrent attackers (the probe that stalled the Geo API for 57 s),
+    from a process of their own as attackers are, while the status is
+    asked: each answer well under a second."""
+    flood = start_flood(site.url)
     try:
         slowest = 0.0
         for _ in range(10):
@@ -86,9 +78,27 @@ def test_a_flood_of_refused_queries_leaves_status_fast(site):
             slowest = max(slowest, time.monotonic() - started)
         assert slowest < 1.0, slowest
     finally:
-        stop.set()
-        for attacker in attackers:
-            attacker.join(30)
+        stop_flood(flood)
+
+
+def start_flood(url: str):
+    """tests/support/graphql_flood.py: six threads sending the doubling
+    fragments (k = 23) with the read token, in another process."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    flood = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.graphql_flood", url, READ_TOKEN, "6"],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert flood.stdout.readline().strip() == "flooding"
+    time.sleep(0.5)  # the threads are at it
+    return flood
+
+
+def stop_flood(flood) -> None:
+    flood.stdin.close()
+    flood.wait(30)
 
 
 @pytest.fixture
@@ -156,14 +166,10 @@ def test_blobs_keep_flowing_while_the_primary_is_flooded_with_costly_queries(
     its read token, while a secondary syncs 200 blobs from it. Every blob
     syncs, none fails, and the primary's REST status answers under a second
     throughout."""
-    import os
-    import subprocess
-    import sys
-
     from backend.framework.states import SyncState
     from backend.replicables import replicator_for
     from tests.support.fixtures_e2e import all_synced_and_verified, registries
-    from tests.support.sites import READ_TOKEN, start_engine, start_primary, wait_for_checksums
+    from tests.support.sites import start_engine, start_primary, wait_for_checksums
     widgets = replicator_for("cool_widget")
     primary = start_primary(primary_url, tmp_path / "primary", credentials)
     engine = flood = None
@@ -171,12 +177,7 @@ def test_blobs_keep_flowing_while_the_primary_is_flooded_with_costly_queries(
         catalog = primary.catalog()
         ids = [catalog.add_bytes(b"blob %d " % n * 50, "w") for n in range(200)]
         wait_for_checksums(primary)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        flood = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.graphql_flood", primary.url, READ_TOKEN, "6"],
-            cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert flood.stdout.readline().strip() == "flooding"
-        time.sleep(0.5)  # the flood is on before the first download
+        flood = start_flood(primary.url)  # on before the first download
         engine = start_engine(secondary_config(primary.url, tracking_url, tmp_path / "s",
                                                credentials, request_timeout=5.0))
         slowest = 0.0
@@ -195,8 +196,7 @@ def test_blobs_keep_flowing_while_the_primary_is_flooded_with_costly_queries(
         assert all(row["retry_count"] == 0 and row["state"] != SyncState.FAILED for row in rows)
     finally:
         if flood is not None:
-            flood.stdin.close()
-            flood.wait(30)
+            stop_flood(flood)
         if engine is not None:
             engine.stop()
         primary.stop()
