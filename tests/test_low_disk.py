@@ -15,11 +15,10 @@ import subprocess
 import time
 
 import pytest
-from sqlalchemy import func, select
 
 from backend.framework.states import SyncState
 from backend.replicables import replicator_for
-from tests.support.fixtures_e2e import registries
+from tests.support.fixtures_e2e import counted, registries
 from tests.support.sites import (secondary_config, start_engine, start_primary,
                                  wait_for_checksums, wait_until)
 
@@ -42,11 +41,6 @@ def small_disk(tmp_path):
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
-
-def counted(engine, *where):
-    t = CoolWidgets.registry_table()
-    with engine.engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(t).where(*where)).scalar()
 
 
 def test_a_full_disk_pauses_syncs_and_they_resume_when_space_returns(
@@ -72,9 +66,10 @@ def test_a_full_disk_pauses_syncs_and_they_resume_when_space_returns(
         reason = engine.sync_holds["low_disk"]["reason"]
         assert re.fullmatch(r"low disk space \(\d+\.\d (KiB|MiB) free, 3\.0 MiB needed\)",
                             reason), reason
-        wait_until(lambda: counted(engine, t.c.state == SyncState.STARTED) == 0, timeout=10,
+        wait_until(lambda: counted(engine, CoolWidgets, t.c.state == SyncState.STARTED) == 0,
+                   timeout=10,
                    message="downloads in flight to end")
-        held_at = counted(engine, t.c.state == SyncState.SYNCED)
+        held_at = counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED)
         assert 4 <= held_at < len(blobs)
         rows = registries(engine, CoolWidgets)
         # Only the huge blob failed, with the sizes; every other registry is
@@ -91,10 +86,11 @@ def test_a_full_disk_pauses_syncs_and_they_resume_when_space_returns(
         assert engine.running
         # Held: nothing more is synced while the disk stays full.
         time.sleep(1.0)
-        assert counted(engine, t.c.state == SyncState.SYNCED) == held_at
+        assert counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED) == held_at
 
         filler.unlink()  # space returns
-        wait_until(lambda: counted(engine, t.c.state == SyncState.SYNCED) == len(blobs),
+        wait_until(lambda: counted(engine, CoolWidgets,
+                                   t.c.state == SyncState.SYNCED) == len(blobs),
                    timeout=20, message="the rest synced once there was room")
         assert "low_disk" not in engine.sync_holds
         storage = engine.storage

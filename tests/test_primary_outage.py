@@ -10,13 +10,12 @@ import time
 
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import func, select
 
 from backend.api.metrics import site_registry
 from backend.framework.states import SyncState
 from backend.replicables import replicator_for
 from tests.conftest import DB_KINDS, DatabaseFactory, require_database
-from tests.support.fixtures_e2e import all_synced_and_verified, registries
+from tests.support.fixtures_e2e import counted, all_synced_and_verified, registries
 from tests.support.sites import (secondary_config, start_engine, start_primary,
                                  wait_for_checksums, wait_until)
 from tests.support.tcp_proxy import CuttableProxy
@@ -27,11 +26,6 @@ OUTAGE = 60.0  # seconds: "a minute or more"
 NAMES = {"sqlite": "secondary-sqlite", "postgresql": "secondary-pg"}
 pytestmark = pytest.mark.slow
 
-
-def counted(engine, *where):
-    t = CoolWidgets.registry_table()
-    with engine.engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(t).where(*where)).scalar()
 
 
 def test_a_primary_outage_of_a_minute_is_recovered_within_seconds(
@@ -61,7 +55,7 @@ def test_a_primary_outage_of_a_minute_is_recovered_within_seconds(
             engines.append(start_engine(config, consistency_interval=3600.0))
         t = CoolWidgets.registry_table()
         for engine in engines:
-            wait_until(lambda: counted(engine, t.c.state == SyncState.SYNCED) >= 60,
+            wait_until(lambda: counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED) >= 60,
                        timeout=60, message="the first syncs")
 
         proxy.cut()  # the primary's port closes: connections refused
@@ -70,14 +64,15 @@ def test_a_primary_outage_of_a_minute_is_recovered_within_seconds(
             wait_until(lambda: "primary_unreachable" in engine.sync_holds, timeout=10,
                        message="the breaker to open")
         time.sleep(1.0)  # a download whose body arrived before the cut is still recorded
-        synced_at_cut = [counted(engine, t.c.state == SyncState.SYNCED) for engine in engines]
+        synced_at_cut = [counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED)
+                         for engine in engines]
         while time.monotonic() - cut_at < OUTAGE:
             for engine, synced in zip(engines, synced_at_cut):
                 # No attempt counts against a registry while the primary is
                 # down, and nothing is claimed that would then wait.
-                assert counted(engine, t.c.state == SyncState.FAILED) == 0
-                assert counted(engine, t.c.retry_count > 0) == 0
-                assert counted(engine, t.c.state == SyncState.SYNCED) == synced
+                assert counted(engine, CoolWidgets, t.c.state == SyncState.FAILED) == 0
+                assert counted(engine, CoolWidgets, t.c.retry_count > 0) == 0
+                assert counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED) == synced
                 assert engine.running
             time.sleep(1.0)
         for engine in engines:
@@ -95,7 +90,7 @@ def test_a_primary_outage_of_a_minute_is_recovered_within_seconds(
         proxy.restore()
         back_at = time.monotonic()
         for engine, synced in zip(engines, synced_at_cut):
-            wait_until(lambda: counted(engine, t.c.state == SyncState.SYNCED) > synced,
+            wait_until(lambda: counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED) > synced,
                        timeout=10, interval=0.05, message="the first sync after the outage")
         first_sync = time.monotonic() - back_at
         assert first_sync < 3, f"syncs resumed {first_sync:.1f} s after the primary came back"
@@ -142,8 +137,8 @@ def test_a_failure_of_one_blob_while_the_primary_answers_is_that_registrys_own(
                                   credentials)
         engine = start_engine(config)
         t = CoolWidgets.registry_table()
-        wait_until(lambda: counted(engine, t.c.state == SyncState.SYNCED) == len(ids)
-                   and counted(engine, t.c.state == SyncState.FAILED) == 1, timeout=30,
+        wait_until(lambda: counted(engine, CoolWidgets, t.c.state == SyncState.SYNCED) == len(ids)
+                   and counted(engine, CoolWidgets, t.c.state == SyncState.FAILED) == 1, timeout=30,
                    message="the other blobs synced, the reset one failed")
         row = registries(engine, CoolWidgets)[broken]
         assert row["retry_count"] == 1, row

@@ -63,7 +63,7 @@ class BulkAction(RegistryTable):
         while another job runs on the table."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; use resync or reverify")
-        if _one_batch(selection):  # a few registries chosen by id: not a bulk job
+        if one_batch(selection):  # a few registries chosen by id: not a bulk job
             return self._batches(action, selection, None, progress, cancelled)
         lease = Lease(self.engine, f"bulk {self.table.name}", new_holder_id(), ttl=LEASE_TTL)
         if not lease.acquire():
@@ -170,7 +170,8 @@ class BulkAction(RegistryTable):
                 f"then {action} again")
 
 
-def _one_batch(selection: RegistrySelection) -> bool:
+def one_batch(selection: RegistrySelection) -> bool:
+    """At most BATCH registries chosen by id: one transaction, not a job."""
     chosen = [c for c in (selection.ids, selection.model_ids) if c is not None]
     return bool(chosen) and min(len(c) for c in chosen) <= BATCH
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend.framework.states import SyncState, VerificationState
 
@@ -15,6 +15,13 @@ def registries(engine, replicator) -> dict[int, dict]:
     with engine.engine.connect() as connection:
         rows = connection.execute(select(t)).mappings().all()
     return {row[replicator.registry_fk]: dict(row) for row in rows}
+
+
+def counted(engine, replicator, *where) -> int:
+    """Registries of the type matching `where` (clauses on its table)."""
+    t = replicator.registry_table()
+    with engine.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(t).where(*where)).scalar()
 
 
 def all_synced_and_verified(engine, replicator, expected_ids) -> bool:

@@ -11,7 +11,7 @@ from graphql import (GraphQLArgument, GraphQLField, GraphQLInputField, GraphQLIn
 from backend.api.graphql.types import (ApiError, GeoRegistriesBulkAction, GeoRegistryAction,
                                        ReplicationStateEnum, VerificationStateEnum)
 from backend.secondary import registry_query
-from backend.secondary.bulk_actions import BATCH, BulkActionRefused
+from backend.secondary.bulk_actions import BulkActionRefused, one_batch
 from backend.secondary.registry_actions import RegistryActions
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -117,7 +117,7 @@ def bulk_update(info, data, models):
                                   verification_state=data.get("verificationState"))
     answer = {"registryClass": replicator, "errors": [], "updatedCount": 0,
               "clientMutationId": data.get("clientMutationId")}
-    if ids is not None and len(ids) <= BATCH:  # one transaction: no job, answered at once
+    if one_batch(selection):  # one transaction: no job, answered at once
         answer["updatedCount"] = RegistryActions(engine, replicator).act(
             _ACTIONS[data["action"]], selection)
         info.context.site.registries_changed()
