@@ -88,6 +88,7 @@ INTERVALS = {"timeouts": 0.4, "recovery": 0.3, "temporary files": 0.5,
              "history pruning": 0.6, "reverification": 0.4, "replica removals": 0.3}
 STATUS_INTERVAL = 0.5
 CONSISTENCY_INTERVAL = 0.4
+LATE = 0.3  # seconds a run may start after it was due, on a busy machine
 
 
 def runs(engine) -> dict[str, int]:
@@ -144,9 +145,11 @@ def test_every_housekeeping_job_runs_at_its_interval_while_the_lease_is_held(
         every = {**INTERVALS, "status": STATUS_INTERVAL, "consistency": CONSISTENCY_INTERVAL,
                  "events": 0.1}
         for name, interval in every.items():
-            wanted = elapsed / interval
-            # Never faster than the interval; late by at most a poll or two.
-            assert wanted * 0.6 <= done[name] <= wanted + 1.5, (name, done, elapsed)
+            # Never faster than the interval. A run starts once the jobs before
+            # it in the pass are done, so each may start up to LATE after it
+            # was due (a pass with the 9-hour jump has work in every job).
+            fastest, slowest = elapsed / interval, elapsed / (interval + LATE)
+            assert int(slowest) - 1 <= done[name] <= fastest + 1.5, (name, done, elapsed)
         with database.connect() as connection:
             row = connection.execute(registries.table.select()).mappings().one()
         assert row["state"] == SyncState.FAILED

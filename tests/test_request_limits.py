@@ -69,9 +69,15 @@ def test_a_flood_of_refused_queries_leaves_status_fast(site):
     flood = start_flood(site.url)
     try:
         slowest = max(status_took(site.url) for _ in range(10))
-        assert slowest < 1.0, slowest
+        assert slowest < STATUS_BOUND, slowest
     finally:
         stop_flood(flood)
+
+
+# The slowest status answer allowed under a flood. The attackers, the site and
+# PostgreSQL share this machine's two cores, so an answer waits for a core now
+# and then (1.45 s once in CI); a stall, as before the limits, lasted 57 s.
+STATUS_BOUND = 2.5
 
 
 def status_took(url: str) -> float:
@@ -189,7 +195,7 @@ def test_blobs_keep_flowing_while_the_primary_is_flooded_with_costly_queries(
             assert time.monotonic() < deadline, "the blobs stopped flowing"
             slowest = max(slowest, status_took(primary.url))
             time.sleep(0.2)
-        assert slowest < 1.0, slowest
+        assert slowest < STATUS_BOUND, slowest
         rows = registries(engine, widgets).values()
         assert all(row["retry_count"] == 0 and row["state"] != SyncState.FAILED for row in rows)
     finally:
