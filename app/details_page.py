@@ -95,6 +95,11 @@ class DetailsPage(QWidget):
         self.detail_button.setCheckable(True)
         self.detail_button.setChecked(True)
         self._lay_out()
+        if not source.can_act:  # a read-only token: say so where the actions are
+            for widget in (self.resync_button, self.reverify_button, self.resync_all,
+                           self.reverify_all):
+                widget.setEnabled(False)
+                widget.setToolTip(source.cannot_act_because)
         for keys, callback in (("Ctrl+R", lambda: self.act_on_selection("resync")),
                                ("Ctrl+Shift+R", lambda: self.act_on_selection("reverify")),
                                (QKeySequence.Copy, self.copy_rows),
@@ -340,7 +345,8 @@ class DetailsPage(QWidget):
         table = self.table
         count = table.chosen_count()
         for widget in (self.resync_button, self.reverify_button, self.copy_button):
-            widget.setEnabled(count > 0 and not table.resolving)
+            widget.setEnabled(count > 0 and not table.resolving
+                              and (widget is self.copy_button or self.source.can_act))
         if count != 1 or table.everything:
             self._detail_id = None
             self.detail.show_row(None)
@@ -416,7 +422,7 @@ class DetailsPage(QWidget):
             action = QAction(text, menu)
             if keys:
                 action.setShortcut(QKeySequence(keys))
-            action.setEnabled(enabled)
+            action.setEnabled(enabled and (text.startswith("Copy") or self.source.can_act))
             action.triggered.connect(callback)
             menu.addAction(action)
         menu.exec(self.table.viewport().mapToGlobal(position))

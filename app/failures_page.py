@@ -123,7 +123,9 @@ class FailuresPage(QWidget):
     def _selection_changed(self) -> None:
         chosen = self.selected_group() is not None
         self.show_button.setEnabled(chosen)
-        self.resync_button.setEnabled(chosen)
+        self.resync_button.setEnabled(chosen and self.source.can_act)
+        if not self.source.can_act:
+            self.resync_button.setToolTip(self.source.cannot_act_because)
 
     def describe(self, group: dict) -> str:
         kind = "failed syncs" if group["kind"] == "sync" else "failed verifications"

@@ -34,7 +34,8 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
         client = SiteClient(remote.get("url", ""), remote.get("api_token"))
         try:
             client.node()  # fail now, with one clear message, if it cannot be reached
-            return RemoteSource(client), client.close
+            source = RemoteSource(client)
+            return source, source.close
         except BaseException:
             client.close()
             raise

@@ -343,7 +343,10 @@ class MainWindow(QMainWindow):
     def _restore_pages(self) -> None:
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0) or 0))
         self.details.restore_state(self.settings)
-        self.set_type(str(self.settings.value("window/type", "") or ""))
+        saved = str(self.settings.value("window/type", "") or "")
+        if self.type_box.findData(saved) < 0:  # none yet, or one this site has not
+            saved = getattr(self.source, "first_type_in_use", "")
+        self.set_type(saved)
 
     # --- the data type ----------------------------------------------------------------------
 

@@ -191,7 +191,10 @@ class OverviewPage(QWidget):
                 "running": "Running",
                 "paused": "<span style='color:#c98a12'>●</span> <b>Paused</b>: no new syncs "
                           "or verifications until resumed",
-                "stopped": "Stopped"}.get(state, "Unknown"))
+                "stopped": "Stopped",
+                "gitlab": f"GitLab {html.escape(str(status.get('version') or ''))}: its "
+                          "background jobs sync and verify (no engine state is reported)",
+                }.get(state, "Unknown"))
         self.pause_button.setText("Resume engine" if state == "paused" else "Pause engine")
         self.pause_button.setEnabled(self.source.can_pause and state in ("running", "paused"))
         self.lag_label.setText(event_lag(status))
@@ -209,8 +212,13 @@ class OverviewPage(QWidget):
                                 primary.get(f"{p}_checksum_failed_count"))
             synced, verified = (status.get(f"{p}_synced_in_percentage"),
                                 status.get(f"{p}_verified_in_percentage"))
-            self.percentages[p].setText(f"{synced} / {verified}" if synced is not None
-                                        else "replication off")
+            if synced is None:
+                text = "replication off"
+            elif status.get(f"{p}_registry_count") == 0:
+                text = "nothing to sync"  # not "0.00 %": none of none is missing
+            else:
+                text = f"{synced} / {verified}"
+            self.percentages[p].setText(text)
 
     def show_history(self, points: list[dict], start: dt.datetime | None = None,
                      end: dt.datetime | None = None) -> None:

@@ -28,6 +28,9 @@ class SelectionActions(QObject):
         itself when every registry of it is (Ctrl+A: one statement)."""
         page = self.page
         view = page.table
+        if not page.source.can_act:
+            self.message.emit(page.source.cannot_act_because)
+            return
         if view.resolving:
             self.message.emit("Still finding the registries picked; try again in a moment.")
             return
@@ -42,6 +45,9 @@ class SelectionActions(QObject):
 
     def on_filter(self, action: str, failed_only: bool) -> None:
         page = self.page
+        if not page.source.can_act:
+            self.message.emit(page.source.cannot_act_because)
+            return
         selection = page.selection
         if failed_only:
             selection = (selection.narrowed(replication_state=selection.replication_state

@@ -5,7 +5,10 @@ selective sync, flags), or a remote headless secondary (URL and API token).
 Saved as TOML in the user data folder with owner-only permissions, checked
 by the same validation as configuration files, whose complaints are told
 in the dialog's words: the field, not the TOML key. Secrets are never shown
-again after entry and never logged. The dialog is `settings_dialog.py`.
+again after entry and never logged. A remote site's access token is never
+written to the file: it is kept by `token_store` (the system keyring, or
+this run only) and put back into the settings when they are loaded. The
+dialog is `settings_dialog.py`.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import tomllib
 import re
 from dataclasses import dataclass
 
+from app import token_store
 from backend.config import ConfigError, parse_config
 from backend.workspace import data_dir
 
@@ -45,9 +49,15 @@ def load_settings(path: pathlib.Path | None = None) -> dict:
         return {"mode": "demo"}
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            settings = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError):
         return {"mode": "demo"}
+    if token_store.move_out_of_settings(settings):  # written by an older version
+        save_settings(settings, path)
+    remote = settings.get("remote")
+    if isinstance(remote, dict) and remote.get("url"):
+        remote["api_token"] = token_store.load_token(remote["url"]) or ""
+    return settings
 
 
 def _toml_value(value) -> str:
@@ -65,8 +75,12 @@ def save_settings(settings: dict, path: pathlib.Path | None = None) -> None:
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"mode = {_toml_value(settings.get('mode', 'demo'))}"]
+    remote = dict(settings.get("remote") or {})
+    token = remote.pop("api_token", None)
+    if token is not None and remote.get("url"):
+        token_store.store_token(remote["url"], token)
     for section in ("secondary", "remote", "feature_flags"):
-        values = settings.get(section)
+        values = remote if section == "remote" else settings.get(section)
         if values:
             lines.append(f"\n[{section}]")
             lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]

@@ -176,6 +176,17 @@ class SettingsDialog(QDialog):
         self.remote_token = self._secret(remote.get("api_token", ""))
         self._add(form, "remote_url", self.remote_url)
         form.addRow("API token:", self.remote_token)
+        from app import token_store
+        where = QLabel(
+            "GitLab: a personal access token of an administrator (read_api to watch, api to "
+            "resync and reverify). It is kept in the system keyring, never in the settings "
+            "file." if token_store.keyring_available() else
+            "GitLab: a personal access token of an administrator (read_api to watch, api to "
+            "resync and reverify). This machine has no system keyring, so the token is kept "
+            f"until the console closes; {token_store.ENVIRONMENT} gives it at start.")
+        where.setWordWrap(True)
+        where.setObjectName("tokenStorage")
+        form.addRow("", where)
         return page
 
     def result_settings(self) -> dict:
@@ -278,12 +289,12 @@ def _try_remote(remote: dict) -> tuple[bool, str]:
     try:
         node = client.node()
         types = client.types()
-        if not remote.get("api_token"):
-            token = "without a token, resync and reverify are refused"
-        elif client.check_token(types[0]) == "read":
+        if client.check_token(types[0]) == "read":
             token = "this token only reads: resync and reverify are refused"
+        elif not remote.get("api_token"):
+            token = "it takes resync and reverify from this machine without a token"
         else:
-            token = "its API token is accepted"
+            token = "its API token may resync and reverify"
         return True, f"{node['name']} answers; {token}."
     except SiteClientError as exc:
         return False, str(exc)

@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import re
 
+from app.history_store import HistoryStore
 from backend.framework.states import SyncState, VerificationState
 from backend.replicables import registered
 from backend.secondary import registry_query, status_history
@@ -22,7 +23,9 @@ from backend.secondary.registry_selection import RegistrySelection
 SYNC_STATES = [state.label for state in SyncState]
 VERIFICATION_STATES = [state.label for state in VerificationState]
 ACTION_CHUNK = 1000  # registry ids per bulk mutation of a remote site
-REMOTE_PAGE = 500    # the API's largest page
+UPDATES_PER_REPORT = 20  # single-registry mutations between two progress reports
+READ_ONLY_TOKEN = ("The access token only reads: resync and reverify need a token with "
+                   "GitLab's api scope, or the site's api_token (Settings).")
 
 
 def empty_state_counts() -> dict[str, int]:
@@ -34,6 +37,8 @@ class LocalSource:
     """The engine this console hosts, and its tracking DB."""
 
     remote = False
+    can_act = True   # resync and reverify
+    cannot_act_because = ""
 
     def __init__(self, site, primary=None) -> None:
         self.site = site          # backend.sites.secondary.SecondarySite
@@ -135,8 +140,15 @@ class LocalSource:
 
 
 class RemoteSource:
-    """A headless secondary, through its GraphQL API (app.site_client). Its
-    types are those its schema has registries for."""
+    """A remote secondary, Geo Console's or GitLab's, through its GraphQL API
+    (app.site_client). Its types are those its schema has registries for.
+
+    What the site's schema lacks is done here, never sent: a page at an
+    offset is reached by the cursors of the pages before it (`CursorWalk`);
+    a narrowing by failure message is applied to the registries the site
+    narrows by state; failures are grouped from the failed registries; a
+    bulk action the site has no mutation for is one update per registry,
+    in batches, reported to the progress and cancellable between them."""
 
     remote = True
     can_pause = False
@@ -145,7 +157,25 @@ class RemoteSource:
         self.client = client
         self.types = client.types()
         self._types = {t.replicable_name: t for t in self.types}
-        self._name = None
+        self._name = client.node()["name"]
+        self._walks: dict = {}
+        # What the token may do, asked once: GitLab's read_api scope, or a
+        # site's read_token, only reads.
+        self.can_act = client.check_token(self.types[0]) == "write"
+        self.cannot_act_because = "" if self.can_act else READ_ONLY_TOKEN
+        # What to show first where nothing was chosen before: GitLab lists
+        # 17 to 40 types alphabetically, most of them empty on most sites.
+        status = client.status()
+        self.first_type_in_use = next(
+            (t.replicable_name for t in self.types
+             if status.get(f"{t.plural_name}_registry_count")), "")
+        # A site that keeps no history (GitLab) gets one recorded here.
+        self.history_store = None if client.schema().has_history else HistoryStore(client.url)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.history_store is not None:
+            self.history_store.close()
 
     @property
     def name(self) -> str:
@@ -160,17 +190,40 @@ class RemoteSource:
             raise ValueError(f"{self.client.url} does not replicate {replicable!r}") from None
 
     def overview(self) -> dict:
-        return self.client.status()
+        status = self.client.status()
+        # GitLab's status names neither the site nor an engine (its Sidekiq
+        # jobs are the engine): say which site, and that it is GitLab's.
+        status.setdefault("name", self.name)
+        status.setdefault("engine_state", "gitlab")
+        if self.history_store is not None:
+            self.history_store.record(status, self.types)
+        return status
 
     def sites(self) -> list[dict]:
         """Every site's status: the secondary's `GET /api/v4/geo_sites/status`,
         which it answers by asking its primary (the console may have no
-        route to the primary itself)."""
-        return self.client.all_statuses()
+        route to the primary itself). GitLab's statuses name no site: names,
+        URLs and roles come from its site list (`GET /api/v4/geo_sites`)."""
+        statuses = self.client.all_statuses()
+        if any(isinstance(s, dict) and "name" not in s for s in statuses):
+            objects = {site.get("id"): site for site in self.client.sites()}
+            for status in statuses:
+                site = objects.get(status.get("geo_node_id")) or {}
+                for key in ("name", "url", "primary"):
+                    status.setdefault(key, site.get(key))
+        return statuses
 
     def history(self, replicable: str, start, end, buckets):
-        points = self.client.history(start, end, buckets, self._type(replicable))
-        return [_snake_point(point) for point in points]
+        kind = self._type(replicable)
+        if self.history_store is not None:
+            return self.history_store.read(kind.replicable_name, start, end, buckets)
+        points = self.client.history(start, end, buckets, kind)
+        return [_snake_point(point) for point in points or []]
+
+    def sorts(self, replicable: str) -> list[str] | None:
+        """The orders the site can list registries in; None: any of ours."""
+        kind = self._type(replicable)
+        return None if self.client.can_narrow(kind, "sort") else [registry_query.DEFAULT_SORT]
 
     def state_counts(self, replicable: str) -> dict[str, int]:
         counts = {"all": self.count(replicable, RegistrySelection())}
@@ -182,47 +235,118 @@ class RemoteSource:
                 replicable, RegistrySelection(verification_state=state))
         return counts
 
-    def count(self, replicable: str, selection: RegistrySelection) -> int:
-        # The API caps counts at 1000 (GitLab's rule); above that the status
-        # totals give the size of unfiltered and single-state views.
+    def count(self, replicable: str, selection: RegistrySelection) -> int | None:
+        """Exact where the site can say: its count up to 1,000 (GitLab's
+        limit), else its status totals for what they cover; else, for a
+        selection the site cannot narrow by, the registries matched by
+        walking them. None where nothing tells (GitLab 16.x, more than a
+        page of a state its status does not count)."""
         kind = self._type(replicable)
-        page = self.client.registries(kind, selection, first=0)
+        server, keep = self._split(kind, selection)
+        if keep is not None:
+            return sum(1 for _ in self._walk_all(kind, server, keep))
+        page = self.client.registries(kind, selection, first=0 if self.client.counts(kind)
+                                      else self.client.page_size(kind))
         if page.count is not None and page.count <= 1000:
             return page.count
-        if not selection.keyword and selection.verification_state is None \
-                and selection.ids is None:
-            key = {None: "registry_count", SyncState.SYNCED: "synced_count",
-                   SyncState.FAILED: "failed_count"}.get(selection.replication_state)
-            total = self.client.status().get(f"{kind.plural_name}_{key}") if key else None
-            if total is not None:
-                return total
-        return page.count
+        if page.count is None and not page.has_next_page:
+            return len(page.rows)
+        total = self._status_total(kind, selection)
+        return total if total is not None else page.count
+
+    def _status_total(self, kind, selection: RegistrySelection) -> int | None:
+        if selection.keyword or selection.ids is not None:
+            return None
+        by_state = {(None, None): "registry_count", (SyncState.SYNCED, None): "synced_count",
+                    (SyncState.FAILED, None): "failed_count",
+                    (None, VerificationState.SUCCEEDED): "verified_count",
+                    (None, VerificationState.FAILED): "verification_failed_count"}
+        key = by_state.get((selection.replication_state, selection.verification_state))
+        return self.client.status().get(f"{kind.plural_name}_{key}") if key else None
+
+    def _split(self, kind, selection: RegistrySelection):
+        """(what the site narrows by, a test for the rest or None)."""
+        if (selection.sync_failure is None or self.client.can_narrow(kind, "syncFailure")) \
+                and (selection.verification_failure is None
+                     or self.client.can_narrow(kind, "verificationFailure")) \
+                and selection.model_ids is None:
+            return selection, None
+        server = selection.narrowed(sync_failure=None, verification_failure=None,
+                                    model_ids=None)
+        if selection.sync_failure is not None and server.replication_state is None:
+            server = server.narrowed(replication_state=SyncState.FAILED)
+        if selection.verification_failure is not None and server.verification_state is None:
+            server = server.narrowed(verification_state=VerificationState.FAILED)
+
+        def keep(row) -> bool:
+            return ((selection.sync_failure is None
+                     or row.last_sync_failure == selection.sync_failure)
+                    and (selection.verification_failure is None
+                         or row.verification_failure == selection.verification_failure)
+                    and (selection.model_ids is None or row.model_id in selection.model_ids))
+        return server, keep
+
+    def _walk_all(self, kind, selection: RegistrySelection, keep=None,
+                  sort: str = registry_query.DEFAULT_SORT):
+        """Every registry the site lists for the selection, page by page."""
+        after = None
+        while True:
+            page = self.client.registries(kind, selection, sort=sort, after=after,
+                                          first=self.client.page_size(kind))
+            yield from (row for row in page.rows if keep is None or keep(row))
+            if not page.has_next_page or not page.rows:
+                return
+            after = page.end_cursor
 
     def rows(self, replicable: str, selection: RegistrySelection, sort: str, offset: int,
              limit: int) -> list[RegistryRow]:
         kind = self._type(replicable)
-        rows = []
+        if sort != registry_query.DEFAULT_SORT and not self.client.can_narrow(kind, "sort"):
+            raise ValueError(f"{self.client.url} lists {kind.title_plural} by id only")
+        server, keep = self._split(kind, selection)
+        if keep is not None:
+            return list(itertools.islice(self._walk_all(kind, server, keep, sort), offset,
+                                         offset + limit))
+        if not self.client.can_narrow(kind, "offset"):
+            return self._walk(kind, selection, sort).rows(offset, limit)
+        rows, size = [], self.client.page_size(kind)
         while limit > 0:  # in pages the API allows
             page = self.client.registries(kind, selection, sort=sort,
-                                          first=min(limit, REMOTE_PAGE), offset=offset)
+                                          first=min(limit, size), offset=offset)
             rows += page.rows
-            if len(page.rows) < min(limit, REMOTE_PAGE):
+            if not page.has_next_page or not page.rows:
                 break
             offset, limit = offset + len(page.rows), limit - len(page.rows)
         return rows
 
+    def _walk(self, kind, selection, sort) -> "CursorWalk":
+        key = (kind.replicable_name, selection, sort)
+        walk = self._walks.get(key)
+        if walk is None:
+            if len(self._walks) >= 16:
+                self._walks.pop(next(iter(self._walks)))
+            walk = self._walks[key] = CursorWalk(
+                lambda after, first: self.client.registries(kind, selection, sort=sort,
+                                                            after=after, first=first),
+                self.client.page_size(kind))
+        return walk
+
     def export_rows(self, replicable: str, selection: RegistrySelection):
-        offset = 0
-        while True:
-            rows = self.rows(replicable, selection, registry_query.DEFAULT_SORT, offset,
-                             REMOTE_PAGE)
-            yield from rows
-            if len(rows) < REMOTE_PAGE:
-                return
-            offset += len(rows)
+        kind = self._type(replicable)
+        server, keep = self._split(kind, selection)
+        yield from self._walk_all(kind, server, keep)
 
     def failure_groups(self, replicable: str, limit: int = 100) -> list[dict]:
-        return self.client.failure_groups(self._type(replicable), limit)
+        kind = self._type(replicable)
+        groups = self.client.failure_groups(kind, limit)
+        if groups is not None:
+            return groups
+        return _grouped_failures(itertools.chain(
+            (("sync", row) for row in self._walk_all(
+                kind, RegistrySelection(replication_state=SyncState.FAILED))),
+            (("verification", row) for row in self._walk_all(
+                kind, RegistrySelection(verification_state=VerificationState.FAILED)))),
+            limit)
 
     def failed_ids(self, replicable: str, limit: int) -> list[int]:
         failed = RegistrySelection(replication_state=SyncState.FAILED)
@@ -231,33 +355,99 @@ class RemoteSource:
 
     def act(self, replicable: str, action: str, selection: RegistrySelection,
             progress=None) -> int:
-        """The bulk mutation narrows by ids and states; a keyword it does not
-        know is turned into the ids it matches first. Ids go ACTION_CHUNK a
-        mutation, each reported to `progress`, which may cancel the rest; a
-        mutation by states runs on the site, in the background."""
+        """Resync or reverify exactly what the selection picks. One bulk
+        mutation where the site has one that narrows as the selection does
+        (a state, or ACTION_CHUNK ids a mutation); else the ids are listed
+        first and each is updated on its own. `progress` is told after each
+        step and may cancel the rest."""
+        if not self.can_act:
+            raise ValueError(READ_ONLY_TOKEN)
         kind = self._type(replicable)
-        if not selection.narrows_by_ids_and_states_only:
+        client = self.client
+        states = [name for name, value in (
+            ("replicationState", selection.replication_state),
+            ("verificationState", selection.verification_state)) if value is not None]
+        if selection.narrows_by_ids_and_states_only and selection.ids is None \
+                and client.schema().bulk_narrows_by(*states):
+            # GitLab says not how many it schedules: those the selection
+            # matched just before.
+            matched = None if "updatedCount" in client.schema().bulk_payload \
+                else self.count(replicable, selection)
+            changed = client.bulk_update(action, kind, selection)
+            return matched if changed is None else changed
+        if not selection.narrows_by_ids_and_states_only or selection.ids is None:
             ids = tuple(row.registry_id for row in self.export_rows(replicable, selection))
-            if not ids:
-                return 0
-            selection = RegistrySelection(ids=ids)
-        if selection.ids is not None:
-            changed = 0
-            for start in range(0, len(selection.ids), ACTION_CHUNK):
-                if progress is not None:
-                    if progress.cancelled():
-                        progress.stopped(True)
-                        break
-                    progress.report(start, len(selection.ids))
-                changed += self.client.bulk_update(action, kind, selection.narrowed(
-                    ids=selection.ids[start:start + ACTION_CHUNK]))
-            return changed
-        return self.client.bulk_update(action, kind, selection)
+        else:
+            ids = selection.ids
+        if not ids:
+            return 0
+        chunked = client.schema().bulk_narrows_by("ids")
+        step = ACTION_CHUNK if chunked else 1
+        report_every = ACTION_CHUNK if chunked else UPDATES_PER_REPORT
+        changed = 0
+        for start in range(0, len(ids), step):
+            if progress is not None:
+                if progress.cancelled():
+                    progress.stopped(True)
+                    return changed
+                if start % report_every == 0:
+                    progress.report(start, len(ids))
+            if chunked:
+                part = ids[start:start + step]
+                done = client.bulk_update(action, kind, RegistrySelection(ids=part))
+                changed += len(part) if done is None else done
+            else:
+                client.update(action, kind, ids[start])
+                changed += 1
+        if progress is not None:
+            progress.stopped(False)
+        return changed
 
     def pause(self) -> None:
         raise RuntimeError("a remote secondary is paused on its own machine")
 
     resume = pause
+
+
+class CursorWalk:
+    """Offsets over a site that pages by cursor only (GitLab): the end
+    cursor of every page read is kept, so a page asked for again, or the
+    one after, costs one request, and a jump walks only from the nearest
+    page read before it."""
+
+    def __init__(self, fetch, size: int) -> None:
+        self.fetch = fetch          # (after, first) -> RegistryPage
+        self.size = size
+        self.after = {0: None}      # offset -> the cursor the page there starts after
+        self.ended_at: int | None = None  # the offset past the last registry, once seen
+
+    def rows(self, offset: int, limit: int) -> list[RegistryRow]:
+        if offset == 0:
+            self.after, self.ended_at = {0: None}, None  # a view read anew
+        start = max(known for known in self.after if known <= offset)
+        out: list[RegistryRow] = []
+        while start < offset + limit and (self.ended_at is None or start < self.ended_at):
+            page = self.fetch(self.after[start], self.size)
+            out += page.rows[max(0, offset - start):offset + limit - start]
+            if not page.has_next_page or not page.rows:
+                self.ended_at = start + len(page.rows)
+                break
+            start += len(page.rows)
+            self.after[start] = page.end_cursor
+        return out
+
+
+def _grouped_failures(failures, limit: int) -> list[dict]:
+    """Failed registries grouped by kind and message, largest first."""
+    groups: dict[tuple[str, str], dict] = {}
+    for kind, row in failures:
+        message = (row.last_sync_failure if kind == "sync" else row.verification_failure) \
+            or "Unknown"
+        group = groups.setdefault((kind, message), {"kind": kind, "message": message,
+                                                    "count": 0, "last_seen_at": None})
+        group["count"] += 1  # GitLab records no time of a failure: last_seen_at stays None
+    ordered = sorted(groups.values(), key=lambda g: (-g["count"], g["kind"], g["message"]))
+    return ordered[:limit]
 
 
 def local_types() -> list:

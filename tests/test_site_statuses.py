@@ -92,3 +92,29 @@ def test_a_secondary_whose_primary_is_down_says_so_in_one_line(pair):
     assert code == 502
     assert body["message"].startswith(f"cannot reach the primary at {url}: ")
     assert "Traceback" not in body["message"] and "Error" not in body["message"]
+
+
+def test_gitlabs_site_list_and_status_by_id_on_both_sites(pair):
+    """GitLab's routes: `GET /api/v4/geo_sites` (site objects, `current` for
+    the site asked) and `GET /api/v4/geo_sites/:id/status`, ids being the
+    GeoNode ids GraphQL gives."""
+    from backend.framework.status_fields import site_id
+    primary, secondary, _ = pair
+    wait_until(lambda: "secondary-1" in listed(primary.url), timeout=30,
+               message="the secondary's first report")
+    for site in (primary, secondary):
+        code, sites = get_json(site.url + "/api/v4/geo_sites")
+        assert code == 200
+        by_name = {entry["name"]: entry for entry in sites}
+        assert {name for name, entry in by_name.items() if entry["current"]} == {site.name}
+        assert by_name["primary"]["primary"] is True and by_name["secondary-1"]["url"] == \
+            secondary.url
+        for name, entry in by_name.items():
+            assert entry["id"] == site_id(name)
+            code, status = get_json(f"{site.url}/api/v4/geo_sites/{entry['id']}/status")
+            assert code == 200 and status["geo_node_id"] == entry["id"]
+        code, body = get_json(site.url + "/api/v4/geo_sites/12345/status")
+        assert (code, body) == (404, {"message": "404 GeoNode Not Found"})
+    refused = HTTP.request("GET", secondary.url + "/api/v4/geo_sites", timeout=20,
+                           headers={"Authorization": "Bearer not-the-token"})
+    assert refused.status == 401

@@ -1,7 +1,9 @@
 """The API every site serves on its `listen` address (SPEC §6):
 
   POST /api/graphql  (also /api/v4/graphql, /api/v4/geo/graphql)
-  GET  /api/v4/geo_sites/current/status
+  GET  /api/v4/geo_sites               (every site, GitLab's site objects)
+  GET  /api/v4/geo_sites/:id/status    (one site's status, by its GeoNode id)
+  GET  /api/v4/geo_sites/current/status (this site's: Geo Console's own route)
   GET  /api/v4/geo_sites/status        (every site: the primary's list; a secondary
                                         asks its primary for it)
   GET  /metrics                        (Prometheus)
@@ -25,6 +27,7 @@ from backend.api.access import metrics_refusal, read_refusal, refused, token_lev
 from backend.api.graphql.limits import (GRAPHQL_BUDGET, GRAPHQL_QUEUE, GRAPHQL_THREADS,
                                         MAX_QUERY_BYTES)
 from backend.framework.geo_auth import GeoAuthError, request_data
+from backend.framework.status_fields import site_id, site_object
 
 GRAPHQL_PATHS = ("/api/graphql", "/api/v4/graphql", "/api/v4/geo/graphql")
 
@@ -48,6 +51,8 @@ class SiteApi:
         routes = [web.post(path, self.graphql) for path in GRAPHQL_PATHS]
         routes += [web.get("/api/v4/geo_sites/current/status", self.current_status),
                    web.get("/api/v4/geo_sites/status", self.all_statuses),
+                   web.get("/api/v4/geo_sites", self.site_list),
+                   web.get(r"/api/v4/geo_sites/{id:\d+}/status", self.status_by_id),
                    web.get("/metrics", self.metrics)]
         return routes
 
@@ -114,6 +119,45 @@ class SiteApi:
             return refused(401, refusal)
         status = await asyncio.to_thread(self.site.rest_status)
         return web.json_response(status, dumps=_dumps)
+
+    async def status_by_id(self, request: web.Request) -> web.Response:
+        """GitLab's `GET /api/v4/geo_sites/:id/status`: this site's own
+        status at once, another's as the primary last stored it."""
+        refusal = self._read_refusal(request)
+        if refusal:
+            return refused(401, refusal)
+        wanted = int(request.match_info["id"])
+        if wanted == site_id(self.site.name):
+            return await self.current_status(request)
+        statuses, failure = await self._statuses()
+        if failure is not None:
+            return failure
+        for status in statuses:
+            if status.get("geo_node_id") == wanted:
+                return web.json_response(status, dumps=_dumps)
+        return web.json_response({"message": "404 GeoNode Not Found"}, status=404)
+
+    async def site_list(self, request: web.Request) -> web.Response:
+        """GitLab's `GET /api/v4/geo_sites`: a site object for every site,
+        `current` for this one."""
+        refusal = self._read_refusal(request)
+        if refusal:
+            return refused(401, refusal)
+        statuses, failure = await self._statuses()
+        if failure is not None:
+            return failure
+        return web.json_response([site_object(status, self.site.name)
+                                  for status in statuses], dumps=_dumps)
+
+    async def _statuses(self):
+        """(every site's status, None), or (None, the answer to give)."""
+        try:
+            statuses = await asyncio.to_thread(self.site.all_rest_statuses)
+        except UpstreamUnavailable as exc:
+            return None, web.json_response({"message": str(exc)}, status=502)
+        if statuses is None:  # a site that lists no others
+            statuses = [await asyncio.to_thread(self.site.rest_status)]
+        return statuses, None
 
     async def all_statuses(self, request: web.Request) -> web.Response:
         """The primary answers itself; a secondary asks its primary (which

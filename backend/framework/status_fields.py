@@ -80,3 +80,16 @@ def general_fields(*, name: str, url: str, primary: bool, health_problems: list[
     fields["_links"] = {"self": f"{url.rstrip('/')}/api/v4/geo_sites/current/status",
                         "site": f"{url.rstrip('/')}/api/v4/geo_sites/current"}
     return fields
+
+
+def site_object(status: dict, current_name: str) -> dict:
+    """GitLab's site object (`GET /api/v4/geo_sites`) of a site, from its
+    status document; `current` for the site named `current_name`."""
+    url = (status.get("url") or "").rstrip("/")
+    return {"id": status.get("geo_node_id"), "name": status.get("name"),
+            "url": url or None, "internal_url": url or None,
+            "primary": bool(status.get("primary")), "enabled": True,
+            "current": status.get("name") == current_name,
+            "selective_sync_type": status.get("selective_sync_type"),
+            "selective_sync_namespace_ids": status.get("namespaces") or [],
+            "_links": {"status": f"/api/v4/geo_sites/{status.get('geo_node_id')}/status"}}

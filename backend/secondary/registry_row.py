@@ -29,6 +29,11 @@ def _time(value) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _number(value) -> int | None:
+    """An id GitLab may give as an ID string ("12")."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
 def iso(value: dt.datetime | None) -> str | None:
     """A time as reports write it: UTC, microseconds, Z."""
     if value is None:
@@ -65,6 +70,8 @@ class RegistryRow:
     project_path: str | None = None
     shard: str | None = None
     primary_checksum: str | None = None
+    # GitLab's missingOnPrimary, where a site says so; else read from the failure.
+    missing_flag: bool | None = None
 
     @classmethod
     def from_record(cls, record, replicator) -> "RegistryRow":
@@ -90,28 +97,36 @@ class RegistryRow:
 
     @classmethod
     def from_graphql(cls, node: dict, replicable: str) -> "RegistryRow":
-        """From a registry node of a site's GraphQL API (`REGISTRY_FIELDS`)."""
+        """From a registry node of a site's GraphQL API: Geo Console's, or
+        GitLab's, whose older releases lack some fields (16.3 has no
+        modelRecordId, missingOnPrimary or checksum mismatch fields; the
+        client puts the model id under modelRecordId)."""
+        get = node.get
         return cls(
             replicable=replicable,
-            registry_id=int(str(node["id"]).rsplit("/", 1)[1]), model_id=node["modelRecordId"],
-            state=SyncState[node["state"]],
-            verification_state=VerificationState[node["verificationState"]],
-            retry_count=node["retryCount"] or 0, retry_at=_time(node["retryAt"]),
-            last_synced_at=_time(node["lastSyncedAt"]),
-            last_sync_failure=node["lastSyncFailure"],
-            verification_retry_count=node["verificationRetryCount"] or 0,
-            verification_retry_at=_time(node["verificationRetryAt"]),
-            verified_at=_time(node["verifiedAt"]),
-            verification_started_at=_time(node["verificationStartedAt"]),
-            verification_failure=node["verificationFailure"],
-            checksum_mismatch=bool(node["checksumMismatch"]),
-            verification_checksum=node["verificationChecksum"],
-            verification_checksum_mismatched=node["verificationChecksumMismatched"],
-            created_at=_time(node["createdAt"]),
-            **{name: node.get(graphql) for name, graphql in DETAIL_FIELDS.items()})
+            registry_id=int(str(node["id"]).rsplit("/", 1)[1]), model_id=get("modelRecordId"),
+            state=SyncState[get("state") or "PENDING"],
+            verification_state=VerificationState[get("verificationState") or "DISABLED"],
+            retry_count=get("retryCount") or 0, retry_at=_time(get("retryAt")),
+            last_synced_at=_time(get("lastSyncedAt")),
+            last_sync_failure=get("lastSyncFailure"),
+            verification_retry_count=get("verificationRetryCount") or 0,
+            verification_retry_at=_time(get("verificationRetryAt")),
+            verified_at=_time(get("verifiedAt")),
+            verification_started_at=_time(get("verificationStartedAt")),
+            verification_failure=get("verificationFailure"),
+            checksum_mismatch=bool(get("checksumMismatch")),
+            verification_checksum=get("verificationChecksum"),
+            verification_checksum_mismatched=get("verificationChecksumMismatched"),
+            created_at=_time(get("createdAt")),
+            **{name: _number(get(graphql)) if name == "project_id" else get(graphql)
+               for name, graphql in DETAIL_FIELDS.items()},
+            missing_flag=get("missingOnPrimary"))
 
     @property
     def missing_on_primary(self) -> bool:
+        if self.missing_flag is not None:
+            return self.missing_flag
         return self.state == SyncState.FAILED and self.last_sync_failure == MISSING_ON_PRIMARY
 
     @property

@@ -136,7 +136,8 @@ def test_test_connection_tries_a_remote_secondary_and_its_token(
         before = db_states(site)
         dialog = dialog_for(qtbot, {"mode": "remote", "remote": {"url": site.url}})
         dialog.remote_token.setText("the-token")
-        assert connection_test(qtbot, dialog) == "✓ secondary-1 answers; its API token is accepted."
+        assert connection_test(qtbot, dialog) == ("✓ secondary-1 answers; its API token may "
+                                                  "resync and reverify.")
         dialog.remote_token.setText(READ_TOKEN)
         assert connection_test(qtbot, dialog) == ("✓ secondary-1 answers; this token only "
                                                   "reads: resync and reverify are refused.")
