@@ -23,6 +23,7 @@ from backend.secondary.registry_selection import RegistrySelection
 SYNC_STATES = [state.label for state in SyncState]
 VERIFICATION_STATES = [state.label for state in VerificationState]
 ACTION_CHUNK = 1000  # registry ids per bulk mutation of a remote site
+COUNT_LIMIT = 1000  # GitLab's count(limit) answers at most this, else limit + 1
 UPDATES_PER_REPORT = 20  # single-registry mutations between two progress reports
 READ_ONLY_TOKEN = ("The access token only reads: resync and reverify need a token with "
                    "GitLab's api scope, or the site's api_token (Settings).")
@@ -247,12 +248,16 @@ class RemoteSource:
             return sum(1 for _ in self._walk_all(kind, server, keep))
         page = self.client.registries(kind, selection, first=0 if self.client.counts(kind)
                                       else self.client.page_size(kind))
-        if page.count is not None and page.count <= 1000:
+        if page.count is not None and page.count <= COUNT_LIMIT:
             return page.count
         if page.count is None and not page.has_next_page:
             return len(page.rows)
         total = self._status_total(kind, selection)
-        return total if total is not None else page.count
+        if total is not None:
+            return total
+        # More than the site counts (19.x answers limit + 1), or more than a
+        # page (16.x): that many at least, shown "1,000+", as GitLab does.
+        return AtLeast(page.count if page.count is not None else len(page.rows) + 1)
 
     def _status_total(self, kind, selection: RegistrySelection) -> int | None:
         if selection.keyword or selection.ids is not None:
@@ -407,6 +412,18 @@ class RemoteSource:
         raise RuntimeError("a remote secondary is paused on its own machine")
 
     resume = pause
+
+
+class AtLeast(int):
+    """A count known only from below: more than int(self) - 1 registries.
+    It is used as the number it is (the table shows that many rows) and
+    reads "1,000+" wherever it is written."""
+
+    def __format__(self, spec: str) -> str:
+        return format(int(self) - 1, spec) + "+"
+
+    def __str__(self) -> str:
+        return f"{self:,}"
 
 
 class CursorWalk:

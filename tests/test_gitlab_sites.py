@@ -300,3 +300,24 @@ def test_the_console_records_history_for_a_site_that_keeps_none(gitlab, monkeypa
         assert len(source.history("upload", start, start + dt.timedelta(minutes=2), 1000)) == 2
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("generation, shown", [("16.3", "100+"), ("19.2", "1,000+")])
+def test_a_count_the_site_cannot_give_is_shown_as_at_least_never_as_exact(generation, shown):
+    """1,200 pending syncs: GitLab's status counts no pending registries, so
+    the count is what the site can vouch for: more than its count limit
+    (19.x) or more than a page (16.3), never a made-up exact figure."""
+    with GitLabSite(generation=generation, name="geo-2", site_id=2, tokens=TOKENS) as site:
+        site.add_registries("Upload", 1200, state="PENDING", verificationState="PENDING",
+                            lastSyncedAt=None, verifiedAt=None)
+        source = RemoteSource(client_of(site))
+        try:
+            pending = source.count("upload", RegistrySelection(
+                replication_state=SyncState.PENDING))
+            assert f"{pending:,}" == shown
+            assert source.count("upload", RegistrySelection()) == 1200  # the status says
+            rows = source.rows("upload", RegistrySelection(replication_state=SyncState.PENDING),
+                               "ID_ASC", int(pending) - 1, 5)
+            assert rows and rows[0].registry_id == int(pending)  # the rows are there
+        finally:
+            source.close()
