@@ -266,7 +266,16 @@ class DetailsPage(QWidget):
 
     def _sort_changed(self, sort: str) -> None:
         """A header was clicked: the same registries in another order; the
-        registries chosen stay chosen."""
+        registries chosen stay chosen. An order the source cannot give (a
+        GitLab 16.x site sorts by id only; GitLab's tracking database has no
+        file names) is said, and the order stays as it was."""
+        sorts = getattr(self.source, "sorts", None)
+        allowed = sorts(self.replicable) if sorts is not None else None
+        if allowed is not None and sort not in allowed:
+            self.table.show_sort(self.sort)
+            self.actions.message.emit(f"{self.source.name} cannot list "
+                                      f"{self.data_type.title_plural} in that order.")
+            return
         self.sort = sort
         self.model.reset()
 

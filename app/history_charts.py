@@ -9,6 +9,7 @@ import datetime as dt
 
 from widgets.charts import HistoryChart, Series
 
+NOT_REPORTED = "Not reported by this site"
 GREEN, BLUE, RED, AMBER = "#2e9e5b", "#3b82c4", "#d9534f", "#c98a12"
 
 # (chart name, title after the type's name, kind, unit, [(series, colour, field, dashed, width)])
@@ -48,6 +49,12 @@ def fill_charts(charts: dict[str, HistoryChart], points: list[dict],
     times = [point["time"].timestamp() for point in points if point.get("time")]
     points = [point for point in points if point.get("time")]
     for name, _title, _kind, _unit, series in CHARTS:
+        fields = [field for _label, _colour, field, _d, _w in series]
+        if points and all(point.get(field) is None for point in points for field in fields):
+            # The site reports none of it (GitLab: no bytes): not a zero.
+            charts[name].set_series([], {}, start.timestamp(), end.timestamp(),
+                                    empty=NOT_REPORTED)
+            continue
         charts[name].set_series(times, {label: [point.get(field) or 0 for point in points]
                                         for label, _colour, field, _d, _w in series},
                                 start.timestamp(), end.timestamp())

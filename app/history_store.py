@@ -95,7 +95,10 @@ class HistoryStore:
 
     def read(self, replicable_name: str, start: dt.datetime, end: dt.datetime,
              buckets: int) -> list[dict]:
-        return status_history.read(self.engine, replicable_name, start, end, buckets)
+        points = status_history.read(self.engine, replicable_name, start, end, buckets)
+        for point in points:
+            point["bytes_per_second"] = None  # not reported: never shown as 0 B/s
+        return points
 
     def close(self) -> None:
         self.engine.dispose()

@@ -39,6 +39,11 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
         except BaseException:
             client.close()
             raise
+    if settings.get("mode") == "gitlab_db":
+        from app.gitlab_db_source import GitLabDatabaseSource
+        from app.settings import gitlab_database_url
+        source = GitLabDatabaseSource(gitlab_database_url(settings.get("gitlab_db", {})))
+        return source, source.close
     if settings.get("mode") == "local":
         config = parse_config({"secondary": settings.get("secondary", {}),
                                "feature_flags": settings.get("feature_flags", {})},
@@ -61,6 +66,8 @@ def target_of(config_path: str | None) -> str:
         return f"the secondary at {settings.get('remote', {}).get('url', '')}"
     if settings.get("mode") == "local":
         return "the secondary this console runs"
+    if settings.get("mode") == "gitlab_db":
+        return f"the GitLab tracking database {settings.get('gitlab_db', {}).get('url', '')}"
     return "the demo"
 
 

@@ -98,6 +98,13 @@ class OverviewPage(QWidget):
             self.bars[data_type.plural_name] = bars
             self.percentages[data_type.plural_name] = QLabel("—")
             self.type_grid.addWidget(self.percentages[data_type.plural_name], row, 4)
+        # Registry tables a source found but does not read, and why (a GitLab
+        # tracking database's older tables).
+        self.left_out_label = QLabel("")
+        self.left_out_label.setWordWrap(True)
+        self.left_out_label.setObjectName("leftOut")
+        self.left_out_label.hide()
+        self.type_grid.addWidget(self.left_out_label, len(source.types) + 1, 0, 1, 5)
         layout.addWidget(types)
 
         picker = QHBoxLayout()
@@ -192,12 +199,18 @@ class OverviewPage(QWidget):
                 "paused": "<span style='color:#c98a12'>●</span> <b>Paused</b>: no new syncs "
                           "or verifications until resumed",
                 "stopped": "Stopped",
+                "gitlab database": "none in the database: GitLab's background jobs sync "
+                                   "and verify; actions here set registries pending for them",
                 "gitlab": f"GitLab {html.escape(str(status.get('version') or ''))}: its "
                           "background jobs sync and verify (no engine state is reported)",
                 }.get(state, "Unknown"))
         self.pause_button.setText("Resume engine" if state == "paused" else "Pause engine")
         self.pause_button.setEnabled(self.source.can_pause and state in ("running", "paused"))
-        self.lag_label.setText(event_lag(status))
+        # A source that knows only part of the event log says it itself.
+        self.lag_label.setText(status.get("event_log_text") or event_lag(status))
+        left_out = status.get("left_out") or []
+        self.left_out_label.setVisible(bool(left_out))
+        self.left_out_label.setText("Not shown: " + "; ".join(left_out) if left_out else "")
         primary = status.get("primary_status") or {}
         for data_type in self.source.types:
             p = data_type.plural_name

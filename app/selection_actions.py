@@ -14,6 +14,12 @@ from app.wording import plural
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_selection import RegistrySelection
 
+# Said before an action that writes to a GitLab tracking database itself.
+DIRECT_WRITE = ("This changes GitLab's tracking database as GitLab's own bulk resync and "
+                "reverify do (state pending, retries cleared, 1,000 rows a transaction); "
+                "GitLab's background jobs then do the work.")
+
+
 class SelectionActions(QObject):
     message = Signal(str)
     actionDone = Signal(str, int)  # action, how many registries
@@ -40,6 +46,11 @@ class SelectionActions(QObject):
         source, replicable = page.source, page.replicable
         selection = page.selection if view.everything else \
             RegistrySelection(ids=tuple(sorted(view.chosen)))
+        if getattr(source, "confirm_every_action", False) and not self.confirm(
+                f"{action.title()} {plural(view.chosen_count(), 'registry')}",
+                f"{action.title()} {plural(view.chosen_count(), 'registry')} by writing to "
+                f"{source.name} directly?\n\n{DIRECT_WRITE}"):
+            return
         self._run(action, lambda progress: source.act(replicable, action, selection,
                                                       progress=progress))
 
@@ -70,6 +81,8 @@ class SelectionActions(QObject):
         question = (f"{action.title()} {plural(count, self.page.data_type.title.lower() + ' registry')} "
                     f"({selection.describe()})?"
                     f"\n\n{consequence} This runs in the background and may take a while.")
+        if getattr(self.page.source, "confirm_every_action", False):
+            question += f"\n\n{DIRECT_WRITE}"
         if self.confirm(f"{action.title()} {plural(count, 'registry')}", question):
             source, replicable = self.page.source, self.page.replicable
             self._run(action, lambda progress: source.act(replicable, action, selection,

@@ -25,7 +25,8 @@ from backend.workspace import data_dir
 
 MODES = [("demo", "Embedded demo (a primary and a secondary on this machine)"),
          ("local", "Run a secondary here, connected to a primary"),
-         ("remote", "Watch a remote headless secondary")]
+         ("remote", "Watch a remote headless secondary"),
+         ("gitlab_db", "Read a GitLab secondary's tracking database directly")]
 # The settings of a local secondary, by the labels the dialog shows them with.
 FIELD_LABELS = {
     "name": "Site name", "primary_url": "Primary URL", "access_key": "Access key",
@@ -35,6 +36,7 @@ FIELD_LABELS = {
     "minimum_reverification_interval": "Re-verify after", "selective_sync_type": "Selective sync",
     "selective_sync_namespace_ids": "Namespaces", "selective_sync_shards": "Shards",
     "remote_url": "Secondary URL",
+    "gitlab_db_url": "Tracking database URL",
 }
 _KEY = re.compile(r"^(?:secondary|feature_flags)\.(\w+)\s+(.*)$")
 
@@ -57,7 +59,15 @@ def load_settings(path: pathlib.Path | None = None) -> dict:
     remote = settings.get("remote")
     if isinstance(remote, dict) and remote.get("url"):
         remote["api_token"] = token_store.load_token(remote["url"]) or ""
+    database = settings.get("gitlab_db")
+    if isinstance(database, dict) and database.get("url"):
+        database["password"] = token_store.load_token(_password_key(database["url"])) or ""
     return settings
+
+
+def _password_key(url: str) -> str:
+    """Where a tracking database's password is kept: by its URL without it."""
+    return "database " + url
 
 
 def _toml_value(value) -> str:
@@ -79,8 +89,12 @@ def save_settings(settings: dict, path: pathlib.Path | None = None) -> None:
     token = remote.pop("api_token", None)
     if token is not None and remote.get("url"):
         token_store.store_token(remote["url"], token)
-    for section in ("secondary", "remote", "feature_flags"):
-        values = remote if section == "remote" else settings.get(section)
+    database = dict(settings.get("gitlab_db") or {})
+    password = database.pop("password", None)
+    if password is not None and database.get("url"):
+        token_store.store_token(_password_key(database["url"]), password)
+    for section in ("secondary", "remote", "gitlab_db", "feature_flags"):
+        values = {"remote": remote, "gitlab_db": database}.get(section, settings.get(section))
         if values:
             lines.append(f"\n[{section}]")
             lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
@@ -131,6 +145,22 @@ def validate(settings: dict) -> Problem | None:
             return Problem("remote_url", "The secondary's URL must start with http:// or "
                                          "https://.")
         return None
+    if mode == "gitlab_db":
+        url = settings.get("gitlab_db", {}).get("url", "")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+        try:
+            parsed = make_url(url) if url.startswith("postgresql") else None
+        except ArgumentError:
+            parsed = None
+        if parsed is None or not parsed.database:
+            return Problem("gitlab_db_url", "The tracking database URL must look like "
+                                            "postgresql://USER@HOST:5432/DATABASE (GitLab's "
+                                            "is PostgreSQL).")
+        if parsed.password is not None:
+            return Problem("gitlab_db_url", "Give the password in its own field, not in "
+                                            "the URL (it is kept out of the settings file).")
+        return None
     if mode == "local":
         try:
             parse_config({"secondary": settings.get("secondary", {}),
@@ -150,3 +180,12 @@ def _in_words(message: str) -> Problem:
     rest = rest.replace(" (days)", " day").replace("an array of integers",
                                                    "numbers separated by commas")
     return Problem(key, f"{FIELD_LABELS[key]} {rest.rstrip('.')}.")
+
+
+def gitlab_database_url(database: dict) -> str:
+    """The tracking database URL with its password, to connect with."""
+    from sqlalchemy.engine import make_url
+    url = make_url(database["url"])
+    if database.get("password"):
+        url = url.set(password=database["password"])
+    return url.render_as_string(hide_password=False)

@@ -42,6 +42,7 @@ class SettingsDialog(QDialog):
         self.pages.addWidget(self._local_page(settings.get("secondary", {}),
                                               settings.get("feature_flags", {})))
         self.pages.addWidget(self._remote_page(settings.get("remote", {})))
+        self.pages.addWidget(self._gitlab_db_page(settings.get("gitlab_db", {})))
         self.error = QLabel("")
         self.error.setStyleSheet(f"color: {PROBLEM_COLOUR}")
         self.error.setWordWrap(True)
@@ -189,6 +190,22 @@ class SettingsDialog(QDialog):
         form.addRow("", where)
         return page
 
+    def _gitlab_db_page(self, database: dict) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.gitlab_db_url = QLineEdit(database.get("url", ""))
+        self.gitlab_db_url.setPlaceholderText(
+            "postgresql://gitlab_geo@geo-db.example:5432/gitlabhq_geo_production")
+        self.gitlab_db_password = self._secret(database.get("password", ""))
+        self._add(form, "gitlab_db_url", self.gitlab_db_url)
+        form.addRow("Password:", self.gitlab_db_password)
+        note = QLabel("The registry tables are read directly; resync and reverify write "
+                      "to them as GitLab's bulk actions do, each after a confirmation. The "
+                      "password is kept as an access token is (system keyring, or this run).")
+        note.setWordWrap(True)
+        form.addRow("", note)
+        return page
+
     def result_settings(self) -> dict:
         mode = self.mode.currentData()
         saved_secondary = self.original.get("secondary", {})
@@ -216,6 +233,11 @@ class SettingsDialog(QDialog):
             }
             settings["feature_flags"] = {flag: box.isChecked()
                                          for flag, box in self.flags.items()}
+        elif mode == "gitlab_db":
+            saved_db = self.original.get("gitlab_db", {})
+            settings["gitlab_db"] = {"url": self.gitlab_db_url.text().strip(),
+                                     "password": self.gitlab_db_password.text()
+                                     or saved_db.get("password", "")}
         elif mode == "remote":
             settings["remote"] = {"url": self.remote_url.text().strip(),
                                   "api_token": self.remote_token.text()
@@ -280,6 +302,8 @@ def try_connection(settings: dict) -> tuple[bool, str]:
     """(worked, what was found), trying valid settings for real: blocking."""
     if settings["mode"] == "remote":
         return _try_remote(settings["remote"])
+    if settings["mode"] == "gitlab_db":
+        return _try_gitlab_db(settings["gitlab_db"])
     return _try_local(settings["secondary"])
 
 
@@ -300,6 +324,22 @@ def _try_remote(remote: dict) -> tuple[bool, str]:
         return False, str(exc)
     finally:
         client.close()
+
+
+def _try_gitlab_db(database: dict) -> tuple[bool, str]:
+    from app.gitlab_db_source import GitLabDatabaseError, GitLabDatabaseSource
+    from app.settings import gitlab_database_url
+    try:
+        source = GitLabDatabaseSource(gitlab_database_url(database))
+    except GitLabDatabaseError as exc:
+        return False, str(exc)
+    try:
+        found = ", ".join(kind.title_plural for kind in source.types)
+        left = f"; left out: {len(source.left_out)} (see the Overview)" if source.left_out \
+            else ""
+        return True, f"{len(source.types)} registry tables: {found}{left}."
+    finally:
+        source.close()
 
 
 def _try_local(secondary: dict) -> tuple[bool, str]:

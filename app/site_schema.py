@@ -13,9 +13,9 @@ schema what is there (`discover`) and builds each document from the answer
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from backend.framework.replicable_names import gitlab_type, snake
 from backend.framework.replicator import ReplicableType
 from backend.replicables import registered
 
@@ -29,9 +29,6 @@ WANTED_REGISTRY_FIELDS = (
     "verificationStartedAt", "verificationRetryAt", "verificationRetryCount",
     "verificationFailure", "verificationChecksum", "dataManagementDetailsPath",
     "fileName", "size", "fileStore", "projectId", "projectPath", "shard", "primaryChecksum")
-
-# How GitLab writes the words of its type names that are not plain words.
-ACRONYMS = {"lfs": "LFS", "ci": "CI", "ai": "AI", "nuget": "NuGet"}
 
 TYPE_REF = "kind name ofType { kind name ofType { kind name ofType { kind name } } }"
 FIRST_QUESTION = f"""{{
@@ -123,7 +120,7 @@ class SiteSchema:
     def registry_class(self, kind: ReplicableType) -> str:
         """The GeoRegistryClass value of a type: upper snake case of its
         GraphQL name (PackageFile: PACKAGE_FILE_REGISTRY)."""
-        value = f"{_snake(kind.graphql_name).upper()}_REGISTRY"
+        value = f"{snake(kind.graphql_name).upper()}_REGISTRY"
         if self.registry_classes and value not in self.registry_classes:
             raise SchemaError(f"the site's GeoRegistryClass has no {value}")
         return value
@@ -216,19 +213,14 @@ def type_of_field(field: str, node_type: str, model_id_field: str = "modelRecord
                   ) -> ReplicableType:
     """The type behind GeoNode's `<type>Registries` field of node type
     `<Type>Registry`: as this console declares it when it knows it, else
-    named as GitLab names it (`LfsObject`: "LFS Object", "LFS Objects",
-    status fields `lfs_objects_…`)."""
+    named as GitLab names it (`replicable_names.gitlab_type`)."""
     graphql_name = node_type.removesuffix("Registry")
     known = {r.graphql_name: r for r in registered()}
     if graphql_name in known:
         return known[graphql_name].describe()
-    name = _snake(graphql_name)
-    words = [ACRONYMS.get(part, part.title()) for part in name.split("_")]
-    title = " ".join(words)
-    plural_words = words[:-1] + [_plural(words[-1])]
-    fk = f"{name}_id" if model_id_field == "modelRecordId" else _snake(model_id_field)
-    return ReplicableType(name, "_".join(w.lower() for w in plural_words), title,
-                          " ".join(plural_words), fk, graphql_name)
+    fk = f"{snake(graphql_name)}_id" if model_id_field == "modelRecordId" \
+        else snake(model_id_field)
+    return gitlab_type(graphql_name, fk)
 
 
 def _model_id_field(members: set[str], node_type: str) -> str:
@@ -244,19 +236,6 @@ def _model_id_field(members: set[str], node_type: str) -> str:
         return candidates[0]
     raise SchemaError(f"{node_type} names its model neither by modelRecordId nor by "
                       "one …Id field")
-
-
-def _plural(word: str) -> str:
-    lower = word.lower()
-    if re.search(r"[^aeiou]y$", lower):
-        return word[:-1] + "ies"
-    if re.search(r"(s|x|ch|sh)$", lower):
-        return word + "es"
-    return word + "s"
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _named(type_ref: dict | None) -> str | None:

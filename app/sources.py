@@ -16,7 +16,7 @@ from app.history_store import HistoryStore
 from backend.framework.states import SyncState, VerificationState
 from backend.replicables import registered
 from backend.secondary import registry_query, status_history
-from backend.secondary.registry_actions import RegistryActions
+from backend.secondary.bulk_actions import BulkAction
 from backend.secondary.registry_row import RegistryRow
 from backend.secondary.registry_selection import RegistrySelection
 
@@ -34,48 +34,22 @@ def empty_state_counts() -> dict[str, int]:
     return dict.fromkeys(["all", *SYNC_STATES, *(f"v_{s}" for s in VERIFICATION_STATES)], 0)
 
 
-class LocalSource:
-    """The engine this console hosts, and its tracking DB."""
+class TrackingDatabaseReads:
+    """Reads and actions on a tracking database, straight with the backend's
+    queries: this console's own (LocalSource) or a GitLab site's
+    (GitLabDatabaseSource). Subclasses set `engine`, `types` and
+    `_replicators` (replicator-shaped tables by type name)."""
 
-    remote = False
-    can_act = True   # resync and reverify
-    cannot_act_because = ""
-
-    def __init__(self, site, primary=None) -> None:
-        self.site = site          # backend.sites.secondary.SecondarySite
-        self.primary = primary    # the demo's PrimarySite, when there is one
-        self.engine = site.tracking_engine
-        self._replicators = {r.replicable_name: r for r in site.replicators}
-        self.types = [r.describe() for r in site.replicators]
-
-    @property
-    def name(self) -> str:
-        return self.site.name
+    engine = None
+    types: list = []
+    _replicators: dict = {}
+    bulk_leased = True  # this product's tables have a lease table; GitLab's do not
 
     def replicator(self, replicable: str):
         try:
             return self._replicators[replicable]
         except KeyError:
             raise ValueError(f"this site does not replicate {replicable!r}") from None
-
-    # --- reading -------------------------------------------------------------------
-
-    def overview(self) -> dict:
-        status = self.site.rest_status()
-        if self.primary is not None:
-            status["primary_status"] = self.primary.rest_status()
-        return status
-
-    def sites(self) -> list[dict]:
-        """Every site's status from the primary's `GET
-        /api/v4/geo_sites/status`, asked over HTTP at the hosted
-        secondary's `primary_url` (the endpoint is open, as every query)."""
-        return self.site.all_rest_statuses()
-
-    def history(self, replicable: str, start: dt.datetime, end: dt.datetime,
-                buckets: int) -> list[dict]:
-        self.replicator(replicable)
-        return status_history.read(self.engine, replicable, start, end, buckets)
 
     def state_counts(self, replicable: str) -> dict[str, int]:
         counts = empty_state_counts()
@@ -106,21 +80,64 @@ class LocalSource:
     def failed_ids(self, replicable: str, limit: int) -> list[int]:
         return registry_query.failed_ids(self.engine, self.replicator(replicable), limit)
 
-    # --- actions ---------------------------------------------------------------------
-
     def act(self, replicable: str, action: str, selection: RegistrySelection,
             progress=None) -> int:
         """resync / reverify what the selection picks, decided by the
         database, 1,000 registries a transaction; `progress` (a
         BulkProgress) is told after each and may cancel the rest."""
-        result = RegistryActions(self.engine, self.replicator(replicable)).run(
+        result = BulkAction(self.engine, self.replicator(replicable),
+                            leased=self.bulk_leased).run(
             action, selection,
             progress=progress.report if progress else lambda done, total: None,
             cancelled=progress.cancelled if progress else lambda: False)
         if progress is not None:
             progress.stopped(result.cancelled)
-        self.site.registries_changed()
+        self.registries_changed()
         return result.changed
+
+    def registries_changed(self) -> None:
+        """Told after an action changed registries."""
+
+
+class LocalSource(TrackingDatabaseReads):
+    """The engine this console hosts, and its tracking DB."""
+
+    remote = False
+    can_act = True   # resync and reverify
+    cannot_act_because = ""
+
+    def __init__(self, site, primary=None) -> None:
+        self.site = site          # backend.sites.secondary.SecondarySite
+        self.primary = primary    # the demo's PrimarySite, when there is one
+        self.engine = site.tracking_engine
+        self._replicators = {r.replicable_name: r for r in site.replicators}
+        self.types = [r.describe() for r in site.replicators]
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+    # --- reading -------------------------------------------------------------------
+
+    def overview(self) -> dict:
+        status = self.site.rest_status()
+        if self.primary is not None:
+            status["primary_status"] = self.primary.rest_status()
+        return status
+
+    def sites(self) -> list[dict]:
+        """Every site's status from the primary's `GET
+        /api/v4/geo_sites/status`, asked over HTTP at the hosted
+        secondary's `primary_url` (the endpoint is open, as every query)."""
+        return self.site.all_rest_statuses()
+
+    def history(self, replicable: str, start: dt.datetime, end: dt.datetime,
+                buckets: int) -> list[dict]:
+        self.replicator(replicable)
+        return status_history.read(self.engine, replicable, start, end, buckets)
+
+    def registries_changed(self) -> None:
+        self.site.registries_changed()
 
     @property
     def can_pause(self) -> bool:

@@ -154,3 +154,24 @@ def test_a_token_an_older_version_wrote_is_moved_out_of_the_file(fresh_store):
     assert load_settings()["remote"]["api_token"] == "glpat-old"
     assert "glpat-old" not in (fresh_store / "console.toml").read_text()
     assert memory.passwords[(token_store.SERVICE, "https://gitlab.example")] == "glpat-old"
+
+
+def test_a_tracking_databases_password_is_kept_as_a_token_is(fresh_store):
+    from app.settings import gitlab_database_url, validate
+    memory = MemoryKeyring()
+    keyring.set_keyring(memory)
+    url = "postgresql://gitlab_geo@geo-db.example:5432/gitlabhq_geo_production"
+    settings = {"mode": "gitlab_db", "gitlab_db": {"url": url, "password": "s3cret"}}
+    assert validate(settings) is None
+    save_settings(settings)
+    assert "s3cret" not in (fresh_store / "console.toml").read_text()
+    token_store._session.clear()
+    loaded = load_settings()["gitlab_db"]
+    assert loaded["password"] == "s3cret"
+    assert gitlab_database_url(loaded) == \
+        "postgresql://gitlab_geo:s3cret@geo-db.example:5432/gitlabhq_geo_production"
+    in_url = validate({"mode": "gitlab_db", "gitlab_db": {
+        "url": "postgresql://gitlab_geo:s3cret@geo-db.example/gitlabhq_geo_production"}})
+    assert in_url.field == "gitlab_db_url" and "its own field" in in_url.message
+    not_postgres = validate({"mode": "gitlab_db", "gitlab_db": {"url": "sqlite:///x.db"}})
+    assert not_postgres.field == "gitlab_db_url" and "PostgreSQL" in not_postgres.message

@@ -160,9 +160,11 @@ class HistoryChart(QWidget):
     # --- data --------------------------------------------------------------------------
 
     def set_series(self, times: list[float], values: dict[str, list[float]],
-                   start: float | None = None, end: float | None = None) -> None:
+                   start: float | None = None, end: float | None = None,
+                   empty: str = EMPTY_TEXT) -> None:
         """Points at `times` (epoch seconds) over the range [start, end] (the
-        previous range when not given)."""
+        previous range when not given); `empty` is said where there are none."""
+        self.empty_text.setText(empty)
         if start is not None and end is not None and end > start:
             self.start, self.end = float(start), float(end)
         self.times = [float(t) for t in times]

@@ -53,6 +53,13 @@ class BulkResult:
 
 
 class BulkAction(RegistryTable):
+    def __init__(self, engine, replicator, *, leased: bool = True) -> None:
+        """`leased`: take the table's lease (this product's tracking
+        databases); a GitLab tracking database has no lease table (GitLab
+        keeps its leases in Redis), so its jobs run unleased."""
+        super().__init__(engine, replicator)
+        self.leased = leased
+
     def run(self, action: str, selection: RegistrySelection, *,
             progress: Callable[[int, int], None] = lambda done, total: None,
             cancelled: Callable[[], bool] = lambda: False) -> BulkResult:
@@ -63,7 +70,7 @@ class BulkAction(RegistryTable):
         while another job runs on the table."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; use resync or reverify")
-        if one_batch(selection):  # a few registries chosen by id: not a bulk job
+        if one_batch(selection) or not self.leased:  # not a job of ours, or not leasable
             return self._batches(action, selection, None, progress, cancelled)
         lease = Lease(self.engine, f"bulk {self.table.name}", new_holder_id(), ttl=LEASE_TTL)
         if not lease.acquire():

@@ -93,7 +93,8 @@ class RegistryRow:
             verification_checksum=_text(record["verification_checksum"]),
             verification_checksum_mismatched=_text(record["verification_checksum_mismatched"]),
             created_at=record["created_at"],
-            **{name: record.get(name) for name in DETAIL_FIELDS})
+            **{name: record.get(name) for name in DETAIL_FIELDS},
+            missing_flag=record.get("missing_on_primary"))  # GitLab's tables have it
 
     @classmethod
     def from_graphql(cls, node: dict, replicable: str) -> "RegistryRow":
