@@ -19,13 +19,20 @@ def write_pdf(path, report):
     return write_pdf_report(path, report)
 
 
+def open_source(kind: str, url: str):
+    from app.watched_sources import open_watched  # the console's clients, only when asked
+    return open_watched(kind, url)
+
+
 def main(argv: list[str] | None = None) -> int:
     # The console is an optional install (the [console] extra); the backend
     # never imports it, so the choice is made here.
     installed = importlib.util.find_spec("PySide6") is not None
     charts = installed and importlib.util.find_spec("pyqtgraph") is not None
+    clients = importlib.util.find_spec("gql") is not None
     return cli_main(argv, open_console=open_console if installed else None,
-                    write_pdf=write_pdf if charts else None)
+                    write_pdf=write_pdf if charts else None,
+                    open_source=open_source if clients else None)
 
 
 if __name__ == "__main__":

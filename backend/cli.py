@@ -44,6 +44,13 @@ def _common_options(top_level: bool) -> argparse.ArgumentParser:
     config_default = os.environ.get("GEO_CONSOLE_CONFIG") if top_level else argparse.SUPPRESS
     common.add_argument("--config", metavar="FILE", default=config_default,
                         help="TOML configuration (default: $GEO_CONSOLE_CONFIG)")
+    for flag, text in (("--site", "a secondary elsewhere, Geo Console's or GitLab's: its "
+                                  "URL (token: the console's, or $GEO_CONSOLE_GITLAB_TOKEN)"),
+                       ("--gitlab-db", "a GitLab secondary's tracking database: "
+                                       "postgresql://USER@HOST/DB (password: $PGPASSWORD or "
+                                       "~/.pgpass)")):
+        common.add_argument(flag, metavar="URL", default=None if top_level else argparse.SUPPRESS,
+                            help=text)
     common.add_argument("--type", dest="replicable", metavar="NAME",
                         default=None if top_level else argparse.SUPPRESS,
                         help="replicable type, e.g. cool_widget or package_file (default: "
@@ -126,16 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, open_console=None, write_pdf=None) -> int:
-    """Run a command. `open_console(workspace=None, config_path=None)` and
-    `write_pdf(path, StatusReport)` are given by the launcher when the
-    console is installed: the backend never imports it."""
+def main(argv: list[str] | None = None, open_console=None, write_pdf=None,
+         open_source=None) -> int:
+    """Run a command. `open_console(workspace=None, config_path=None)`,
+    `write_pdf(path, StatusReport)` and `open_source(kind, url)` (the
+    console's source of a site elsewhere, for --site and --gitlab-db) are
+    given by the launcher when the console is installed: the backend never
+    imports it."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         args.open_console = open_console
         args.write_pdf = write_pdf
+        args.open_source = open_source
+        if args.command and (args.site or args.gitlab_db):
+            from backend import source_commands
+            return source_commands.dispatch(args)
         if not args.command:
             if open_console is None:
                 raise UsageError("the console is not installed (pip install -e .[console]); "
