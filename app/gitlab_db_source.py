@@ -16,7 +16,7 @@ history is recorded while the console watches (`history_store`).
 """
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -71,14 +71,7 @@ class GitLabDatabaseSource(TrackingDatabaseReads):
         self._replicators = {r.replicable_name: r for r in registries}
         self.types = [r.describe() for r in registries]
         self.name = f"GitLab tracking database {_where(parsed)}"
-        self.first_type_in_use = next((r.replicable_name for r in registries
-                                       if self._has_rows(r)), "")
         self.history_store = HistoryStore(f"postgresql://{_where(parsed)}")
-
-    def _has_rows(self, registry) -> bool:
-        table = registry.registry_table()
-        with self.engine.connect() as connection:
-            return connection.execute(select(table.c.id).limit(1)).first() is not None
 
     def sorts(self, replicable: str) -> list[str]:
         return SORTS

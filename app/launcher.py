@@ -19,9 +19,9 @@ def write_pdf(path, report):
     return write_pdf_report(path, report)
 
 
-def open_source(kind: str, url: str):
+def open_source(kind: str, url: str, through: int | None = None):
     from app.watched_sources import open_watched  # the console's clients, only when asked
-    return open_watched(kind, url)
+    return open_watched(kind, url, through)
 
 
 def main(argv: list[str] | None = None) -> int:

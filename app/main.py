@@ -32,9 +32,10 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
         from app.site_client import SiteClient
         remote = settings.get("remote", {})
         client = SiteClient(remote.get("url", ""), remote.get("api_token"))
+        if remote.get("through"):  # another secondary, through this one's proxy
+            client = client.through(int(remote["through"]))
         try:
-            client.node()  # fail now, with one clear message, if it cannot be reached
-            source = RemoteSource(client)
+            source = RemoteSource(client)  # fails now, with one clear message, if it must
             return source, source.close
         except BaseException:
             client.close()

@@ -344,9 +344,12 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(int(self.settings.value("window/tab", 0) or 0))
         self.details.restore_state(self.settings)
         saved = str(self.settings.value("window/type", "") or "")
-        if self.type_box.findData(saved) < 0:  # none yet, or one this site has not
-            saved = getattr(self.source, "first_type_in_use", "")
+        # None chosen yet, or one this site has not: the first status picks
+        # the first type in use (GitLab lists 17 to 40 types alphabetically,
+        # most of them empty on most sites).
+        self._pick_type_in_use = self.type_box.findData(saved) < 0
         self.set_type(saved)
+        self._type_at_start = self.data_type
 
     # --- the data type ----------------------------------------------------------------------
 
@@ -386,6 +389,14 @@ class MainWindow(QMainWindow):
 
     def _status_arrived(self, status: dict) -> None:
         self._last_status = status
+        if getattr(self, "_pick_type_in_use", False):
+            self._pick_type_in_use = False
+            in_use = [t.replicable_name for t in self.source.types
+                      if status.get(f"{t.plural_name}_registry_count")]
+            untouched = self.data_type is self._type_at_start  # not chosen meanwhile
+            if in_use and untouched and \
+                    status.get(f"{self.data_type.plural_name}_registry_count") == 0:
+                self.set_type(in_use[0])
         if self.overview is not None:
             self.overview.show_status(status)
         self._show_connection()

@@ -37,6 +37,7 @@ FIELD_LABELS = {
     "selective_sync_namespace_ids": "Namespaces", "selective_sync_shards": "Shards",
     "remote_url": "Secondary URL",
     "gitlab_db_url": "Tracking database URL",
+    "remote_through": "Another site",
 }
 _KEY = re.compile(r"^(?:secondary|feature_flags)\.(\w+)\s+(.*)$")
 
@@ -144,6 +145,10 @@ def validate(settings: dict) -> Problem | None:
         if not url.startswith(("http://", "https://")):
             return Problem("remote_url", "The secondary's URL must start with http:// or "
                                          "https://.")
+        through = settings.get("remote", {}).get("through")
+        if through is not None and not (isinstance(through, int) and through > 0):
+            return Problem("remote_through", "Another site is given by its id, a whole "
+                                             "number (Admin > Geo > Sites), or left empty.")
         return None
     if mode == "gitlab_db":
         url = settings.get("gitlab_db", {}).get("url", "")

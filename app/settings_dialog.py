@@ -177,6 +177,13 @@ class SettingsDialog(QDialog):
         self.remote_token = self._secret(remote.get("api_token", ""))
         self._add(form, "remote_url", self.remote_url)
         form.addRow("API token:", self.remote_token)
+        self.remote_through = QLineEdit(str(remote.get("through") or ""))
+        self.remote_through.setPlaceholderText("this site")
+        self.remote_through.setToolTip(
+            "Another secondary of the same GitLab deployment, by its id (Admin > Geo > "
+            "Sites, or the Sites view): its registries come through this site's proxy "
+            "(/api/v4/geo/node_proxy/ID/graphql)")
+        self._add(form, "remote_through", self.remote_through)
         from app import token_store
         where = QLabel(
             "GitLab: a personal access token of an administrator (read_api to watch, api to "
@@ -242,6 +249,9 @@ class SettingsDialog(QDialog):
             settings["remote"] = {"url": self.remote_url.text().strip(),
                                   "api_token": self.remote_token.text()
                                   or saved_remote.get("api_token", "")}
+            through = self.remote_through.text().strip()
+            if through:
+                settings["remote"]["through"] = int(through) if through.isdigit() else through
         return settings
 
     def show_problem(self, problem: Problem | None) -> None:
@@ -310,6 +320,8 @@ def try_connection(settings: dict) -> tuple[bool, str]:
 def _try_remote(remote: dict) -> tuple[bool, str]:
     from app.site_client import SiteClient, SiteClientError
     client = SiteClient(remote["url"], remote.get("api_token") or None, timeout=10)
+    if remote.get("through"):
+        client = client.through(int(remote["through"]))
     try:
         node = client.node()
         types = client.types()

@@ -205,8 +205,17 @@ class SiteClient:
     def site_id(self) -> int:
         """The site's id in GitLab's REST API: its GeoNode's global id."""
         if self._site_id is None:
-            self._site_id = registry_id_of(self.node()["id"])
+            self._site_id = registry_id_of(self.identity()["id"])
         return self._site_id
+
+    def identity(self) -> dict:
+        """The site's GeoNode id and name, as learnt with its schema (no
+        request of its own)."""
+        node = self.schema().node
+        if node is None:
+            raise SiteClientError(f"{self.url} did not describe itself (the token may not "
+                                  "belong to an administrator)")
+        return node
 
     def status(self) -> dict:
         """The site's status, as GitLab serves it: `GET
@@ -366,7 +375,7 @@ class SiteClient:
         of the largest id there can be, which no sequence reaches, so nothing
         changes."""
         token = self._get("/api/v4/personal_access_tokens/self", missing_ok=True) \
-            if self.api_token else None
+            if self.api_token and not self.schema().geo_console else None
         if isinstance(token, dict) and isinstance(token.get("scopes"), list):
             if "api" in token["scopes"]:
                 return "write"

@@ -32,7 +32,7 @@ WANTED_REGISTRY_FIELDS = (
 
 TYPE_REF = "kind name ofType { kind name ofType { kind name ofType { kind name } } }"
 FIRST_QUESTION = f"""{{
-  geoNode {{ primary }}
+  geoNode {{ id name primary }}
   node: __type(name: "GeoNode") {{ fields {{ name args {{ name type {{ {TYPE_REF} }} }}
     type {{ {TYPE_REF} }} }} }}
   schema: __schema {{ mutationType {{ fields {{ name }} }} }}
@@ -75,6 +75,7 @@ class RegistryField:
 
 @dataclass
 class SiteSchema:
+    node: dict | None                       # the site's id and name, or None (not an admin)
     primary: bool
     registry_fields: list[RegistryField]
     node_fields: frozenset[str]            # GeoNode's fields that are not registries
@@ -105,6 +106,11 @@ class SiteSchema:
     @property
     def has_failure_groups(self) -> bool:
         return "registryFailureGroups" in self.node_fields
+
+    @property
+    def geo_console(self) -> bool:
+        """Geo Console's own extensions are there: a Geo Console site."""
+        return self.has_history and self.has_failure_groups
 
     @property
     def has_bulk_update(self) -> bool:
@@ -162,6 +168,7 @@ def discover(execute) -> SiteSchema:
             model_id_field=model_id))
     mutation_type = (first.get("schema") or {}).get("mutationType") or {}
     return SiteSchema(
+        node=first.get("geoNode"),
         primary=bool((first.get("geoNode") or {}).get("primary")),
         registry_fields=fields, node_fields=frozenset(node_fields),
         mutations=frozenset(f["name"] for f in mutation_type.get("fields") or []),

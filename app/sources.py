@@ -175,18 +175,12 @@ class RemoteSource:
         self.client = client
         self.types = client.types()
         self._types = {t.replicable_name: t for t in self.types}
-        self._name = client.node()["name"]
+        self._name = client.identity()["name"]
         self._walks: dict = {}
         # What the token may do, asked once: GitLab's read_api scope, or a
         # site's read_token, only reads.
         self.can_act = client.check_token(self.types[0]) == "write"
         self.cannot_act_because = "" if self.can_act else READ_ONLY_TOKEN
-        # What to show first where nothing was chosen before: GitLab lists
-        # 17 to 40 types alphabetically, most of them empty on most sites.
-        status = client.status()
-        self.first_type_in_use = next(
-            (t.replicable_name for t in self.types
-             if status.get(f"{t.plural_name}_registry_count")), "")
         # A site that keeps no history (GitLab) gets one recorded here.
         self.history_store = None if client.schema().has_history else HistoryStore(client.url)
 
@@ -197,8 +191,6 @@ class RemoteSource:
 
     @property
     def name(self) -> str:
-        if self._name is None:
-            self._name = self.client.node()["name"]
         return self._name
 
     def _type(self, replicable: str):

@@ -51,6 +51,10 @@ def _common_options(top_level: bool) -> argparse.ArgumentParser:
                                        "~/.pgpass)")):
         common.add_argument(flag, metavar="URL", default=None if top_level else argparse.SUPPRESS,
                             help=text)
+    common.add_argument("--through", metavar="ID", type=int,
+                        default=None if top_level else argparse.SUPPRESS,
+                        help="with --site: another secondary of that GitLab deployment, by "
+                             "its id, through the site's proxy")
     common.add_argument("--type", dest="replicable", metavar="NAME",
                         default=None if top_level else argparse.SUPPRESS,
                         help="replicable type, e.g. cool_widget or package_file (default: "

@@ -37,8 +37,10 @@ def dispatch(args) -> int:
     if args.open_source is None:
         raise CommandError("--site and --gitlab-db read sites with the console's client, "
                            "which is not installed (pip install -e .[console])")
+    if args.through is not None and not args.site:
+        raise CommandError("--through goes with --site: the site whose proxy reaches the other")
     kind, url = ("site", args.site) if args.site else ("gitlab_db", args.gitlab_db)
-    source = args.open_source(kind, url)
+    source = args.open_source(kind, url, args.through)
     try:
         return {"status": _status, "check": _check, "registries": _registries,
                 "resync": _resync, "reverify": _reverify, "report": _report

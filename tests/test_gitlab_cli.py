@@ -134,3 +134,16 @@ def test_the_commands_on_a_gitlab_tracking_database(gitlab_db, capsys, tmp_path)
         states = connection.exec_driver_sql(
             "SELECT state, count(*) FROM package_file_registry GROUP BY state").fetchall()
     assert states == [(0, 2500)]
+
+
+def test_another_secondary_through_the_sites_proxy(capsys):
+    with GitLabSite(generation="19.2", name="geo-eu", site_id=2, tokens={API: ["api"]}) as here, \
+            GitLabSite(generation="19.2", name="geo-us", site_id=3, tokens={API: ["api"]}) as there:
+        here.add_peer(there)
+        there.add_registries("LfsObject", 4, state="FAILED", lastSyncFailure="Timed out")
+        code, out, _ = run("registries", "--site", here.url, "--through", "3", "--type",
+                           "lfs_object", "--json", capsys=capsys)
+        assert code == 0 and [r["registry_id"] for r in json.loads(out)] == [1, 2, 3, 4]
+        code, _, err = run("status", "--gitlab-db", "postgresql://x@y/z", "--through", "3",
+                           capsys=capsys)
+        assert code == 1 and "--through goes with --site" in err

@@ -175,3 +175,12 @@ def test_a_tracking_databases_password_is_kept_as_a_token_is(fresh_store):
     assert in_url.field == "gitlab_db_url" and "its own field" in in_url.message
     not_postgres = validate({"mode": "gitlab_db", "gitlab_db": {"url": "sqlite:///x.db"}})
     assert not_postgres.field == "gitlab_db_url" and "PostgreSQL" in not_postgres.message
+
+
+def test_another_site_is_a_whole_number_or_nothing():
+    from app.settings import validate
+    base = {"mode": "remote", "remote": {"url": "https://gitlab.example"}}
+    assert validate(base) is None
+    assert validate({**base, "remote": {**base["remote"], "through": 3}}) is None
+    problem = validate({**base, "remote": {**base["remote"], "through": "three"}})
+    assert problem.field == "remote_through" and "whole number" in problem.message
