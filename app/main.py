@@ -57,6 +57,33 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
     return LocalSource(demo.site, demo.primary), demo.stop
 
 
+def ask_for_missing_token(ask=None) -> bool:
+    """Before a remote site is opened: where no token is kept for it (no
+    keyring on this machine, none in GEO_CONSOLE_GITLAB_TOKEN), ask for one,
+    for this run. `ask(url) -> str | None` is the question (a password
+    dialog by default). True if a token was given."""
+    from app import token_store
+    from app.settings import load_settings
+    settings = load_settings()
+    remote = settings.get("remote") or {}
+    if settings.get("mode") != "remote" or not remote.get("url") or remote.get("api_token"):
+        return False
+    token = (ask or _ask_token)(remote["url"])
+    if not token:
+        return False
+    token_store.store_token(remote["url"], token.strip())
+    return True
+
+
+def _ask_token(url: str) -> str | None:
+    from PySide6.QtWidgets import QInputDialog, QLineEdit
+    token, given = QInputDialog.getText(
+        None, "Access token", f"The access token for {url} (a personal access token of a "
+        "GitLab administrator: read_api to watch, api to act). It is kept until the "
+        "console closes:", QLineEdit.Password)
+    return token if given else None
+
+
 def target_of(config_path: str | None) -> str:
     """What the console connects to, in words, for its banner."""
     if config_path:
@@ -100,6 +127,8 @@ def run_console(workspace: pathlib.Path | None = None, config_path: str | None =
     app.setWindowIcon(QIcon(str(resources.icon(resources.APP_ICON))))
     # The window opens at once; the site is opened behind it, and a site
     # that cannot be reached is a banner with Retry and Settings, not an exit.
+    if not config_path:
+        ask_for_missing_token()
     window = MainWindow(opener=lambda: open_source(workspace, config_path),
                         target=target_of(config_path))
     window.show()

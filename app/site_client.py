@@ -213,8 +213,11 @@ class SiteClient:
         request of its own)."""
         node = self.schema().node
         if node is None:
-            raise SiteClientError(f"{self.url} did not describe itself (the token may not "
-                                  "belong to an administrator)")
+            raise SiteClientError(
+                f"{self.url} did not describe itself: " + (
+                    "the token may not belong to an administrator" if self.api_token else
+                    "it needs an access token (give one in Settings, or set "
+                    "GEO_CONSOLE_GITLAB_TOKEN)"))
         return node
 
     def status(self) -> dict:

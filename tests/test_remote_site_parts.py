@@ -184,3 +184,21 @@ def test_another_site_is_a_whole_number_or_nothing():
     assert validate({**base, "remote": {**base["remote"], "through": 3}}) is None
     problem = validate({**base, "remote": {**base["remote"], "through": "three"}})
     assert problem.field == "remote_through" and "whole number" in problem.message
+
+
+def test_a_token_that_is_nowhere_is_asked_for_at_start_and_kept_for_the_run(fresh_store):
+    from keyring.backends import fail
+
+    from app.main import ask_for_missing_token
+    keyring.set_keyring(fail.Keyring())
+    save_settings({"mode": "remote", "remote": {"url": "https://gitlab.example"}})
+    asked = []
+    assert ask_for_missing_token(lambda url: asked.append(url) or "glpat-typed")
+    assert asked == ["https://gitlab.example"]
+    assert load_settings()["remote"]["api_token"] == "glpat-typed"
+    assert "glpat-typed" not in (fresh_store / "console.toml").read_text()
+    # Known now (or from the environment): not asked again; cancelled: nothing kept.
+    assert not ask_for_missing_token(lambda url: asked.append(url) or "other")
+    token_store._session.clear()
+    assert not ask_for_missing_token(lambda url: None)
+    assert load_settings()["remote"]["api_token"] == ""
