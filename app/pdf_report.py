@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 import resources
 from app.history_charts import fill_charts, make_charts, title_charts
-from backend.reports import REPORTED_FAILURE_GROUPS, StatusReport
+from backend.reports import REPORTED_FAILURE_GROUPS, StatusReport, source_status_report
 from widgets.chart_axes import zone_name
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,7 @@ STATUS_ROWS = (("Registries", "registry_count"), ("Synced", "synced_count"),
 def gather_status_report(source, charted: list, start: dt.datetime,
                          end: dt.datetime) -> StatusReport:
     """Everything the report shows, from a console source (blocking)."""
-    status = source.overview()
-    return StatusReport(
-        source.name, status, list(source.types), list(charted), start, end,
-        histories={kind.replicable_name: source.history(kind.replicable_name, start, end, 240)
-                   for kind in charted},
-        failure_groups={kind.replicable_name: source.failure_groups(
-            kind.replicable_name, REPORTED_FAILURE_GROUPS) for kind in source.types})
+    return source_status_report(source, source.types, charted, start, end)
 
 
 def local(moment: dt.datetime | None) -> str:

@@ -494,15 +494,7 @@ def _pdf_report(args) -> int:
 
     def before_opening_anything():
         _types(args)
-        if args.replication_state or args.verification_state:
-            raise CommandError("a PDF report shows every registry's status; "
-                               "--replication-state and --verification-state are for CSV and "
-                               "JSON reports")
-        if args.write_pdf is None:
-            raise CommandError("PDF reports are drawn by the console, which is not installed "
-                               "(pip install -e .[console]); CSV and JSON reports work "
-                               "without it")
-        _check_output(output)
+        check_pdf_report(args, output)
 
     config, engine = _tracking(args, check=before_opening_anything)
     end = dt.datetime.now(dt.timezone.utc)
@@ -513,6 +505,24 @@ def _pdf_report(args) -> int:
                                        config.secondary.name)
     finally:
         engine.dispose()
+    return write_pdf(args, output, report)
+
+
+def check_pdf_report(args, output: pathlib.Path) -> None:
+    """What must hold before a PDF report is gathered."""
+    if args.replication_state or args.verification_state:
+        raise CommandError("a PDF report shows every registry's status; "
+                           "--replication-state and --verification-state are for CSV and "
+                           "JSON reports")
+    if args.write_pdf is None:
+        raise CommandError("PDF reports are drawn by the console, which is not installed "
+                           "(pip install -e .[console]); CSV and JSON reports work "
+                           "without it")
+    _check_output(output)
+
+
+def write_pdf(args, output: pathlib.Path, report) -> int:
+    """Draw the report with the console's exporter (`args.write_pdf`)."""
     try:
         args.write_pdf(output, report)
     except OSError:

@@ -66,6 +66,19 @@ def status_report(engine, types: list, charted: list, start: dt.datetime, end: d
             engine, kind, REPORTED_FAILURE_GROUPS) for kind in types})
 
 
+def source_status_report(source, types: list, charted: list, start: dt.datetime,
+                         end: dt.datetime) -> StatusReport:
+    """A StatusReport read from a console source (blocking): its status,
+    the history of `charted`, the failure groups of `types`."""
+    return StatusReport(
+        source.name, source.overview(), list(types), list(charted), start, end,
+        histories={kind.replicable_name: source.history(kind.replicable_name, start, end,
+                                                        HISTORY_BUCKETS)
+                   for kind in charted},
+        failure_groups={kind.replicable_name: source.failure_groups(
+            kind.replicable_name, REPORTED_FAILURE_GROUPS) for kind in types})
+
+
 def columns(replicator) -> list[str]:
     """The report's columns: the registry's, the model id under its name."""
     return [replicator.registry_fk if name == "model_id" else name for name in REPORT_COLUMNS]

@@ -19,7 +19,8 @@ import sys
 import threading
 
 from backend.commands import (CommandError, _cancelled_by_ctrl_c, _check_output,
-                              _print_registries, _ProgressLine, _selection)
+                              _print_registries, _ProgressLine, _selection, check_pdf_report,
+                              write_pdf)
 from backend.secondary.bulk_actions import BATCH
 from backend.secondary.status import status_lines
 
@@ -62,10 +63,9 @@ def _check_before_opening(args) -> None:
             raise CommandError("state filters only narrow --all")
     if args.command == "report":
         if args.format == "pdf":
-            raise CommandError("a PDF report is drawn from a configuration's own site; for "
-                               "--site and --gitlab-db write CSV or JSON")
-        if not args.replicable:
-            raise CommandError("report takes one type: give --type")
+            check_pdf_report(args, pathlib.Path(args.output))
+        elif not args.replicable:
+            raise CommandError("a CSV or JSON report takes one type: give --type")
         _check_output(pathlib.Path(args.output))
     if hasattr(args, "replication_state"):
         _selection(args)  # the state names
@@ -219,6 +219,8 @@ def _act(args, source, action: str) -> int:
 
 def _report(args, source) -> int:
     from backend import reports
+    if args.format == "pdf":
+        return _pdf_report(args, source)
     kind = _types(args, source)[0]
     selection = _selection(args)
     total = source.count(kind.replicable_name, selection)
@@ -228,3 +230,19 @@ def _report(args, source) -> int:
                                    site_name=source.name)
     print(f"Wrote {written} registries to {args.output}")
     return 0
+
+
+def _pdf_report(args, source) -> int:
+    """The status of every type the site counts and the history of --type
+    (or of those types) over --range: the site's own history, or what the
+    console recorded of a site that keeps none."""
+    import datetime as dt
+
+    from backend import reports
+    status = source.overview()
+    types = _counted(list(source.types), status)  # not GitLab's empty ones
+    charted = _types(args, source) if args.replicable else types
+    end = dt.datetime.now(dt.timezone.utc)
+    start = end - reports.HISTORY_RANGES[args.history_range]
+    report = reports.source_status_report(source, types, charted, start, end)
+    return write_pdf(args, pathlib.Path(args.output), report)

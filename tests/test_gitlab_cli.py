@@ -90,8 +90,11 @@ def test_arguments_that_cannot_go_together_change_nothing(capsys):
                        "postgresql://x@y/z", capsys=capsys)
     assert code == 1 and "give --site or --gitlab-db, not both" in err
     code, _, err = run("report", "--site", "http://127.0.0.1:9", "--format", "pdf",
-                       "--output", "x.pdf", capsys=capsys)
-    assert code == 1 and "write CSV or JSON" in err
+                       "--output", "x.pdf", "--replication-state", "failed", capsys=capsys)
+    assert code == 1 and "are for CSV and JSON reports" in err
+    code, _, err = run("report", "--site", "http://127.0.0.1:9", "--format", "csv",
+                       "--output", "x.csv", capsys=capsys)
+    assert code == 1 and "takes one type: give --type" in err
     code, _, err = run("status", "--site", "http://127.0.0.1:9", capsys=capsys)
     assert code == 1 and err.startswith("geo-console: error: cannot reach http://127.0.0.1:9")
 
@@ -147,3 +150,11 @@ def test_another_secondary_through_the_sites_proxy(capsys):
         code, _, err = run("status", "--gitlab-db", "postgresql://x@y/z", "--through", "3",
                            capsys=capsys)
         assert code == 1 and "--through goes with --site" in err
+
+
+def test_a_pdf_status_report_of_a_gitlab_site(gitlab, capsys, tmp_path):
+    output = tmp_path / "geo-eu.pdf"
+    code, out, _ = run("report", "--site", gitlab.url, "--format", "pdf", "--output",
+                       str(output), "--range", "hour", capsys=capsys)
+    assert (code, out) == (0, f"Wrote the status report to {output}\n")
+    assert output.read_bytes().startswith(b"%PDF") and output.stat().st_size > 10_000
