@@ -300,11 +300,18 @@ class SiteClient:
                                   "(it is not a secondary, or the token cannot read them)")
         info = connection["pageInfo"]
         nodes = [dict(node, registryId=registry_id_of(node["id"]),
-                      modelRecordId=_model_id(node, field.model_id_field))
+                      modelRecordId=_model_id(node, field.model_id_field),
+                      gitlabPage=self._page_of(node.get("dataManagementDetailsPath")))
                  for node in connection["nodes"]]
         rows = [RegistryRow.from_graphql(node, kind.replicable_name) for node in nodes]
         return RegistryPage(nodes, rows, connection.get("count"), info["hasNextPage"],
                             info["hasPreviousPage"], info["startCursor"], info["endCursor"])
+
+    def _page_of(self, path: str | None) -> str | None:
+        """GitLab's page of a record, a path on the site, as a whole URL."""
+        if not path:
+            return None
+        return path if "://" in path else f"{self.url}/{path.lstrip('/')}"
 
     def history(self, start: dt.datetime, end: dt.datetime | None = None, buckets: int = 200,
                 kind: ReplicableType | None = None) -> list[dict] | None:

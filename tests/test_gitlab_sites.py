@@ -119,6 +119,10 @@ def test_registries_counts_pages_and_status_of_both_generations(gitlab):
         assert [row.registry_id for row in rows] == list(range(246, 261))
         assert [row.model_id for row in rows] == [i + 1000 for i in range(246, 261)]
         assert rows[-1].state == SyncState.FAILED and rows[-1].last_sync_failure == MISMATCH
+        # 19.x links each registry's record to its page on the site; 16.3 has no such field.
+        assert rows[0].gitlab_page == (
+            None if gitlab.generation == "16.3"
+            else f"{gitlab.url}/admin/data_management/uploads/{rows[0].model_id}")
         again = source.rows("upload", every, "ID_ASC", 100, 3)
         assert [row.registry_id for row in again] == [101, 102, 103]
         # A failure group is found by its message, which GitLab cannot filter by.

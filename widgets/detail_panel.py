@@ -25,7 +25,7 @@ FIELDS = [
     ("primary_checksum", "Primary checksum"),
     ("verification_checksum_mismatched", "Checksum that did not match"),
     ("checksum_mismatch", "Checksum mismatch"), ("missing_on_primary", "Missing on primary"),
-    ("created_at", "Registry created"),
+    ("created_at", "Registry created"), ("gitlab_page", "GitLab page"),
 ]
 
 

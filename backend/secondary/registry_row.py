@@ -72,6 +72,8 @@ class RegistryRow:
     primary_checksum: str | None = None
     # GitLab's missingOnPrimary, where a site says so; else read from the failure.
     missing_flag: bool | None = None
+    # GitLab 19.x's page of the record (dataManagementDetailsPath, on the site's URL).
+    gitlab_page: str | None = None
 
     @classmethod
     def from_record(cls, record, replicator) -> "RegistryRow":
@@ -122,7 +124,7 @@ class RegistryRow:
             created_at=_time(get("createdAt")),
             **{name: _number(get(graphql)) if name == "project_id" else get(graphql)
                for name, graphql in DETAIL_FIELDS.items()},
-            missing_flag=get("missingOnPrimary"))
+            missing_flag=get("missingOnPrimary"), gitlab_page=get("gitlabPage"))
 
     @property
     def missing_on_primary(self) -> bool:
