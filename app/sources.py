@@ -389,10 +389,11 @@ class RemoteSource:
                 else self.count(replicable, selection)
             changed = client.bulk_update(action, kind, selection)
             return matched if changed is None else changed
-        if not selection.narrows_by_ids_and_states_only or selection.ids is None:
-            ids = tuple(row.registry_id for row in self.export_rows(replicable, selection))
-        else:
+        # Ids alone are exactly those; anything more narrows them on the site.
+        if selection.ids is not None and selection == RegistrySelection(ids=selection.ids):
             ids = selection.ids
+        else:
+            ids = tuple(row.registry_id for row in self.export_rows(replicable, selection))
         if not ids:
             return 0
         chunked = client.schema().bulk_narrows_by("ids")

@@ -325,3 +325,16 @@ def test_a_count_the_site_cannot_give_is_shown_as_at_least_never_as_exact(genera
             assert rows and rows[0].registry_id == int(pending)  # the rows are there
         finally:
             source.close()
+
+
+def test_ids_narrowed_by_a_state_change_only_those_in_that_state(gitlab):
+    source = RemoteSource(client_of(gitlab))
+    before = states(gitlab)
+    try:
+        picked = RegistrySelection(ids=(1, 2, 251, 252), replication_state=SyncState.FAILED)
+        assert source.act("upload", "resync", picked) == 2
+    finally:
+        source.close()
+    after = states(gitlab)
+    assert {i for i in after if after[i] != before[i]} == {251, 252}
+    all_valid(gitlab)
