@@ -32,7 +32,6 @@ GRAPHQL_PATHS = ("/api/v4/geo/graphql", "/api/graphql")
 NODE_FIELDS = ("id", "name", "url", "primary", "enabled", "filesMaxCapacity",
                "verificationMaxCapacity", "syncObjectStorage", "selectiveSyncType",
                "selectiveSyncShards", "minimumReverificationInterval")
-NO_PERMISSION = "you don't have permission"  # in GitLab's refusal of a mutation
 
 # How a site refuses a mutation from its read_token (backend/api/graphql/mutations.py).
 READ_ONLY_REFUSAL = "This token only reads"
@@ -162,8 +161,12 @@ class SiteClient:
         if missing_ok and response.status_code == 404:
             return None
         if response.status_code == 401:
-            raise SiteClientError(f"{self.url} refused the token (HTTP 401): give a valid "
-                                  "access token in Settings")
+            said = _refusal(response, f"{self.url}{path}")
+            # A Geo Console site says why; GitLab says only "401 Unauthorized".
+            raise SiteClientError(
+                said if not said.endswith("HTTP 401") and "401 Unauthorized" not in said
+                else f"{self.url} refused the token (HTTP 401): give a valid access token "
+                     "in Settings")
         if response.status_code != 200:
             raise SiteClientError(_refusal(response, f"{self.url}{path}"))
         try:
