@@ -374,6 +374,9 @@ def test_remote_source_drives_the_details_page(qtbot, tracking_url, tmp_path, cr
         qtbot.waitUntil(lambda: db_states(site)[FAILED[0]][0] == SyncState.PENDING,
                         timeout=10000)
         page.stop()
+        # The refresh after the action is still asking the site: let it answer
+        # before the site stops, or its request waits out the client's timeout.
+        assert runner.wait(20000)
         runner.close()
     finally:
         site.stop()
