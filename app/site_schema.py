@@ -60,9 +60,6 @@ class RegistryField:
     counts: bool                # the connection has count(limit)
     model_id_field: str         # modelRecordId, or the model's id field (packageFileId)
 
-    def argument_type(self, name: str) -> str | None:
-        return self.arguments.get(name)
-
     @property
     def selection(self) -> list[str]:
         """The node fields to ask for: those wanted that the node type has,
@@ -118,10 +115,6 @@ class SiteSchema:
 
     def bulk_narrows_by(self, *inputs: str) -> bool:
         return self.has_bulk_update and all(name in self.bulk_inputs for name in inputs)
-
-    @property
-    def update_takes_class(self) -> bool:
-        return "registryClass" in self.update_inputs
 
     def registry_class(self, kind: ReplicableType) -> str:
         """The GeoRegistryClass value of a type: upper snake case of its

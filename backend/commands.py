@@ -366,16 +366,21 @@ def _print_registries(replicator, rows) -> None:
               f"{row.failure or ''}")
 
 
-def _admin_action(args, action: str) -> int:
-    from backend.secondary.bulk_actions import BATCH, BulkActionRefused
-    from backend.secondary.registry_actions import RegistryActions
-    from backend.secondary.registry_query import existing_ids
+def check_action_arguments(args, action: str) -> None:
+    """resync / reverify take registry ids or --all, and states narrow --all only."""
     if args.ids and args.all:
         raise CommandError("give registry ids or --all, not both")
     if not args.ids and not args.all:
         raise CommandError(f"{action} needs registry ids or --all")
     if args.ids and (args.replication_state or args.verification_state):
         raise CommandError("state filters only narrow --all")
+
+
+def _admin_action(args, action: str) -> int:
+    from backend.secondary.bulk_actions import BATCH, BulkActionRefused
+    from backend.secondary.registry_actions import RegistryActions
+    from backend.secondary.registry_query import existing_ids
+    check_action_arguments(args, action)
     selection = _selection(args, args.ids)
 
     def types_of_the_action():

@@ -13,14 +13,15 @@ Ctrl+C, `report` the same CSV or JSON.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import sys
 import threading
 
 from backend.commands import (CommandError, _cancelled_by_ctrl_c, _check_output,
-                              _print_registries, _ProgressLine, _selection, check_pdf_report,
-                              write_pdf)
+                              _print_registries, _ProgressLine, _selection,
+                              check_action_arguments, check_pdf_report, write_pdf)
 from backend.secondary.bulk_actions import BATCH
 from backend.secondary.status import status_lines
 
@@ -55,18 +56,14 @@ def _check_before_opening(args) -> None:
     if args.command == "registries" and args.limit is not None and args.limit < 1:
         raise CommandError("--limit must be at least 1")
     if args.command in ("resync", "reverify"):
-        if args.ids and args.all:
-            raise CommandError("give registry ids or --all, not both")
-        if not args.ids and not args.all:
-            raise CommandError(f"{args.command} needs registry ids or --all")
-        if args.ids and (args.replication_state or args.verification_state):
-            raise CommandError("state filters only narrow --all")
+        check_action_arguments(args, args.command)
     if args.command == "report":
         if args.format == "pdf":
-            check_pdf_report(args, pathlib.Path(args.output))
+            check_pdf_report(args, pathlib.Path(args.output))  # the output's folder too
         elif not args.replicable:
             raise CommandError("a CSV or JSON report takes one type: give --type")
-        _check_output(pathlib.Path(args.output))
+        else:
+            _check_output(pathlib.Path(args.output))
     if hasattr(args, "replication_state"):
         _selection(args)  # the state names
 
@@ -144,9 +141,8 @@ def _check(args, source) -> int:
 def _registries(args, source) -> int:
     selection = _selection(args)
     types = _types(args, source)
-    rows_of = {kind.replicable_name: _limited(source.export_rows(kind.replicable_name,
-                                                                  selection), args.limit)
-               for kind in types}
+    rows_of = {kind.replicable_name: itertools.islice(
+        source.export_rows(kind.replicable_name, selection), args.limit) for kind in types}
     if args.json:
         print("[", end="")
         count = 0
@@ -160,13 +156,6 @@ def _registries(args, source) -> int:
     for kind in types:
         _print_registries(kind, rows_of[kind.replicable_name])
     return 0
-
-
-def _limited(rows, limit):
-    for number, row in enumerate(rows):
-        if limit is not None and number >= limit:
-            return
-        yield row
 
 
 def _resync(args, source) -> int:
