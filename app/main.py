@@ -51,10 +51,21 @@ def open_source(workspace: pathlib.Path | None, config_path: str | None):
                               "console settings")
         site = SecondarySite.from_config(config).start()
         return LocalSource(site), site.stop
-    from backend.demo import Demo, DemoSettings
-    from backend.workspace import demo_dir
-    demo = Demo(DemoSettings(pathlib.Path(workspace) if workspace else demo_dir())).start()
+    from backend.demo import Demo
+    demo = Demo(demo_settings(settings, workspace)).start()
     return LocalSource(demo.site, demo.primary), demo.stop
+
+
+def demo_settings(settings: dict, workspace: pathlib.Path | None):
+    """The demo's DemoSettings from the console's settings: its workspace
+    (the user data folder's by default) and its optional object storage."""
+    from app.object_store_settings import demo_object_stores
+    from backend.demo import DemoSettings
+    from backend.workspace import demo_dir
+    primary_store, secondary_store = demo_object_stores(settings, "console settings")
+    return DemoSettings(pathlib.Path(workspace) if workspace else demo_dir(),
+                        primary_object_store=primary_store,
+                        secondary_object_store=secondary_store)
 
 
 def ask_for_missing_token(ask=None) -> bool:
@@ -96,6 +107,9 @@ def target_of(config_path: str | None) -> str:
         return "the secondary this console runs"
     if settings.get("mode") == "gitlab_db":
         return f"the GitLab tracking database {settings.get('gitlab_db', {}).get('url', '')}"
+    from app.object_store_settings import demo_store
+    if demo_store(settings).get("primary_bucket"):
+        return "the demo with object storage"
     return "the demo"
 
 

@@ -1,5 +1,6 @@
 """Overview: site health, engine state, event lag, progress bars and
-percentages of every type, and history charts (synced %, verified %,
+percentages of every type (with how many of its blobs are in object
+storage, where there are any), and history charts (synced %, verified %,
 throughput and failures, bytes per second) of the current type over the
 chosen range (app.history_charts)."""
 from __future__ import annotations
@@ -42,6 +43,25 @@ def event_lag(status: dict) -> str:
                if isinstance(gaps, int) and gaps > 0 else "")
     return f"last event {last}, processed {cursor if cursor is not None else '—'} " \
            f"({events}, {seconds}){skipped}"
+
+
+def object_storage_line(status: dict, primary: dict, plural: str) -> str:
+    """How many of a type's registries (this secondary) and records (the
+    primary, when known) are in object storage: "Object storage: 12 of 40
+    registries, 10 synced; 40 of 400 records on the primary". Empty when
+    none are, or the site does not say (GitLab's, or an older one)."""
+    parts = []
+    stored, registries = status.get(f"{plural}_object_storage_count"), \
+        status.get(f"{plural}_registry_count")
+    if isinstance(stored, int) and stored > 0:
+        synced = status.get(f"{plural}_object_storage_synced_count") or 0
+        parts.append(f"{stored:,} of {registries or 0:,} registries, {synced:,} synced")
+    on_primary, records = primary.get(f"{plural}_object_storage_count"), \
+        primary.get(f"{plural}_count")
+    if isinstance(on_primary, int) and on_primary > 0:
+        parts.append(f"{on_primary:,} of {records or 0:,} records"
+                     + (" on the primary" if parts else ""))
+    return "Object storage: " + "; ".join(parts) if parts else ""
 
 
 class OverviewPage(QWidget):
@@ -88,7 +108,9 @@ class OverviewPage(QWidget):
             self.type_grid.addWidget(QLabel(f"<b>{title}</b>"), 0, column)
         self.bars = {}
         self.percentages = {}
-        for row, data_type in enumerate(source.types, start=1):
+        self.object_storage = {}  # plural -> the line under its bars, shown when there is one
+        for index, data_type in enumerate(source.types):
+            row = 1 + 2 * index
             self.type_grid.addWidget(QLabel(data_type.title_plural), row, 0)
             bars = (StackedBar("Synced"), StackedBar("Verified"), StackedBar("Checksummed"))
             for column, (bar, part) in enumerate(zip(bars, ("synchronization", "verification",
@@ -98,13 +120,19 @@ class OverviewPage(QWidget):
             self.bars[data_type.plural_name] = bars
             self.percentages[data_type.plural_name] = QLabel("—")
             self.type_grid.addWidget(self.percentages[data_type.plural_name], row, 4)
+            stored = QLabel("")
+            stored.setObjectName("objectStorage")
+            stored.setAccessibleName(f"{data_type.title_plural} in object storage")
+            stored.hide()
+            self.type_grid.addWidget(stored, row + 1, 1, 1, 4)
+            self.object_storage[data_type.plural_name] = stored
         # Registry tables a source found but does not read, and why (a GitLab
         # tracking database's older tables).
         self.left_out_label = QLabel("")
         self.left_out_label.setWordWrap(True)
         self.left_out_label.setObjectName("leftOut")
         self.left_out_label.hide()
-        self.type_grid.addWidget(self.left_out_label, len(source.types) + 1, 0, 1, 5)
+        self.type_grid.addWidget(self.left_out_label, 2 * len(source.types) + 1, 0, 1, 5)
         layout.addWidget(types)
 
         picker = QHBoxLayout()
@@ -232,6 +260,9 @@ class OverviewPage(QWidget):
             else:
                 text = f"{synced} / {verified}"
             self.percentages[p].setText(text)
+            stored = object_storage_line(status, primary, p)
+            self.object_storage[p].setText(stored)
+            self.object_storage[p].setVisible(bool(stored))
 
     def show_history(self, points: list[dict], start: dt.datetime | None = None,
                      end: dt.datetime | None = None) -> None:

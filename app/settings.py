@@ -5,10 +5,12 @@ selective sync, flags), or a remote headless secondary (URL and API token).
 Saved as TOML in the user data folder with owner-only permissions, checked
 by the same validation as configuration files, whose complaints are told
 in the dialog's words: the field, not the TOML key. Secrets are never shown
-again after entry and never logged. A remote site's access token is never
-written to the file: it is kept by `token_store` (the system keyring, or
-this run only) and put back into the settings when they are loaded. The
-dialog is `settings_dialog.py`.
+again after entry and never logged. A remote site's access token, a
+tracking database's password and an object store's secret access key are
+never written to the file: they are kept by `token_store` (the system
+keyring, or this run only) and put back into the settings when they are
+loaded. The object stores (the secondary's own bucket, the demo's buckets)
+are `object_store_settings.py`'s; the dialog is `settings_dialog.py`.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import tomllib
 import re
 from dataclasses import dataclass
 
-from app import token_store
+from app import object_store_settings, token_store
 from backend.config import ConfigError, parse_config
 from backend.workspace import data_dir
 
@@ -38,8 +40,22 @@ FIELD_LABELS = {
     "remote_url": "Secondary URL",
     "gitlab_db_url": "Tracking database URL",
     "remote_through": "Another site",
+    # The secondary's own bucket ([secondary.object_store]).
+    "object_store.bucket": "Bucket", "object_store.connection.endpoint": "Endpoint",
+    "object_store.connection.region": "Region",
+    "object_store.connection.aws_access_key_id": "Access key ID",
+    "object_store.connection.aws_secret_access_key": "Secret access key",
+    # The demo's ([demo.object_store]).
+    "demo.object_store.primary_bucket": "Primary's bucket",
+    "demo.object_store.secondary_bucket": "Secondary's bucket",
+    "demo.object_store.connection.endpoint": "Endpoint",
+    "demo.object_store.connection.region": "Region",
+    "demo.object_store.connection.aws_access_key_id": "Access key ID",
+    "demo.object_store.connection.aws_secret_access_key": "Secret access key",
 }
-_KEY = re.compile(r"^(?:secondary|feature_flags)\.(\w+)\s+(.*)$")
+# `secondary.files_max_capacity must ...`, `secondary.object_store.bucket must ...`,
+# `demo.object_store.connection needs ...`: the key, and what is said of it.
+_KEY = re.compile(r"^(?:secondary\.|feature_flags\.|(?=demo\.))([\w.]+?)\s+(.*)$")
 
 
 def settings_path() -> pathlib.Path:
@@ -63,6 +79,8 @@ def load_settings(path: pathlib.Path | None = None) -> dict:
     database = settings.get("gitlab_db")
     if isinstance(database, dict) and database.get("url"):
         database["password"] = token_store.load_token(_password_key(database["url"])) or ""
+    if object_store_settings.put_secrets_back(settings):  # one written in by hand
+        save_settings(settings, path)
     return settings
 
 
@@ -82,9 +100,22 @@ def _toml_value(value) -> str:
     return f'"{escaped}"'
 
 
+def _table(name: str, values: dict) -> list[str]:
+    """A TOML table and, after its own keys, its tables (`[secondary]`,
+    then `[secondary.object_store]`, then `[secondary.object_store.connection]`)."""
+    own = {key: value for key, value in values.items() if not isinstance(value, dict)}
+    inner = {key: value for key, value in values.items() if isinstance(value, dict)}
+    lines = [f"\n[{name}]"] + [f"{key} = {_toml_value(value)}" for key, value in own.items()] \
+        if own or not inner else []
+    for key, table in inner.items():
+        lines += _table(f"{name}.{key}", table)
+    return lines
+
+
 def save_settings(settings: dict, path: pathlib.Path | None = None) -> None:
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    settings = object_store_settings.take_secrets_out(settings)
     lines = [f"mode = {_toml_value(settings.get('mode', 'demo'))}"]
     remote = dict(settings.get("remote") or {})
     token = remote.pop("api_token", None)
@@ -94,11 +125,10 @@ def save_settings(settings: dict, path: pathlib.Path | None = None) -> None:
     password = database.pop("password", None)
     if password is not None and database.get("url"):
         token_store.store_token(_password_key(database["url"]), password)
-    for section in ("secondary", "remote", "gitlab_db", "feature_flags"):
+    for section in ("secondary", "remote", "gitlab_db", "demo", "feature_flags"):
         values = {"remote": remote, "gitlab_db": database}.get(section, settings.get(section))
         if values:
-            lines.append(f"\n[{section}]")
-            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+            lines += _table(section, values)
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(lines) + "\n")
     os.chmod(temporary, 0o600)
@@ -166,25 +196,45 @@ def validate(settings: dict) -> Problem | None:
             return Problem("gitlab_db_url", "Give the password in its own field, not in "
                                             "the URL (it is kept out of the settings file).")
         return None
-    if mode == "local":
-        try:
+    try:
+        if mode == "local":
             parse_config({"secondary": settings.get("secondary", {}),
                           "feature_flags": settings.get("feature_flags", {})}, "Settings")
-        except ConfigError as exc:
-            return _in_words(str(exc).removeprefix("Settings: "))
+        elif mode == "demo":
+            object_store_settings.demo_object_stores(settings)
+    except ConfigError as exc:
+        return _in_words(str(exc).removeprefix("Settings: "), settings)
     return None
 
 
-def _in_words(message: str) -> Problem:
+def _in_words(message: str, settings: dict) -> Problem:
     """`secondary.files_max_capacity must be between 1 and 10000` becomes
     `Concurrent syncs must be between 1 and 10000.`"""
     match = _KEY.match(message)
+    if match and match.group(1).endswith("object_store.connection"):
+        return _key_pair_problem(match.group(1), settings)
     if not match or match.group(1) not in FIELD_LABELS:
         return Problem(None, message[:1].upper() + message[1:].rstrip(".") + ".")
     key, rest = match.groups()
     rest = rest.replace(" (days)", " day").replace("an array of integers",
                                                    "numbers separated by commas")
     return Problem(key, f"{FIELD_LABELS[key]} {rest.rstrip('.')}.")
+
+
+def _key_pair_problem(connection_key: str, settings: dict) -> Problem:
+    """A key id without its secret, or a secret without its key id: told
+    under the one that is missing."""
+    if connection_key.startswith("demo."):
+        store = object_store_settings.demo_store(settings)
+    else:
+        store = settings.get("secondary", {}).get("object_store", {})
+    connection = store.get("connection") or {}
+    missing = "aws_secret_access_key" if connection.get("aws_access_key_id") else \
+        "aws_access_key_id"
+    key = f"{connection_key}.{missing}"
+    return Problem(key, f"{FIELD_LABELS[key]} is missing: give the access key ID and the "
+                        "secret access key both, or neither (to use this machine's own AWS "
+                        "credentials).")
 
 
 def gitlab_database_url(database: dict) -> str:

@@ -1,24 +1,30 @@
-"""The Settings dialog: the embedded demo, a secondary this console runs, or
-a remote headless secondary.
+"""The Settings dialog: the embedded demo (with optional object storage), a
+secondary this console runs (with its object storage), a remote headless
+secondary, or a GitLab secondary's tracking database.
 
 A problem is told in the dialog's words right under its field, whose
 label is marked and which takes the focus; a spin box keeps what was typed, zero included, so that it
 can be told rather than silently changed. "Test connection" tries the
-settings as they stand, off the GUI thread: the primary and the tracking
-database of a local secondary, or a remote secondary and its API token.
+settings as they stand, off the GUI thread: the primary, the tracking
+database and the bucket of a local secondary, the demo's buckets, or a
+remote secondary and its API token.
 """
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
+from app.object_store_fields import ConnectionFields
 from app.settings import FIELD_LABELS, MODES, Problem, save_settings, validate
+from app.settings_check import try_connection
 from app.sources import local_types
 from app.tasks import TaskRunner
 
 SECRET_PLACEHOLDER = "•••••••• (saved; type to replace)"
 PROBLEM_COLOUR = "#d9534f"
+FIELD_WIDTH = 260  # px, the least a text field is given
 
 
 class SettingsDialog(QDialog):
@@ -37,8 +43,7 @@ class SettingsDialog(QDialog):
             self.mode.addItem(text, key)
         self.mode.setAccessibleName("Connection")
         self.pages = QStackedWidget()
-        self.pages.addWidget(QLabel("The demo needs no settings: a seeded primary and a "
-                                    "secondary run on this machine."))
+        self.pages.addWidget(self._demo_page(settings.get("demo") or {}))
         self.pages.addWidget(self._local_page(settings.get("secondary", {}),
                                               settings.get("feature_flags", {})))
         self.pages.addWidget(self._remote_page(settings.get("remote", {})))
@@ -78,9 +83,14 @@ class SettingsDialog(QDialog):
 
     def _mode_changed(self, index: int) -> None:
         self.pages.setCurrentIndex(index)
-        self.test_button.setEnabled(self.mode.currentData() != "demo")
+        self._update_test_button()
         self.test_result.setText("")
         self.show_problem(None)
+
+    def _update_test_button(self) -> None:
+        """The demo has something to try only with object storage."""
+        self.test_button.setEnabled(self.mode.currentData() != "demo"
+                                    or bool(self.demo_primary_bucket.text().strip()))
 
     def _secret(self, saved: str) -> QLineEdit:
         field = QLineEdit()
@@ -97,9 +107,73 @@ class SettingsDialog(QDialog):
         spin.setValue(value)
         return spin
 
-    def _local_page(self, secondary: dict, flags: dict) -> QWidget:
+    def _demo_page(self, demo: dict) -> QWidget:
         page = QWidget()
         layout = QVBoxLayout(page)
+        about = QLabel("A seeded primary and a secondary run on this machine; they need no "
+                       "settings.")
+        about.setWordWrap(True)
+        layout.addWidget(about)
+        group = QGroupBox("Object storage for the demo (optional)")
+        form = QFormLayout(group)
+        store = demo.get("object_store") or {}
+        note = QLabel("With a bucket for the primary, about one blob in ten of each type is "
+                      "kept there and the secondary replicates them: into its own bucket "
+                      "when one is given, else onto its disk. Both buckets are on the one "
+                      "service below. Other buckets start the demo afresh.")
+        note.setWordWrap(True)
+        form.addRow(note)
+        self.demo_primary_bucket = QLineEdit(store.get("primary_bucket", ""))
+        self.demo_primary_bucket.setPlaceholderText("empty: no object storage")
+        self.demo_primary_bucket.textChanged.connect(lambda _t: self._update_test_button())
+        self.demo_secondary_bucket = QLineEdit(store.get("secondary_bucket", ""))
+        self.demo_secondary_bucket.setPlaceholderText("empty: the secondary's disk")
+        self._add(form, "demo.object_store.primary_bucket", self.demo_primary_bucket)
+        self._add(form, "demo.object_store.secondary_bucket", self.demo_secondary_bucket)
+        self.demo_connection = ConnectionFields(form, "demo.object_store.",
+                                                store.get("connection") or {}, self._add,
+                                                self._secret)
+        layout.addWidget(group)
+        layout.addStretch(1)
+        return page
+
+    def _object_storage_group(self, secondary: dict) -> QGroupBox:
+        group = QGroupBox("Object storage")
+        form = QFormLayout(group)
+        store = secondary.get("object_store") or {}
+        self.object_storage = QCheckBox("Replicate blobs in object storage")
+        self.object_storage.setChecked(bool(secondary.get("sync_object_storage", False)))
+        form.addRow(self.object_storage)
+        note = QLabel("Blobs the primary keeps in object storage are replicated only with "
+                      "this on; without a bucket of its own, this site keeps them on its "
+                      "disk (Storage path).")
+        note.setWordWrap(True)
+        form.addRow(note)
+        self.own_bucket = QCheckBox("Keep them in this site's own bucket")
+        self.own_bucket.setChecked(bool(store.get("enabled", False)))
+        form.addRow(self.own_bucket)
+        self.bucket = QLineEdit(store.get("bucket", ""))
+        self.bucket.setPlaceholderText("e.g. geo-replicas")
+        self._add(form, "object_store.bucket", self.bucket)
+        self.store_connection = ConnectionFields(form, "object_store.",
+                                                 store.get("connection") or {}, self._add,
+                                                 self._secret)
+        self.own_bucket.toggled.connect(self._own_bucket_toggled)
+        self._own_bucket_toggled(self.own_bucket.isChecked())
+        return group
+
+    def _own_bucket_toggled(self, on: bool) -> None:
+        for widget in (self.bucket, *self.store_connection.widgets()):
+            widget.setEnabled(on)
+        for key, label in self.labels.items():
+            if key.startswith("object_store."):
+                label.setEnabled(on)
+
+    def _local_page(self, secondary: dict, flags: dict) -> QWidget:
+        page = QWidget()
+        columns = QHBoxLayout(page)
+        columns.setContentsMargins(0, 0, 0, 0)
+        layout = QVBoxLayout()
         connection = QGroupBox("Connection")
         form = QFormLayout(connection)
         self.name = QLineEdit(secondary.get("name", "secondary"))
@@ -124,8 +198,6 @@ class SettingsDialog(QDialog):
             "Verification jobs at once; each verifies up to 10 registries, as in GitLab")
         self.reverification = self._spin(
             3650, int(secondary.get("minimum_reverification_interval", 7)), " days")
-        self.object_storage = QCheckBox("Replicate blobs in object storage")
-        self.object_storage.setChecked(bool(secondary.get("sync_object_storage", False)))
         self.selective = QComboBox()
         for key, text in (("", "Everything"), ("namespaces", "Namespaces"),
                           ("shards", "Shards")):
@@ -150,14 +222,21 @@ class SettingsDialog(QDialog):
                             ("selective_sync_namespace_ids", self.namespaces),
                             ("selective_sync_shards", self.shards)):
             self._add(form, key, widget)
-        form.addRow(self.object_storage)
         for box in self.flags.values():
             form.addRow(box)
         layout.addWidget(work)
+        layout.addStretch(1)
+        columns.addLayout(layout, 1)
+        right = QVBoxLayout()
+        right.addWidget(self._object_storage_group(secondary))
+        right.addStretch(1)
+        columns.addLayout(right, 1)
         return page
 
     def _add(self, form: QFormLayout, key: str, widget: QWidget) -> None:
         widget.setAccessibleName(FIELD_LABELS[key])
+        if isinstance(widget, QLineEdit):  # room for a URL or a placeholder, uncut
+            widget.setMinimumWidth(FIELD_WIDTH)
         label = QLabel(f"{FIELD_LABELS[key]}:")
         label.setBuddy(widget)
         problem = QLabel("")
@@ -193,6 +272,8 @@ class SettingsDialog(QDialog):
             "resync and reverify). This machine has no system keyring, so the token is kept "
             f"until the console closes; {token_store.ENVIRONMENT} gives it at start.")
         where.setWordWrap(True)
+        # At the top of its row: the row is as tall as the text at a narrow width.
+        where.setAlignment(Qt.AlignTop | Qt.AlignLeft)
         where.setObjectName("tokenStorage")
         form.addRow("", where)
         return page
@@ -210,6 +291,7 @@ class SettingsDialog(QDialog):
                       "to them as GitLab's bulk actions do, each after a confirmation. The "
                       "password is kept as an access token is (system keyring, or this run).")
         note.setWordWrap(True)
+        note.setAlignment(Qt.AlignTop | Qt.AlignLeft)
         form.addRow("", note)
         return page
 
@@ -237,6 +319,9 @@ class SettingsDialog(QDialog):
                 "selective_sync_namespace_ids": ids(self.namespaces.text()),
                 "selective_sync_shards": [s.strip() for s in self.shards.text().split(",")
                                           if s.strip()],
+                "object_store": {"enabled": self.own_bucket.isChecked(),
+                                 "bucket": self.bucket.text().strip(),
+                                 "connection": self.store_connection.values()},
             }
             settings["feature_flags"] = {flag: box.isChecked()
                                          for flag, box in self.flags.items()}
@@ -245,6 +330,13 @@ class SettingsDialog(QDialog):
             settings["gitlab_db"] = {"url": self.gitlab_db_url.text().strip(),
                                      "password": self.gitlab_db_password.text()
                                      or saved_db.get("password", "")}
+        elif mode == "demo":
+            store = {"primary_bucket": self.demo_primary_bucket.text().strip(),
+                     "secondary_bucket": self.demo_secondary_bucket.text().strip(),
+                     "connection": self.demo_connection.values()}
+            if store["primary_bucket"] or store["secondary_bucket"] or \
+                    not self.demo_connection.empty():
+                settings["demo"] = {"object_store": store}
         elif mode == "remote":
             settings["remote"] = {"url": self.remote_url.text().strip(),
                                   "api_token": self.remote_token.text()
@@ -306,74 +398,3 @@ class SettingsDialog(QDialog):
 
     def _test_failed(self, message: str) -> None:
         self._tested((False, message))
-
-
-def try_connection(settings: dict) -> tuple[bool, str]:
-    """(worked, what was found), trying valid settings for real: blocking."""
-    if settings["mode"] == "remote":
-        return _try_remote(settings["remote"])
-    if settings["mode"] == "gitlab_db":
-        return _try_gitlab_db(settings["gitlab_db"])
-    return _try_local(settings["secondary"])
-
-
-def _try_remote(remote: dict) -> tuple[bool, str]:
-    from app.site_client import SiteClient, SiteClientError
-    client = SiteClient(remote["url"], remote.get("api_token") or None, timeout=10)
-    if remote.get("through"):
-        client = client.through(int(remote["through"]))
-    try:
-        node = client.node()
-        types = client.types()
-        if client.check_token(types[0]) == "read":
-            token = "this token only reads: resync and reverify are refused"
-        elif not remote.get("api_token"):
-            token = "it takes resync and reverify from this machine without a token"
-        else:
-            token = "its API token may resync and reverify"
-        return True, f"{node['name']} answers; {token}."
-    except SiteClientError as exc:
-        return False, str(exc)
-    finally:
-        client.close()
-
-
-def _try_gitlab_db(database: dict) -> tuple[bool, str]:
-    from app.gitlab_db_source import GitLabDatabaseError, GitLabDatabaseSource
-    from app.settings import gitlab_database_url
-    try:
-        source = GitLabDatabaseSource(gitlab_database_url(database))
-    except GitLabDatabaseError as exc:
-        return False, str(exc)
-    try:
-        found = ", ".join(kind.title_plural for kind in source.types)
-        left = f"; left out: {len(source.left_out)} (see the Overview)" if source.left_out \
-            else ""
-        return True, f"{len(source.types)} registry tables: {found}{left}."
-    finally:
-        source.close()
-
-
-def _try_local(secondary: dict) -> tuple[bool, str]:
-    from backend.commands import describe_error
-    from backend.config import parse_config
-    from backend.db.engine import create_db_engine
-    from backend.secondary.geo_client import GeoClient
-    config = parse_config({"secondary": secondary}, "Settings").secondary
-    engine = create_db_engine(config.tracking_database_url)
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        return False, f"the tracking database: {describe_error(exc)}"
-    finally:
-        engine.dispose()
-    client = GeoClient(config.primary_url, config.access_key, config.secret)
-    try:
-        client.events(after=0, limit=1)
-    except Exception as exc:
-        return False, describe_error(exc)
-    finally:
-        client.close()
-    return True, "the tracking database and the primary answer; the primary accepts the " \
-                 "access key and secret."

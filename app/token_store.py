@@ -1,5 +1,6 @@
-"""Where the console keeps a remote site's access token: never in its
-settings file.
+"""Where the console keeps a remote site's access token, and its other
+secrets (a tracking database's password, an object store's secret access
+key): never in its settings file.
 
 In the operating system's keyring (the `keyring` library: Secret Service,
 macOS Keychain, Windows Credential Locker) where this machine has one,
@@ -47,9 +48,10 @@ def store_token(url: str, token: str) -> str:
     return SESSION
 
 
-def load_token(url: str) -> str | None:
+def load_token(url: str, from_environment: bool = True) -> str | None:
     """The token for the site at `url`: this run's, the keyring's, else
-    the environment's; None when there is none (ask for it)."""
+    the environment's (unless `from_environment` is False: a secret that
+    is not a site's token); None when there is none (ask for it)."""
     url = _key(url)
     if url in _session:
         return _session[url]
@@ -61,7 +63,7 @@ def load_token(url: str) -> str | None:
         if token:
             _session[url] = token
             return token
-    return os.environ.get(ENVIRONMENT) or None
+    return (os.environ.get(ENVIRONMENT) or None) if from_environment else None
 
 
 def forget_token(url: str) -> None:

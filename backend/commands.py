@@ -119,10 +119,16 @@ def _warn(message: str) -> None:
 
 
 def _wait_for_signal() -> None:
+    """Until SIGINT or SIGTERM. The kernel may hand a process's signal to
+    any of its threads; Python runs the handler only in the main thread,
+    once it runs again. A wait without a timeout is not woken by a signal
+    another thread took (seen: SIGINT right after SIGCONT was never acted
+    on), so the main thread wakes every half second to run it."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):
+        pass
 
 
 # --- primary ----------------------------------------------------------------------------
@@ -140,6 +146,11 @@ def _primary(args) -> int:
         raise CommandError("primary needs a command: serve, project add, add, delete, list")
     site = _primary_site(args)
     try:
+        if command == "serve" or getattr(args, "object_storage", False):
+            site.check_object_store()  # before anything is written
+            if command != "serve" and site.bucket is None:
+                from backend.primary.storage import NOT_CONFIGURED
+                raise CommandError("--object-storage: " + NOT_CONFIGURED)
         if command == "serve":
             site.upgrade_database()
             site.start()
@@ -200,7 +211,8 @@ def _secondary(args) -> int:
         raise CommandError("usage: secondary run")
     from backend.sites.secondary import SecondarySite
     config = _config(args)
-    site = SecondarySite.from_config(config)
+    site = SecondarySite.from_config(config, object_store_source=_object_store_source(args))
+    site.engine.check_object_store()  # a wrong bucket or key: nothing written
     site.engine.upgrade_database()
     try:
         site.engine.client.events(after=0, limit=1)
@@ -218,6 +230,14 @@ def _secondary(args) -> int:
     finally:
         site.stop()
     return 0
+
+
+def _object_store_source(args):
+    """Reads `[secondary.object_store.connection]` again, from the file and
+    the environment, for a running engine whose credentials were refused."""
+    def connection():
+        return _config(args).require_secondary().object_store.connection
+    return connection
 
 
 def _secondary_status(config: Config, engine, types: list, health=None) -> dict:

@@ -12,10 +12,18 @@
                          selective_sync_shards, status_interval, request_timeout,
                          min_free_space_mb, min_free_space_percent, read_token,
                          metrics_allow
+    [primary.object_store], [secondary.object_store]
+                         enabled, bucket, proxy_download, and a [.connection]
+                         table: provider, region, endpoint, path_style,
+                         aws_access_key_id, aws_secret_access_key (GitLab's
+                         consolidated object-storage form; docs/OBJECT_STORAGE.md)
+    [primary]            object_storage_verification ("sha256" or "size")
     [feature_flags]      geo_<replicable>_replication (default true)
 
 Environment variables GEO_CONSOLE_<SECTION>_<KEY> override single values
-(GEO_CONSOLE_SECONDARY_SECRET=...). Every problem raises ConfigError with
+(GEO_CONSOLE_SECONDARY_SECRET=..., and for the object store's tables
+GEO_CONSOLE_PRIMARY_OBJECT_STORE_BUCKET=... and
+GEO_CONSOLE_PRIMARY_OBJECT_STORE_CONNECTION_AWS_SECRET_ACCESS_KEY=...). Every problem raises ConfigError with
 one line that names the file, key and what is expected.
 """
 from __future__ import annotations
@@ -46,6 +54,36 @@ class PeerConfig:
     secret: str = field(default="", repr=False)
 
 
+OBJECT_STORAGE_VERIFICATIONS = ("sha256", "size")
+# S3's bucket names: 3 to 63 lower-case letters, digits, dots and hyphens,
+# starting and ending with a letter or digit.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class ObjectStoreConnection:
+    """How to reach an S3-compatible service (GitLab's `connection` hash).
+    Without a key pair, boto3's own chain finds credentials (AWS_* variables,
+    ~/.aws, an instance profile)."""
+    provider: str = "AWS"
+    region: str = "us-east-1"
+    endpoint: str = ""  # any S3-compatible service; empty for AWS itself
+    path_style: bool = False
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class ObjectStoreConfig:
+    """A site's object storage: where its file_store 2 blobs live."""
+    enabled: bool = False
+    bucket: str = ""
+    # Serve object-stored blobs through the primary instead of redirecting
+    # the secondary to a presigned URL.
+    proxy_download: bool = False
+    connection: ObjectStoreConnection = ObjectStoreConnection()
+
+
 @dataclass(frozen=True)
 class PrimaryConfig:
     database_url: str
@@ -59,6 +97,10 @@ class PrimaryConfig:
     api_token: str = field(default="", repr=False)
     read_token: str = field(default="", repr=False)
     metrics_allow: tuple[str, ...] = ()
+    object_store: ObjectStoreConfig = ObjectStoreConfig()
+    # How object-stored blobs are checksummed: their SHA-256 (the stored
+    # checksum, else a streaming read) or, as GitLab does, their size.
+    object_storage_verification: str = "sha256"
 
 
 @dataclass(frozen=True)
@@ -86,6 +128,7 @@ class SecondaryConfig:
     min_free_space_percent: float = 1.0
     read_token: str = field(default="", repr=False)
     metrics_allow: tuple[str, ...] = ()
+    object_store: ObjectStoreConfig = ObjectStoreConfig()
 
     @property
     def scope(self) -> SyncScope:
@@ -188,6 +231,11 @@ def _section(data: dict, name: str, cls, source: str, environ: dict):
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{source}: [{name}] must be a table")
     raw = {**(raw or {}), **overrides}
+    store_overrides = {key: raw.pop(key) for key in list(raw)
+                       if key.startswith(STORE_KEY + "_") and key in overrides}
+    if store_overrides or STORE_KEY in raw:
+        raw[STORE_KEY] = _object_store(raw.get(STORE_KEY, {}), f"{source}: {name}.{STORE_KEY}",
+                                       store_overrides, prefix)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(raw) - set(fields)
     if unknown:
@@ -205,11 +253,81 @@ def _section(data: dict, name: str, cls, source: str, environ: dict):
             continue
         if key == "secondaries":
             values[key] = _peers(raw[key], where)
+        elif key == STORE_KEY:
+            values[key] = raw[key]
         else:
             values[key] = _coerce(raw[key], spec.type, where, lenient=key in overrides)
     config = cls(**values)
     _validate(config, name, source, overrides)
     return config
+
+
+STORE_KEY = "object_store"
+CONNECTION_KEY = "connection"
+
+
+def _object_store(value, where: str, overrides: dict, env_prefix: str) -> ObjectStoreConfig:
+    """`[<site>.object_store]` and its `connection` table, with their
+    environment overrides (`object_store_bucket`, `object_store_connection_region`)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table ([...object_store])")
+    store = dict(value)
+    connection = store.pop(CONNECTION_KEY, {})
+    if not isinstance(connection, dict):
+        raise ConfigError(f"{where}.{CONNECTION_KEY} must be a table")
+    connection = dict(connection)
+    from_env: dict[str, str] = {}  # key as written in the file -> its variable
+    connection_prefix = f"{STORE_KEY}_{CONNECTION_KEY}_"
+    for key, text in overrides.items():
+        if key.startswith(connection_prefix):
+            short = key.removeprefix(connection_prefix)
+            connection[short] = text
+            from_env[f"{CONNECTION_KEY}.{short}"] = f"{env_prefix}{key.upper()}"
+        else:
+            short = key.removeprefix(STORE_KEY + "_")
+            store[short] = text
+            from_env[short] = f"{env_prefix}{key.upper()}"
+
+    def parse(cls, raw: dict, path: str):
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != CONNECTION_KEY}
+        values = {}
+        for key, item in raw.items():
+            named = f"{path}{key}"
+            shown = (f"{_shown(from_env[named])} ({where.split(': ', 1)[-1]}.{named})"
+                     if named in from_env else f"{where}.{_shown(named)}")
+            if key not in fields:
+                if named in from_env:
+                    raise ConfigError(f"{_shown(from_env[named])}: there is no setting "
+                                      f"{where.split(': ', 1)[-1]}.{_shown(named)} to override")
+                raise ConfigError(f"{where}: unknown key {_shown(named)}")
+            values[key] = _coerce(item, fields[key].type, shown, lenient=named in from_env)
+        return cls(**values)
+
+    config = ObjectStoreConfig(**vars(parse(ObjectStoreConfig, store, "")) | {
+        CONNECTION_KEY: parse(ObjectStoreConnection, connection, CONNECTION_KEY + ".")})
+    _validate_object_store(config, where)
+    return config
+
+
+def _validate_object_store(config: ObjectStoreConfig, where: str) -> None:
+    if not config.enabled:
+        return
+    connection = config.connection
+    if not BUCKET_NAME.fullmatch(config.bucket) or ".." in config.bucket:
+        raise ConfigError(f"{where}.bucket must name an S3 bucket (3 to 63 lower-case "
+                          "letters, digits, dots and hyphens)")
+    if connection.provider != "AWS":
+        raise ConfigError(f'{where}.connection.provider must be "AWS" (any service that '
+                          "speaks the S3 protocol)")
+    if not connection.region:
+        raise ConfigError(f"{where}.connection.region must not be empty")
+    if connection.endpoint and not re.fullmatch(r"https?://[^\s/?#]+/?", connection.endpoint):
+        raise ConfigError(f"{where}.connection.endpoint must be an http:// or https:// URL "
+                          "of the service, without a path")
+    if bool(connection.aws_access_key_id) != bool(connection.aws_secret_access_key):
+        raise ConfigError(f"{where}.connection needs both aws_access_key_id and "
+                          "aws_secret_access_key, or neither (to use the machine's own "
+                          "AWS credentials)")
 
 
 def _where(source: str, section: str, key: str, overrides) -> str:
@@ -318,6 +436,9 @@ def _validate(config, name: str, source: str, overrides=()) -> None:
                 fail(key, "must not be empty")
         if len(config.secret) < MIN_SECRET_LENGTH:
             fail("secret", f"must be at least {MIN_SECRET_LENGTH} characters")
+    if name == "primary" and config.object_storage_verification not in \
+            OBJECT_STORAGE_VERIFICATIONS:
+        fail("object_storage_verification", 'must be "sha256" or "size"')
     if config.minimum_reverification_interval < 1:
         fail("minimum_reverification_interval", "must be at least 1 (days)")
     if config.read_token and config.read_token == config.api_token:

@@ -6,6 +6,13 @@ hundred blobs (Cool Widgets) or a hundred or so (Package Files) of varied
 sizes, each type with some missing and some corrupted files of its own so
 failures show, and the secondary's SQLite tracking DB. A trickle of new and
 deleted blobs of every type keeps it moving.
+
+With object storage (DemoSettings.primary_object_store: a bucket of any
+S3-compatible service), the primary keeps about one blob in OBJECT_STORED
+of each type in its bucket (file_store 2) and the secondary replicates
+them (`sync_object_storage`), into its own bucket when one is given, else
+onto its disk. A workspace seeded with other buckets, or with none, starts
+afresh: its records would name objects the demo no longer reaches.
 """
 from __future__ import annotations
 
@@ -15,16 +22,18 @@ import os
 import pathlib
 import random
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
+from backend.config import ObjectStoreConfig, PeerConfig, PrimaryConfig, SecondaryConfig
 from backend.db.primary_schema import Project
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
+from backend.object_store.bucket import Bucket
 from backend.sites.primary import PrimarySite
 from backend.secondary.engine import SecondaryEngine
 from backend.sites.secondary import SecondarySite
@@ -35,7 +44,11 @@ SEED_WIDGETS = 300
 # Per type: its share of SEED_WIDGETS, and how many of its seeded files go
 # missing and get corrupted. A type not listed seeds like Package Files.
 SEEDING = {"cool_widget": (1.0, 4, 4), "package_file": (0.4, 3, 2)}
-REMOTE = 3  # blobs per type in object storage, not replicated by default
+OBJECT_STORED = 10  # with object storage, one blob in this many is kept there
+CHECK_TIMEOUT = 10.0  # seconds a bucket may take to answer at start
+# What a workspace holds besides its credentials, made again when it starts afresh.
+SEEDED_FILES = ("primary.db", "tracking.db", "primary-blobs", "secondary-blobs")
+STORAGE_RECORD = "object-storage.json"  # the buckets a workspace was seeded with
 PROJECTS = (("acme/platform", "api", "default"), ("acme/platform", "workers", "ssd"),
             ("acme/web", "site", "default"), ("community", "plugins", "ssd"))
 
@@ -46,6 +59,21 @@ class DemoSettings:
     seed_widgets: int = SEED_WIDGETS
     trickle_interval: float = 4.0
     status_interval: float = 5.0
+    # Optional object storage: the primary's bucket, and the secondary's own
+    # (used only with the primary's; without it replicas go to its disk).
+    primary_object_store: ObjectStoreConfig = ObjectStoreConfig()
+    secondary_object_store: ObjectStoreConfig = ObjectStoreConfig()
+
+    @property
+    def object_storage(self) -> bool:
+        return self.primary_object_store.enabled
+
+    def stores(self) -> list[ObjectStoreConfig]:
+        """The enabled object stores, the primary's first."""
+        if not self.object_storage:
+            return []
+        return [store for store in (self.primary_object_store, self.secondary_object_store)
+                if store.enabled]
 
 
 class Demo:
@@ -79,7 +107,9 @@ class Demo:
             storage_path=str(self.workspace / "primary-blobs"),
             listen="127.0.0.1:0",
             secondaries=(PeerConfig("demo-secondary", "", credentials["access_key"],
-                                    credentials["secret"]),))
+                                    credentials["secret"]),),
+            object_store=self.settings.primary_object_store if self.settings.object_storage
+            else ObjectStoreConfig())
 
     def secondary_config(self, primary_url: str) -> SecondaryConfig:
         credentials = self._credentials()
@@ -89,10 +119,26 @@ class Demo:
             tracking_database_url=f"sqlite:///{self.workspace / 'tracking.db'}",
             storage_path=str(self.workspace / "secondary-blobs"),
             listen="127.0.0.1:0", api_token=credentials["api_token"],
-            status_interval=self.settings.status_interval)
+            status_interval=self.settings.status_interval,
+            sync_object_storage=self.settings.object_storage,
+            object_store=self.settings.secondary_object_store if self.settings.object_storage
+            else ObjectStoreConfig())
 
     def start(self) -> "Demo":
+        """Check the buckets, then start both sites; a failure stops what
+        started and raises (an ObjectStoreError says why in one line)."""
+        for store in self.settings.stores():  # before the workspace is touched
+            Bucket(store, timeout=CHECK_TIMEOUT).check()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         self.workspace.mkdir(parents=True, exist_ok=True)
+        self._match_storage()
         self.primary = PrimarySite(self.primary_config())
         self.primary.upgrade_database()
         # Seeded per type, so a workspace from before a type existed gets it.
@@ -107,7 +153,29 @@ class Demo:
         self._trickle = threading.Thread(target=self._trickle_loop, name="demo-trickle",
                                          daemon=True)
         self._trickle.start()
-        return self
+
+    def _match_storage(self) -> None:
+        """Start afresh when the workspace was seeded with other buckets (or
+        none): its object-stored records and replicas would be out of reach."""
+        record = self.workspace / STORAGE_RECORD
+        wanted = [[store.connection.endpoint, store.bucket] for store in self.settings.stores()]
+        try:
+            had = json.loads(record.read_text()) if record.exists() else []
+        except (OSError, ValueError):
+            had = None
+        if had != wanted and (self.workspace / "primary.db").exists():
+            log.info("the demo's object storage changed: starting it afresh")
+            for name in SEEDED_FILES:
+                path = self.workspace / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    for companion in self.workspace.glob(name + "*"):  # -wal, -journal
+                        companion.unlink()
+        if wanted:
+            record.write_text(json.dumps(wanted))
+        else:
+            record.unlink(missing_ok=True)
 
     def seed(self, replicators) -> None:
         projects = self._projects()
@@ -117,17 +185,26 @@ class Demo:
                                                     SEEDING["package_file"])
             catalog = self.primary.catalog(replicator)
             stem = replicator.replicable_name.replace("_", "-")
+            count = max(1, round(self.settings.seed_widgets * share))
+            stored = [self._file_store(index) for index in range(count)]
             ids = [catalog.add_bytes(self._blob(), f"{stem}-{index:04d}.bin",
-                                     project_id=self._random.choice(projects))
-                   for index in range(max(1, round(self.settings.seed_widgets * share)))]
-            for index in range(REMOTE):
-                catalog.add_bytes(self._blob(), f"archived-{index}.bin",
-                                  project_id=projects[0], file_store=FileStore.REMOTE)
-            chosen = self._random.sample(ids, min(len(ids), missing + corrupted))
+                                     project_id=self._random.choice(projects),
+                                     file_store=stored[index])
+                   for index in range(count)]
+            # Damage on the primary's disk only: the bucket keeps what it was given.
+            local = [i for i, where in zip(ids, stored) if where == FileStore.LOCAL]
+            chosen = self._random.sample(local, min(len(local), missing + corrupted))
             self._remove_files(replicator, chosen[:missing])
             damaged[replicator] = chosen[missing:]
         # Before the secondary starts, so its downloads meet the damage.
         self._corrupt_when_checksummed(damaged)
+
+    def _file_store(self, index: int) -> int:
+        """Where the index-th seeded blob of a type goes: every OBJECT_STORED-th
+        (the first included, so each type has one) into the bucket."""
+        if self.settings.object_storage and index % OBJECT_STORED == 0:
+            return FileStore.REMOTE
+        return FileStore.LOCAL
 
     def _projects(self) -> list[int]:
         """The demo's projects, made on the first start."""
@@ -184,7 +261,9 @@ class Demo:
                 catalog = self._random.choice(catalogs)
                 stem = catalog.replicator.replicable_name.replace("_", "-")
                 for _ in range(self._random.randint(1, 3)):
-                    catalog.add_bytes(self._blob(), f"{stem}-new.bin")
+                    catalog.add_bytes(self._blob(), f"{stem}-new.bin",
+                                      file_store=self._file_store(
+                                          self._random.randrange(OBJECT_STORED)))
                 if self._random.random() < 0.4:
                     newest = catalog.list(limit=50, newest_first=True)
                     if newest:

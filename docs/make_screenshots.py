@@ -145,7 +145,11 @@ def main() -> None:
         "name": "eu-west", "primary_url": "https://primary.example:8090",
         "access_key": "eu-west-key", "secret": "x" * 40,
         "tracking_database_url": "postgresql://geo@db.example/tracking",
-        "storage_path": "/srv/geo/blobs"}})
+        "storage_path": "/srv/geo/blobs", "sync_object_storage": True,
+        "object_store": {"enabled": True, "bucket": "geo-eu-west-replicas", "connection": {
+            "endpoint": "https://minio.example:9000", "region": "eu-west-1",
+            "path_style": True, "aws_access_key_id": "GEOEUWEST",
+            "aws_secret_access_key": "x" * 40}}}})
     dialog.mode.setCurrentIndex(1)
     dialog.show()
     pump(app, 1)

@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from backend.framework.clock import clock
+# The S3-protocol server (moto's, its own process) and fresh buckets on it.
+from tests.support.s3_server import s3_auth_server, s3_bucket, s3_server  # noqa: F401
 
 POSTGRES_SERVER = os.environ.get("GEO_CONSOLE_TEST_POSTGRES_URL",
                                  "postgresql+psycopg2://postgres@127.0.0.1:5432")
@@ -126,10 +128,12 @@ def primary_url(databases) -> str:
 
 
 @pytest.fixture
-def primary(primary_url, tmp_path, credentials):
-    """A running primary site on loopback, with `credentials` for one secondary."""
-    from tests.support.sites import start_primary
-    site = start_primary(primary_url, tmp_path / "primary", credentials)
+def primary(primary_url, tmp_path, credentials, s3_server):
+    """A running primary site on loopback, with `credentials` for one
+    secondary, and object storage in a fresh bucket of the S3 server."""
+    from tests.support.sites import object_store, start_primary
+    site = start_primary(primary_url, tmp_path / "primary", credentials,
+                         object_store=object_store(s3_server))
     yield site
     site.stop()
 

@@ -37,7 +37,7 @@ def test_a_retry_written_under_a_skewed_clock_is_due_after_its_backoff(
         model_id = catalog.add_bytes(b"comes back", "w")
         wait_for_checksums(primary)
         row = catalog.list()[0]
-        path = primary.storage.path(row["file"], row["file_store"])
+        path = primary.storage.path(row["file"])
         content = path.read_bytes()
         path.unlink()  # missing on the primary: a failure with its backoff
         config = secondary_config(primary.url, tracking_url, tmp_path / "secondary",

@@ -7,12 +7,9 @@ faults stop, everything ends synced, verified and byte-identical.
 """
 import datetime as dt
 import hashlib
-import json
 import os
 import random
 import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +17,7 @@ import pytest
 from backend.framework.clock import clock
 from backend.replicables import replicator_for
 from backend.framework.states import SyncState
+from tests.support.fault_proxy import FaultProxyProcess
 from tests.support.fixtures_e2e import all_synced_and_verified, registries
 from tests.support.sites import (secondary_config, start_engine, start_primary,
                                  wait_for_checksums, wait_until)
@@ -37,33 +35,6 @@ READABLE_REASONS = re.compile("|".join((
     r"Downloaded file checksum mismatch",
 )))
 pytestmark = pytest.mark.slow
-
-
-class FaultProxyProcess:
-    def __init__(self, upstream: str, seed: int, stall: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fault_proxy", "--upstream", upstream,
-             "--seed", str(seed), "--stall", str(stall)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        first = self.process.stdout.readline().split()
-        assert first and first[0] == "listening", first
-        self.url = f"http://127.0.0.1:{first[1]}"
-
-    def send(self, command: str) -> None:
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-
-    def stats(self) -> dict:
-        self.send("stats")
-        return json.loads(self.process.stdout.readline())
-
-    def stop(self) -> None:
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def sha256(path) -> str:

@@ -99,8 +99,7 @@ def test_a_full_disk_pauses_syncs_and_they_resume_when_space_returns(
         storage = engine.storage
         for model_id in blobs:
             replica = storage.path(CoolWidgets, model_id)
-            original = primary.storage.path(originals[model_id]["file"],
-                                            originals[model_id]["file_store"])
+            original = primary.storage.path(originals[model_id]["file"])
             assert hashlib.sha256(replica.read_bytes()).digest() == \
                 hashlib.sha256(original.read_bytes()).digest(), model_id
         assert not storage.path(CoolWidgets, huge).exists()

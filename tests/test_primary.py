@@ -18,7 +18,9 @@ from backend.framework.states import VerificationState
 from backend.primary import events
 from backend.primary.catalog import CatalogError
 from backend.primary.checksummer import Checksummer
+from backend.primary.storage import ObjectStorageNotConfigured
 from backend.sites.primary import PrimarySite
+from tests.support.sites import object_store
 from backend.primary.verification_store import PrimaryVerificationStore
 
 CoolWidgets = replicator_for("cool_widget")
@@ -136,11 +138,27 @@ def test_checksummer_records_sha256_and_publishes(site, replicator):
     assert model_id == row["id"]
 
 
-def test_object_storage_checksum_is_the_formatted_size(site):
-    site.catalog().add_bytes(b"x" * 12345, "remote.bin", file_store=FileStore.REMOTE)
-    Checksummer(site).run_once()
-    assert site.catalog().list()[0]["verification_checksum"] == b"012345"
-    assert size_checksum(1234) == "1234"
+def test_object_storage_checksum_is_the_formatted_size_when_asked(primary_url, tmp_path,
+                                                                    s3_server):
+    """object_storage_verification = "size": GitLab's checksum of object-stored blobs."""
+    config = PrimaryConfig(primary_url, str(tmp_path / "blobs"), "127.0.0.1:0", 7,
+                           (PeerConfig("s1", "", "key", "s" * 32),),
+                           object_store=object_store(s3_server),
+                           object_storage_verification="size")
+    site = PrimarySite(config)
+    try:
+        site.catalog().add_bytes(b"x" * 12345, "remote.bin", file_store=FileStore.REMOTE)
+        Checksummer(site).run_once()
+        assert site.catalog().list()[0]["verification_checksum"] == b"012345"
+        assert size_checksum(1234) == "1234"
+    finally:
+        site.engine.dispose()
+
+
+def test_object_storage_is_refused_without_a_bucket(site):
+    with pytest.raises(ObjectStorageNotConfigured, match="not configured"):
+        site.catalog().add_bytes(b"x", "remote.bin", file_store=FileStore.REMOTE)
+    assert site.catalog().count() == 0
 
 
 def test_missing_file_fails_checksum_with_backoff(site, replicator):

@@ -101,12 +101,31 @@ def base_document() -> dict:
 
 
 def field_kinds() -> dict[str, str]:
+    """Every key's kind, the object store's tables included
+    (`primary.object_store.connection.region`)."""
+    def of(cls, prefix):
+        for spec in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(spec.default):
+                kinds[f"{prefix}.{spec.name}"] = "table"
+                of(type(spec.default), f"{prefix}.{spec.name}")
+            else:
+                kinds[f"{prefix}.{spec.name}"] = str(spec.type)
+
     kinds = {}
     for section, cls in (("primary", PrimaryConfig), ("secondary", SecondaryConfig)):
-        for spec in dataclasses.fields(cls):
-            kinds[f"{section}.{spec.name}"] = str(spec.type)
+        of(cls, section)
     kinds["feature_flags.geo_cool_widget_replication"] = "flag"
     return kinds
+
+
+def put(document: dict, key: str, value) -> None:
+    """Set a dotted key in a document, making the tables on its way."""
+    *tables, name = key.split(".")
+    for table in tables:
+        document = document.setdefault(table, {})
+        if not isinstance(document, dict):
+            return  # a value already stands where a table would go
+    document[name] = value
 
 
 KINDS = field_kinds()
@@ -134,6 +153,8 @@ def fits(kind: str, value) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "tuple[PeerConfig, ...]":
         return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    if kind == "table":
+        return isinstance(value, dict)
     raise AssertionError(f"a new setting type {kind}: teach fits() about it")
 
 
@@ -187,9 +208,8 @@ def test_any_toml_document_is_a_config_or_one_config_error(tmp_path, document):
 @given(key=st.sampled_from(sorted(KINDS)), data=st.data())
 def test_a_wrong_type_in_any_known_key_names_that_key(tmp_path, key, data):
     value = data.draw(toml_values.filter(lambda v: not fits(KINDS[key], v)), label="value")
-    section, name = key.split(".", 1)
     document = base_document()
-    document[section][name] = value
+    put(document, key, value)
     result = config_or_error(write(tmp_path, "wrong.toml", toml_document(document)))
     assert isinstance(result, ConfigError), f"{key} = {value!r} was accepted"
     assert key in str(result) and str(result).startswith(str(tmp_path)), str(result)
@@ -202,8 +222,7 @@ def test_any_values_in_a_valid_document_give_a_config_or_one_config_error(tmp_pa
                                                                           overrides):
     document = base_document()
     for key, value in overrides.items():
-        section, name = key.split(".", 1)
-        document[section][name] = value
+        put(document, key, value)
     config_or_error(write(tmp_path, "values.toml", toml_document(document)))
 
 

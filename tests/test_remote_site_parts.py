@@ -7,7 +7,7 @@ import datetime as dt
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
+from tests.support.memory_keyring import MemoryKeyring
 
 from app import token_store
 from app.history_store import RECORD_EVERY, HistoryStore
@@ -85,25 +85,6 @@ def test_the_history_of_a_site_that_keeps_none_is_recorded_and_survives_a_restar
     assert [p["syncs_succeeded_per_minute"] for p in points][1:] == [3.0, 4.0]
     assert [p["syncs_failed_per_minute"] for p in points][1:] == [1.0, 0.0]
     assert again.read("lfs_object", T0, at, buckets=10) == []
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that keeps passwords in this process: CI machines have no
-    Secret Service, and the store's behaviour with one is what is tested."""
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.passwords = {}
-
-    def get_password(self, service, username):
-        return self.passwords.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.passwords.pop((service, username), None)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from backend.replicables import replicator_for
 from backend.framework.scope import ScopeError, SyncScope
 from backend.primary.replicables_query import in_scope_ids, list_range
 from tests.support.fixtures_e2e import all_synced_and_verified, registries
-from tests.support.sites import secondary_config, start_engine, start_primary, wait_until
+from tests.support.sites import object_store, secondary_config, start_engine, start_primary, wait_until
 
 CoolWidgets = replicator_for("cool_widget")
 
@@ -21,9 +21,10 @@ PROJECTS = {"api": ("acme/platform", "default"), "workers": ("acme/platform", "s
 
 
 @pytest.fixture
-def world(primary_url, tmp_path, credentials):
+def world(primary_url, tmp_path, credentials, s3_server):
     """A primary with two widgets per project, one of them remote-stored in 'api'."""
-    site = start_primary(primary_url, tmp_path / "primary", credentials)
+    site = start_primary(primary_url, tmp_path / "primary", credentials,
+                         object_store=object_store(s3_server))
     catalog = site.catalog()
     projects = {name: catalog.add_project(name, namespace, shard)
                 for name, (namespace, shard) in PROJECTS.items()}

@@ -18,6 +18,10 @@ GAUGES = {
     "verification_total_count": "Number of X available to verify on secondary",
     "verified_count": "Number of X verified on the secondary",
     "verification_failed_count": "Number of X failed to verify on secondary",
+    # Geo Console's own: object storage (file_store 2).
+    "object_storage_count": "Number of X in object storage (primary: records; secondary: "
+                            "registries)",
+    "object_storage_synced_count": "Number of X in object storage synced on secondary",
 }
 
 # Site-wide gauges: status field -> (metric, help text).

@@ -17,7 +17,10 @@ REVISION = "geo-console"
 PER_TYPE_FIELDS = ("count", "checksum_total_count", "checksummed_count",
                    "checksum_failed_count", "synced_count", "failed_count", "registry_count",
                    "verification_total_count", "verified_count", "verification_failed_count",
-                   "synced_in_percentage", "verified_in_percentage", "oldest_unsynced_time")
+                   "synced_in_percentage", "verified_in_percentage", "oldest_unsynced_time",
+                   # Geo Console's: how many of the records (primary) or
+                   # registries (secondary) are object-stored, and synced.
+                   "object_storage_count", "object_storage_synced_count")
 
 # A secondary's event log ids passed by its cursor and not yet seen (Geo
 # Console's, GitLab keeps them in Redis and folds the lowest into

@@ -134,6 +134,8 @@ class Catalog:
             if missing:
                 raise CatalogError("no such " + self.replicator.title.lower() + ": "
                                    + ", ".join(map(str, missing)))
+            if any(row.file_store == FileStore.REMOTE for row in rows):
+                self.storage.object_bucket()  # refuses at once when there is none
             for row in rows:
                 if self.replicator.verification.separate:
                     key = self.replicator.verification.table.c[self.replicator.verification.key]
@@ -163,7 +165,11 @@ class Catalog:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(statement)]
 
-    def count(self) -> int:
+    def count(self, file_store: int | None = None) -> int:
+        """Records of the type; those of one file_store when given."""
         model = self.replicator.model_table()
+        statement = select(func.count()).select_from(model)
+        if file_store is not None:
+            statement = statement.where(model.c.file_store == file_store)
         with self.engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(model)).scalar_one()
+            return connection.execute(statement).scalar_one()

@@ -94,13 +94,21 @@ class Checksummer:
                                events.CHECKSUM_SUCCEEDED, {"model_record_id": claim.model_id})
 
     def calculate(self, replicator, model_id: int) -> str:
-        """Local blobs: SHA-256 of the bytes; object storage: the formatted size."""
-        located = self.site.blob_path(replicator, model_id, with_store=True)
+        """Local blobs: SHA-256 of the bytes. Object-stored blobs: their
+        SHA-256 too (the checksum the service stored with the object, else
+        the object read through the hash), or with
+        `object_storage_verification = "size"` GitLab's formatted size."""
+        located = self.site.blob_location(replicator, model_id)
         if located is None:
             raise FileNotFoundError("File is not checksummable: record is gone")
-        path, _relative, file_store = located
-        if not path.is_file():
-            raise FileNotFoundError(f"File is not checksummable: {path.name} does not exist")
+        relative, file_store = located
         if file_store == FileStore.REMOTE:
-            return size_checksum(path.stat().st_size)
-        return file_checksum(path)
+            bucket = self.site.storage.object_bucket()
+            if self.site.object_storage_verification == "size":
+                return size_checksum(bucket.head(relative).size)
+            return bucket.sha256(relative)[0]
+        path = self.site.blob_path(replicator, model_id)
+        if path is None or not path[0].is_file():
+            name = path[0].name if path else relative.rsplit("/", 1)[-1]
+            raise FileNotFoundError(f"File is not checksummable: {name} does not exist")
+        return file_checksum(path[0])

@@ -12,23 +12,20 @@ Database work runs on worker threads so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import errno
 import json
 import logging
 import os
-import secrets
 import stat
-import time
 
 from aiohttp import web
 
 from backend.framework.geo_auth import GeoAuthError, request_data, retrieve_data
-from backend.framework.paths import UnsafePathError
 from backend.framework.replicator import FileStore
 from backend.framework.scope import ScopeError, SyncScope
 from backend.framework.site_identity import SiteNameTaken
 from backend.framework.states import VerificationState
+from backend.object_store.errors import ObjectStoreError
 from backend.primary import events, replicables_query
 
 log = logging.getLogger(__name__)
@@ -39,7 +36,6 @@ PEER = web.RequestKey("geo_peer", str)
 MAX_STATE_IDS = 10_000
 MAX_BODY = 8 * 1024 * 1024
 INLINE_BODY = 1 << 20  # blobs up to this size are read and sent from memory
-SIGNED_URL_LIFETIME = 300
 
 
 def json_error(status: int, message: str, **extra) -> web.Response:
@@ -88,13 +84,11 @@ def read_if_small(path) -> bytes | None:
 class GeoApi:
     def __init__(self, site) -> None:
         self.site = site
-        self._url_key = secrets.token_bytes(32)
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY)
         app.add_routes([
             web.get("/api/v4/geo/retrieve/{replicable}/{id}", self.retrieve),
-            web.get("/api/v4/geo/object_storage/{path:.+}", self.object_storage),
             web.get("/api/v4/geo/events", self.events),
             web.post("/api/v4/geo/events/find", self.find_events),
             web.get("/api/v4/geo/replicables/{replicable}", self.replicables),
@@ -151,13 +145,11 @@ class GeoApi:
         headers = {"X-Geo-File-Store": str(row["file_store"]),
                    "X-Geo-Verification-State": str(row["verification_state"]),
                    "X-Geo-Checksum": row["checksum"] or ""}
+        if row["file_store"] == FileStore.REMOTE:
+            return await self._object(request, replicator, model_id, row, headers, body)
         if path is None:
             return json_error(404, f"{replicator.graphql_name} #{model_id} file not found",
                               geo_code="FILE_NOT_FOUND")
-        if row["file_store"] == FileStore.REMOTE:
-            # Like object storage: redirect to a short-lived signed URL that
-            # the secondary fetches without its Geo credentials.
-            raise web.HTTPFound(self._signed_url(row["file"]), headers=headers)
         if body is not None:
             return web.Response(body=body, headers=headers,
                                 content_type="application/octet-stream")
@@ -165,45 +157,76 @@ class GeoApi:
 
     def _find_blob(self, replicator, model_id: int):
         """(state row, path or None if the file is missing, the bytes of a
-        small local file or None) in one trip to a worker thread: most blobs
+        small local file or None; for an object-stored blob, its presigned
+        URL, or None to stream it, or False for a key that cannot be an
+        object's) in one trip to a worker thread: most blobs
         are small, and reading them here costs less than the two more trips
         and the sendfile set-up of a FileResponse."""
         record = self.site.blob_for_download(replicator, model_id)
         if record is None:
             return None
         row, path = record
+        if row["file_store"] == FileStore.REMOTE:
+            # The presigned URL (no request to the service: it is signed here).
+            bucket = self.site.bucket
+            if bucket is None or self.site.config.object_store.proxy_download:
+                return row, None, None
+            try:
+                return row, None, bucket.presigned_url(row["file"])
+            except ObjectStoreError:
+                return row, None, False
         if path is None:
             return row, None, None
-        if row["file_store"] == FileStore.REMOTE:
-            return row, (path if path.is_file() else None), None
         try:
             return row, path, read_if_small(path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return row, None, None
 
-    def _signature(self, relative: str, expires: int) -> str:
-        message = f"{relative}\n{expires}".encode()
-        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
-
-    def _signed_url(self, relative: str) -> str:
-        expires = int(time.time()) + SIGNED_URL_LIFETIME
-        return (f"/api/v4/geo/object_storage/{relative}?expires={expires}"
-                f"&signature={self._signature(relative, expires)}")
-
-    async def object_storage(self, request: web.Request) -> web.StreamResponse:
-        relative = request.match_info["path"]
-        expires = self._int(request.query.get("expires"), "expires")
-        signature = request.query.get("signature", "")
-        if expires < time.time() or not hmac.compare_digest(  # bytes: any text compares
-                signature.encode(), self._signature(relative, expires).encode()):
-            return json_error(403, "403 Forbidden: invalid or expired signature")
+    async def _object(self, request: web.Request, replicator, model_id: int, row: dict,
+                      headers: dict, url: str | None) -> web.StreamResponse:
+        """An object-stored blob: as GitLab does, a redirect to a presigned
+        URL of the bucket, which the secondary fetches without its Geo
+        credentials; with `proxy_download`, its bytes streamed from the
+        bucket through this site."""
+        if url is False:
+            return json_error(404, f"{replicator.graphql_name} #{model_id} file not found",
+                              geo_code="FILE_NOT_FOUND")
+        if url is not None:
+            # Not web.HTTPFound: it passes the URL through yarl, which decodes
+            # %3D, %40 and the like, and the signature covers the text.
+            return web.Response(status=302, headers={**headers, "Location": url})
+        bucket = self.site.bucket
+        if bucket is None:
+            return json_error(503, "503 Service Unavailable: object storage is not "
+                                   "configured on the primary")
         try:
-            path = self.site.storage.path(relative, FileStore.REMOTE)
-        except UnsafePathError:
-            return json_error(403, "403 Forbidden")
-        if not path.is_file():
-            return json_error(404, "404 Not found")
-        return web.FileResponse(path)
+            size, pieces = await asyncio.to_thread(bucket.open_read, row["file"])
+        except ObjectStoreError as exc:
+            if exc.errno == errno.ENOENT:
+                return json_error(404, f"{replicator.graphql_name} #{model_id} file not found",
+                                  geo_code="FILE_NOT_FOUND")
+            log.warning("object storage read for %s #%s failed: %s",
+                        replicator.title, model_id, exc)
+            return json_error(503, f"503 Service Unavailable: {exc}")
+        response = web.StreamResponse(headers={**headers,
+                                               "Content-Type": "application/octet-stream"})
+        response.content_length = size
+        await response.prepare(request)
+        try:
+            while piece := await asyncio.to_thread(next, pieces, b""):
+                await response.write(piece)
+        except ObjectStoreError as exc:
+            # Headers are gone: cut the body short so the secondary sees a
+            # truncated download, never a complete-looking one.
+            log.warning("object storage read for %s #%s broke off: %s",
+                        replicator.title, model_id, exc)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        finally:
+            pieces.close()
+        await response.write_eof()
+        return response
 
     async def events(self, request: web.Request) -> web.Response:
         await self._authenticate_request(request)

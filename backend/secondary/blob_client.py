@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from backend.framework.geo_auth import authorization_header, request_data, retrieve_data
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable, api_error
@@ -78,12 +79,12 @@ class BlobClient:
 
     async def download(self, replicable_name: str, model_id: int,
                        consume: Callable[[bytes], Awaitable[None]],
-                       on_length: Callable[[int | None], None] = lambda _: None,
-                       ) -> DownloadHeaders:
+                       on_length: Callable[[int | None, DownloadHeaders], None]
+                       = lambda *_: None) -> DownloadHeaders:
         """Stream one blob into `consume`; raises GeoApiError on a non-2xx
         answer and PrimaryUnreachable when the exchange breaks. `on_length`
-        gets the body's announced size before the first byte is read (and
-        may raise to refuse it)."""
+        gets the body's announced size and the primary's headers before the
+        first byte is read (and may raise to refuse it)."""
         url = f"{self.base}api/v4/geo/retrieve/{replicable_name}/{int(model_id)}"
         header = authorization_header(self.access_key, self._secret,
                                       retrieve_data(replicable_name, model_id))
@@ -92,14 +93,19 @@ class BlobClient:
                     "Authorization": header, "X-Sendfile-Type": "X-Sendfile"}) as response:
                 headers = _download_headers(response.headers)
                 if response.status not in REDIRECTS:
-                    await _stream(response, consume, on_length)
+                    await _stream(response, consume, on_length, headers)
                     return headers
-                # Object storage: follow without the Geo credentials, URL as given.
-                location = urljoin(self.base, response.headers.get("Location", ""))
+                location = response.headers.get("Location", "")
+            # Object storage: a presigned URL, followed without the Geo
+            # credentials and byte for byte (encoded=True: yarl would
+            # otherwise re-quote it, and its signature covers the text).
+            if not urlsplit(location).scheme:
+                location = urljoin(self.base, location)
             if urlsplit(location).scheme not in ("http", "https"):
                 raise GeoApiError(response.status, "Redirect to an invalid location")
-            async with self._session.get(location, allow_redirects=False) as redirected:
-                await _stream(redirected, consume, on_length)
+            async with self._session.get(URL(location, encoded=True),
+                                         allow_redirects=False) as redirected:
+                await _stream(redirected, consume, on_length, headers)
             return headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise PrimaryUnreachable(reason(exc)) from exc
@@ -124,12 +130,13 @@ class BlobClient:
             raise PrimaryUnreachable(reason(exc)) from exc
 
 
-async def _stream(response: aiohttp.ClientResponse, consume, on_length) -> None:
+async def _stream(response: aiohttp.ClientResponse, consume, on_length,
+                  headers: DownloadHeaders) -> None:
     if not 200 <= response.status < 300:
         data = await _error_body(response)
         raise api_error(response.status, data)
     expected = response.content_length
-    on_length(expected)
+    on_length(expected, headers)
     received = 0
     parts: list[bytes] = []
     buffered = 0

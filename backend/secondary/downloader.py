@@ -13,17 +13,27 @@ download (docs/PERFORMANCE.md). A larger blob spills into its temporary
 file once it outgrows the buffer and streams there on the loop; its large
 pieces are written, and the file hashed, in a worker thread, so they
 never hold up the loop for long.
+
+An object-stored blob (file_store 2) goes into the secondary's own bucket
+when `[secondary.object_store]` is enabled. A bucket has no rename, so a
+replica appears under its key only once its bytes are known to be the
+primary's: they are hashed first and compared with the primary's
+checksum, then sent with that SHA-256, which the service checks again (a
+PUT up to 64 MiB carries the whole hash; a larger upload carries each
+part's and becomes visible only when complete). Such blobs stay in memory
+up to OBJECT_BUFFER_LIMIT, and spill into a local temporary file beyond.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import errno
+import hashlib
 import itertools
 import os
 from dataclasses import dataclass
 
-from backend.framework.checksum import file_checksum, size_checksum
+from backend.framework.checksum import checksum_like, file_checksum
 from backend.framework.durable import HAVE_SYNCFS, make_folders, sync_descriptor
 from backend.framework.failures import MISSING_ON_PRIMARY
 from backend.framework.replicator import FileStore
@@ -31,6 +41,7 @@ from backend.framework.states import VerificationState
 from backend.secondary.blob_client import BlobClient, DownloadHeaders
 from backend.secondary.disk_reserve import DiskReserve
 from backend.secondary.geo_client import GeoApiError, PrimaryUnreachable
+from backend.object_store.errors import ObjectStoreError
 from backend.secondary.local_storage import LocalStorage, temporary_prefix
 
 FILE_NOT_FOUND = "FILE_NOT_FOUND"
@@ -38,6 +49,8 @@ _serial = itertools.count()  # unique temporary names within this process
 INLINE_PIECE = 256 * 1024  # larger pieces are written in a thread
 BUFFER_LIMIT = 256 * 1024  # blobs up to this size are written by the file writer
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+OBJECT_BUFFER_LIMIT = 16 * 1024 * 1024  # object-stored blobs up to this stay in memory
+UPLOAD_THREADS = 16  # uploads to the bucket at once (the sync workers bound them too)
 
 
 @dataclass(frozen=True)
@@ -80,8 +93,10 @@ class BlobDownloader:
                  disk: DiskReserve | None = None) -> None:
         self.client = client
         self.storage = storage
+        self.bucket = storage.bucket
         self.disk = disk
         self._pieces: concurrent.futures.ThreadPoolExecutor | None = None
+        self._uploads: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def download(self, replicator, model_id: int) -> DownloadResult | BufferedBlob:
         # Runs for every blob: strings, not pathlib, and no system call that
@@ -94,12 +109,19 @@ class BlobDownloader:
         # What a thread does with the file meanwhile: a large piece, the hash.
         in_thread: concurrent.futures.Future | None = None
         promised = 0  # disk space admitted for the body
+        limit = BUFFER_LIMIT  # bytes kept in memory before the body spills
+        to_bucket = False
 
-        def admit(length: int | None) -> None:
+        def admit(length: int | None, headers: DownloadHeaders) -> None:
             """Before the first byte: refuse a blob the disk has no room for
             above the reserve. Admitted bytes count as used until written,
-            so downloads at once never take more than there is together."""
-            nonlocal promised
+            so downloads at once never take more than there is together.
+            A blob for the bucket that fits in memory needs no disk."""
+            nonlocal promised, limit, to_bucket
+            if self.bucket is not None and headers.file_store == FileStore.REMOTE:
+                to_bucket, limit = True, OBJECT_BUFFER_LIMIT
+                if length is not None and length <= limit:
+                    return
             if self.disk is None or length is None:
                 return
             refused = self.disk.admit(length)
@@ -111,7 +133,7 @@ class BlobDownloader:
             nonlocal buffered, spill, in_thread
             if spill is None:
                 buffered += len(piece)
-                if buffered <= BUFFER_LIMIT:
+                if buffered <= limit:
                     pieces.append(piece)
                     return
                 spill = _Spill(destination, model_id)
@@ -127,6 +149,13 @@ class BlobDownloader:
         try:
             headers = await self.client.download(replicator.replicable_name, model_id, consume,
                                                  admit)
+            if to_bucket:
+                key = self.storage.object_key(replicator, model_id)
+                if spill is None:
+                    return await asyncio.wrap_future(self._uploader().submit(
+                        _put_buffered, self.bucket, key, pieces, headers))
+                in_thread = self._uploader().submit(spill.upload, headers, self.bucket, key)
+                return await asyncio.wrap_future(in_thread)
             if spill is None:
                 blob = BufferedBlob(destination, model_id, pieces, headers, promised, self.disk)
                 promised = 0  # the file writer gives it back
@@ -157,10 +186,19 @@ class BlobDownloader:
                     spill.discard()
 
     def close(self) -> None:
-        """Let the threads for large pieces go once their writes are done."""
-        if self._pieces is not None:
-            self._pieces.shutdown(wait=False)
-            self._pieces = None
+        """Let the threads for large pieces and uploads go once done."""
+        for pool in (self._pieces, self._uploads):
+            if pool is not None:
+                pool.shutdown(wait=False)
+        self._pieces = self._uploads = None
+
+    def _uploader(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Threads for boto3's uploads, which wait on the network: more of
+        them than cores."""
+        if self._uploads is None:
+            self._uploads = concurrent.futures.ThreadPoolExecutor(
+                max_workers=UPLOAD_THREADS, thread_name_prefix="geo-bucket-upload")
+        return self._uploads
 
     def _piece_writer(self) -> concurrent.futures.ThreadPoolExecutor:
         """One thread per core: with more (asyncio's default executor has
@@ -260,8 +298,8 @@ class _Spill:
         self.descriptor = None
         local = None
         if headers.checksum:
-            local = (size_checksum(self.size) if headers.file_store == FileStore.REMOTE
-                     else file_checksum(self.temporary))
+            local = checksum_like(headers.checksum, self.size,
+                                  lambda: file_checksum(self.temporary))
             if local != headers.checksum:
                 return DownloadResult(False, "Downloaded file checksum mismatch")
         try:
@@ -269,11 +307,23 @@ class _Spill:
         except IsADirectoryError:
             return DownloadResult(False, f"Destination {self.destination} is a directory")
         self.renamed = True
-        return DownloadResult(
-            True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
-            bytes=self.size, primary_checksum=headers.checksum, file_store=headers.file_store,
-            local_checksum=local if headers.file_store != FileStore.REMOTE else None,
-            folder=os.path.dirname(self.destination))
+        return _succeeded(headers, self.size, local, folder=os.path.dirname(self.destination))
+
+    def upload(self, headers: DownloadHeaders, bucket, key: str) -> DownloadResult:
+        """Hash the file, check it against the primary's checksum and only
+        then upload it under `key`, carrying its SHA-256. The temporary
+        file stays local (discarded after), so it is not synced to disk."""
+        os.close(self.descriptor)
+        self.descriptor = None
+        sha256 = file_checksum(self.temporary)
+        local = checksum_like(headers.checksum, self.size, lambda: sha256)
+        if headers.checksum and local != headers.checksum:
+            return DownloadResult(False, "Downloaded file checksum mismatch")
+        try:
+            bucket.upload_file(key, self.temporary, sha256, self.size)
+        except ObjectStoreError as exc:
+            return DownloadResult(False, f"Error uploading the replica: {exc}")
+        return _succeeded(headers, self.size, local if headers.checksum else None)
 
     def discard(self) -> None:
         """Close and remove the temporary file unless it was renamed."""
@@ -285,6 +335,29 @@ class _Spill:
                 os.unlink(self.temporary)
             except FileNotFoundError:
                 pass
+
+
+def _succeeded(headers: DownloadHeaders, size: int, local: str | None,
+               folder: str | None = None) -> DownloadResult:
+    return DownloadResult(
+        True, primary_verified=headers.verification_state == VerificationState.SUCCEEDED,
+        bytes=size, primary_checksum=headers.checksum, file_store=headers.file_store,
+        local_checksum=local, folder=folder)
+
+
+def _put_buffered(bucket, key: str, pieces: list, headers: DownloadHeaders) -> DownloadResult:
+    """A blob held in memory into the bucket: hashed, checked against the
+    primary's checksum, then one PUT carrying its SHA-256."""
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    sha256 = hashlib.sha256(data).hexdigest()
+    local = checksum_like(headers.checksum, len(data), lambda: sha256)
+    if headers.checksum and local != headers.checksum:
+        return DownloadResult(False, "Downloaded file checksum mismatch")
+    try:
+        bucket.put_bytes(key, data, sha256)
+    except ObjectStoreError as exc:
+        return DownloadResult(False, f"Error uploading the replica: {exc}")
+    return _succeeded(headers, len(data), local if headers.checksum else None)
 
 
 def _create(path: str) -> int:

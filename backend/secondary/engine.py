@@ -32,6 +32,8 @@ from backend.config import SecondaryConfig
 from backend.db import migrate
 from backend.db.engine import create_db_engine
 from backend.replicables import registered
+from backend.object_store.bucket import open_bucket
+from backend.secondary.abandoned_uploads import abort_abandoned_uploads
 from backend.secondary.blob_client import BlobClient
 from backend.secondary.checksum_pool import ChecksumPool
 from backend.secondary.consistency import RegistryConsistency
@@ -64,7 +66,11 @@ class SecondaryEngine:
                  *, replicators: list | None = None, poll_interval: float = 1.0,
                  consistency_interval: float = 60.0,
                  housekeeping_intervals: dict[str, float] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 object_store_source: Callable | None = None) -> None:
+        """`object_store_source`: reads the object store's connection again
+        (from the configuration file) when the service refuses the
+        credentials, so that rotated keys are taken up while running."""
         self.config = config
         self.flags = dict(feature_flags or {})
         self.replicators = list(replicators or registered())
@@ -72,7 +78,10 @@ class SecondaryEngine:
         self.control = EngineControl(poll_interval, on_error)
         self.engine = create_db_engine(config.tracking_database_url,
                                        pool_size=config.files_max_capacity + 4)
-        self.storage = LocalStorage(config.storage_path)
+        self.bucket = open_bucket(config.object_store, timeout=config.request_timeout,
+                                  max_connections=config.files_max_capacity + 4,
+                                  credentials_source=object_store_source)
+        self.storage = LocalStorage(config.storage_path, self.bucket)
         self.client = GeoClient(config.primary_url, config.access_key, config.secret,
                                 max_connections=config.files_max_capacity + 4,
                                 timeout=urllib3.Timeout(connect=config.request_timeout,
@@ -116,6 +125,8 @@ class SecondaryEngine:
             engine=self.engine, events=self.events, consistency=self.consistency,
             storage=self.storage, enabled=self.enabled, signal_work=self._signal_work,
             snapshot=self.snapshot, consistency_interval=consistency_interval,
+            abort_uploads=lambda: abort_abandoned_uploads(self.storage, self.engine,
+                                                          self.enabled()),
             status_interval=config.status_interval,
             reverification_interval=dt.timedelta(days=config.minimum_reverification_interval),
             intervals=housekeeping_intervals)
@@ -198,13 +209,24 @@ class SecondaryEngine:
     def upgrade_database(self) -> None:
         migrate.upgrade(self.engine, "tracking")
 
+    def check_object_store(self) -> None:
+        """Before anything is written: the bucket of `[secondary.object_store]`
+        exists and takes these credentials (ObjectStoreError otherwise)."""
+        if self.bucket is not None:
+            self.bucket.check()
+
     def start(self) -> "SecondaryEngine":
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)  # process-wide; the console's too
         self.storage.root.mkdir(parents=True, exist_ok=True)
-        # Downloads killed with their process leave temporary files behind.
+        # Downloads killed with their process leave temporary files behind,
+        # and uploads into the bucket parts of objects.
         self.storage.remove_abandoned_temporary_files()
         self.heartbeat.beat()
+        try:
+            abort_abandoned_uploads(self.storage, self.engine, self.enabled())
+        except OSError as exc:  # the bucket is down: housekeeping tries again
+            self.control.report("aborting abandoned uploads", exc)
         self.control.stop.clear()
         self.recorder.start()
         self.syncs.start(self._spawn)

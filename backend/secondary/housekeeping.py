@@ -49,8 +49,10 @@ class Housekeeping:
                  signal_work: Callable[[], None], snapshot: Callable[[], object],
                  consistency_interval: float, status_interval: float,
                  reverification_interval: dt.timedelta = dt.timedelta(days=7),
-                 intervals: dict[str, float] | None = None) -> None:
+                 intervals: dict[str, float] | None = None,
+                 abort_uploads: Callable[[], int] | None = None) -> None:
         self.control = control
+        self.abort_uploads = abort_uploads
         self.lease = lease
         self.engine = engine
         self.events = events
@@ -197,10 +199,16 @@ class Housekeeping:
 
     def remove_abandoned_temporary_files(self) -> None:
         """Every file is tried; one that cannot be removed is reported and
-        the walk goes on (the next walk tries it again)."""
+        the walk goes on (the next walk tries it again). Then the bucket's
+        abandoned multipart uploads, if there is a bucket."""
         self.storage.remove_abandoned_temporary_files(
             on_error=lambda exc: self.control.report(
                 "housekeeping (temporary files)", exc))
+        if self.abort_uploads is not None:
+            try:
+                self.abort_uploads()
+            except OSError as exc:
+                self.control.report("housekeeping (abandoned uploads)", exc)
 
 
 class StepFailed(Exception):

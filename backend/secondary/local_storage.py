@@ -1,7 +1,9 @@
-"""Where a secondary keeps replicated blobs: `<storage>/<plural>/<bucket>/<id>`.
+"""Where a secondary keeps replicated blobs: `<storage>/<plural>/<bucket>/<id>`,
+and, when `[secondary.object_store]` is enabled, replicas of object-stored
+blobs under the same key (`<plural>/<bucket>/<id>`) in its own bucket.
 
-The path is derived from the record id alone, so a file can be removed even
-after its record has vanished from the primary.
+The path and key are derived from the record id alone, so a replica can be
+removed even after its record has vanished from the primary.
 """
 from __future__ import annotations
 
@@ -53,9 +55,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 class LocalStorage:
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, bucket=None) -> None:
         self.root = pathlib.Path(root).resolve()
         self._root_text = str(self.root).rstrip("/")
+        self.bucket = bucket  # backend.object_store.bucket.Bucket, or None
 
     def path(self, replicator, model_id: int) -> pathlib.Path:
         return pathlib.Path(self.path_text(replicator, model_id))
@@ -67,12 +70,22 @@ class LocalStorage:
             raise ValueError(f"invalid record id {model_id}")
         return f"{self._root_text}/{replicator.plural_name}/{model_id // BUCKET}/{model_id}"
 
+    def object_key(self, replicator, model_id: int) -> str:
+        """The replica's key in the secondary's bucket."""
+        return self.path_text(replicator, model_id)[len(self._root_text) + 1:]
+
     def remove(self, replicator, model_id: int) -> bool:
+        """Remove the replica wherever it is: the file, and the object when
+        there is a bucket (where it lives depended on the primary's
+        file_store, which a deleted record no longer tells). Raises
+        OSError (ObjectStoreError for the bucket) when either cannot go."""
+        if self.bucket is not None:
+            self.bucket.delete(self.object_key(replicator, model_id))
         try:
             self.path(replicator, model_id).unlink()
             return True
         except FileNotFoundError:
-            return False
+            return self.bucket is not None
 
     def temporary_files(self) -> list[pathlib.Path]:
         """Leftover download files (a crash mid-download leaves one)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from backend.framework.replicator import FileStore
 from backend.framework.status_fields import empty_type_fields
 from backend.framework.states import SyncState, VerificationState
 from backend.secondary.registry_query import state_groups
@@ -35,7 +36,24 @@ def registry_counts(engine, replicator) -> dict:
         elif vstate == VerificationState.FAILED:
             counts["verification_failed_count"] += number
     counts["oldest_unsynced_time"] = oldest_unsynced
+    counts.update(object_storage_counts(engine, replicator))
     return counts
+
+
+def object_storage_counts(engine, replicator) -> dict:
+    """Registries of object-stored records (file_store 2, as the primary
+    describes them), and how many of them are synced."""
+    t = replicator.registry_table()
+    details = replicator.details_table()
+    fk = replicator.registry_fk
+    statement = (select(t.c.state, func.count())
+                 .select_from(t.join(details, details.c[fk] == t.c[fk]))
+                 .where(details.c.file_store == FileStore.REMOTE).group_by(t.c.state))
+    with engine.connect() as connection:
+        rows = connection.execute(statement).all()
+    return {"object_storage_count": sum(number for _, number in rows),
+            "object_storage_synced_count": sum(number for state, number in rows
+                                               if state == SyncState.SYNCED)}
 
 
 def percentage(part: int, whole: int) -> str:
@@ -67,6 +85,8 @@ def secondary_type_status(engine, replicator, enabled: bool) -> dict:
         f"{p}_synced_in_percentage": percentage(counts["synced_count"], registry),
         f"{p}_verified_in_percentage": percentage(counts["verified_count"], registry),
         f"{p}_oldest_unsynced_time": oldest.isoformat() if oldest else None,
+        f"{p}_object_storage_count": counts["object_storage_count"],
+        f"{p}_object_storage_synced_count": counts["object_storage_synced_count"],
     }
 
 

@@ -1,6 +1,11 @@
 """Verification on a secondary: re-hash replicated files and compare them
 with the primary's checksum. A mismatch or error fails the verification and
-the sync, so the file is downloaded again after the backoff."""
+the sync, so the file is downloaded again after the backoff.
+
+A replica in the secondary's bucket is verified by the SHA-256 the service
+stored with it when it has the whole object's, else by reading the object
+through the hash; against a primary that checksums object-stored blobs by
+size (`object_storage_verification = "size"`), by its size."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +13,7 @@ import os
 from typing import Callable
 
 from backend.framework import transitions as tr
-from backend.framework.checksum import file_checksum, size_checksum
+from backend.framework.checksum import file_checksum, is_size_checksum, size_checksum
 from backend.framework.replicator import FileStore
 from backend.framework.states import VerificationState
 from backend.secondary.checksum_pool import ChecksumPool, checksums
@@ -43,7 +48,8 @@ class Verifier:
             raise
         comparable = [claim for claim in claims if _comparable(primary.get(claim.model_id))]
         computed = self.local_checksums(replicator, [
-            (claim.model_id, primary[claim.model_id]["file_store"]) for claim in comparable])
+            (claim.model_id, primary[claim.model_id]["file_store"],
+             primary[claim.model_id]["checksum"]) for claim in comparable])
         for claim in claims:
             if claim.model_id not in computed:
                 # Nothing to compare with until the primary has a checksum.
@@ -66,16 +72,19 @@ class Verifier:
                 counts["failed"] += 1
         return counts
 
-    def local_checksums(self, replicator, wanted: list[tuple[int, int]]) -> dict:
-        """{model id: checksum or OSError} for (model id, file store) pairs;
+    def local_checksums(self, replicator, wanted: list[tuple[int, int, str]]) -> dict:
+        """{model id: checksum or OSError} for (model id, file store,
+        primary checksum) triples, each in the primary checksum's kind;
         local files are hashed in the pool's processes when there is one."""
         results: dict[int, str | OSError] = {}
         local: list[int] = []
         paths: list[str] = []
-        for model_id, store in wanted:
-            if store == FileStore.REMOTE:
+        for model_id, store, expected in wanted:
+            if store == FileStore.REMOTE and (self.storage.bucket is not None
+                                              or is_size_checksum(expected)):
                 try:
-                    results[model_id] = self.local_checksum(replicator, model_id, store)
+                    results[model_id] = self.local_checksum(replicator, model_id, store,
+                                                            expected)
                 except OSError as exc:
                     results[model_id] = exc
             else:
@@ -86,11 +95,16 @@ class Verifier:
             results.update(zip(local, hashed))
         return results
 
-    def local_checksum(self, replicator, model_id: int, file_store: int) -> str:
+    def local_checksum(self, replicator, model_id: int, file_store: int,
+                       expected: str) -> str:
+        """One replica's checksum in the kind of the primary's `expected`."""
+        by_size = is_size_checksum(expected)
+        bucket = self.storage.bucket
+        if file_store == FileStore.REMOTE and bucket is not None:
+            key = self.storage.object_key(replicator, model_id)
+            return size_checksum(bucket.head(key).size) if by_size else bucket.sha256(key)[0]
         path = self.storage.path_text(replicator, model_id)
-        if file_store == FileStore.REMOTE:
-            return size_checksum(os.stat(path).st_size)
-        return file_checksum(path)
+        return size_checksum(os.stat(path).st_size) if by_size else file_checksum(path)
 
 
 def _comparable(state: dict | None) -> bool:

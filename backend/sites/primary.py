@@ -30,6 +30,8 @@ from backend.primary.event_log_pruning import (PRUNE_INTERVAL, EventLogPruner, P
 from backend.primary.checksummer import Checksummer
 from backend.primary.geo_api import GeoApi
 from backend.primary.storage import BlobStorage
+from backend.object_store.bucket import open_bucket
+from backend.framework.replicator import FileStore
 from backend.primary.verification_store import PrimaryVerificationStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,9 @@ class PrimarySite:
         self.config = config
         self.flags = dict(feature_flags or {})
         self.engine = create_db_engine(config.database_url)
-        self.storage = BlobStorage(config.storage_path)
+        self.bucket = open_bucket(config.object_store)
+        self.storage = BlobStorage(config.storage_path, self.bucket)
+        self.object_storage_verification = config.object_storage_verification
         self.replicators = list(replicators or registered())
         self.replicators_by_name = {r.replicable_name: r for r in self.replicators}
         self.minimum_reverification_interval = config.minimum_reverification_interval
@@ -88,29 +92,43 @@ class PrimarySite:
         return Catalog(self.engine, self.storage, replicator,
                        publish_events=self.publishes_events(replicator))
 
-    def blob_path(self, replicator, model_id: int, with_store: bool = False):
-        """(absolute path, relative path[, file_store]) of a record, or None."""
+    def check_object_store(self) -> None:
+        """At start: the bucket of `[primary.object_store]` exists and takes
+        these credentials (ObjectStoreError with the reason otherwise)."""
+        if self.bucket is not None:
+            self.bucket.check()
+
+    def blob_location(self, replicator, model_id: int):
+        """(relative path or key, file_store) of a record, or None."""
         model = replicator.model_table()
         with self.engine.connect() as connection:
             row = connection.execute(select(model.c.file, model.c.file_store)
                                      .where(model.c.id == model_id)).first()
-        if row is None:
+        return None if row is None else (row.file, row.file_store)
+
+    def blob_path(self, replicator, model_id: int):
+        """(absolute path, relative path) of a local record, or None (gone,
+        in object storage, or an unsafe path)."""
+        located = self.blob_location(replicator, model_id)
+        if located is None or located[1] == FileStore.REMOTE:
             return None
         try:
-            path = self.storage.path(row.file, row.file_store)
+            return self.storage.path(located[0]), located[0]
         except UnsafePathError:
             log.error("%s %s has an unsafe path; refusing to serve it",
                       replicator.title, model_id)
             return None
-        return (path, row.file, row.file_store) if with_store else (path, row.file)
 
     def blob_for_download(self, replicator, model_id: int):
-        """(state row, absolute path or None) of a record, or None."""
+        """(state row, absolute path or None) of a record, or None. An
+        object-stored record has no path: its `file` is the bucket's key."""
         row = replicables_query.blob(self.engine, replicator, model_id)
         if row is None:
             return None
+        if row["file_store"] == FileStore.REMOTE:
+            return row, None
         try:
-            return row, self.storage.path(row["file"], row["file_store"])
+            return row, self.storage.path(row["file"])
         except UnsafePathError:
             log.error("%s %s has an unsafe path; refusing to serve it",
                       replicator.title, model_id)
@@ -188,6 +206,8 @@ class PrimarySite:
             p = replicator.plural_name
             counts = PrimaryVerificationStore(self.engine, replicator).counts()
             fields[f"{p}_count"] = self.catalog(replicator).count()
+            fields[f"{p}_object_storage_count"] = self.catalog(replicator).count(
+                FileStore.REMOTE)
             fields[f"{p}_checksum_total_count"] = counts["checksum_total"]
             fields[f"{p}_checksummed_count"] = counts["checksummed"]
             fields[f"{p}_checksum_failed_count"] = counts["checksum_failed"]
@@ -212,6 +232,7 @@ class PrimarySite:
     # --- running ------------------------------------------------------------------
 
     def start(self, checksum_workers: int = 2) -> "PrimarySite":
+        self.check_object_store()
         pathlib.Path(self.storage.root).mkdir(parents=True, exist_ok=True)
         host, port = parse_listen(self.config.listen)
         app = GeoApi(self).application()

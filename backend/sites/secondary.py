@@ -62,8 +62,9 @@ class SecondarySite:
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self, serve: bool = True, run_engine: bool = True) -> "SecondarySite":
-        """Migrate, serve the API, start the engine; what started is stopped
-        again if a later step fails."""
+        """Check the object store, migrate, serve the API, start the engine;
+        what started is stopped again if a later step fails."""
+        self.engine.check_object_store()  # a wrong bucket or key: nothing written
         self.engine.upgrade_database()
         # The port first: a site that cannot listen stops before its engine
         # has registered a heartbeat or taken the lease.

@@ -15,6 +15,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from tests.support.memory_keyring import MemoryKeyring  # noqa: E402
 from PySide6.QtCore import QSettings, QThreadPool, QTimer  # noqa: E402
 from sqlalchemy import event, insert  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
@@ -175,3 +176,20 @@ def open_window(qtbot, settings, **options):
     window.show()
     window.start()
     return window
+
+
+@pytest.fixture
+def keyring_in_memory(monkeypatch, tmp_path):
+    """The console's data folder in tmp_path/home and its token store on a
+    MemoryKeyring (returned), empty, with no token in the environment."""
+    import keyring
+
+    from app import token_store
+    monkeypatch.setenv("GEO_CONSOLE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(token_store.ENVIRONMENT, raising=False)
+    monkeypatch.setattr(token_store, "_session", {})
+    memory = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(memory)
+    yield memory
+    keyring.set_keyring(previous)

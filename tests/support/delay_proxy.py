@@ -1,7 +1,9 @@
 """A TCP proxy that plays a slow link: every answer from upstream reaches
 the client `delay` seconds late. It counts the connections clients open
 and the HTTP requests they send, to tell a client that reuses its
-connection from one that opens one per request."""
+connection from one that opens one per request, and keeps the head
+(request line and headers) of each request that starts a read from the
+client, in `heads`."""
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +16,7 @@ class DelayProxy:
         self.delay = delay
         self.connections = 0
         self.requests = 0
+        self.heads: list[bytes] = []
         self.port = 0
         self._writers: set = set()
         self._loop = asyncio.new_event_loop()
@@ -48,6 +51,8 @@ class DelayProxy:
             while data := await reader.read(65536):
                 if not delay:
                     self.requests += data.count(b" HTTP/1.1\r\n")
+                    if data[:4] in (b"GET ", b"PUT ", b"HEAD", b"POST", b"DELE"):
+                        self.heads.append(data.partition(b"\r\n\r\n")[0])
                 else:
                     await asyncio.sleep(delay)
                 writer.write(data)

@@ -1,23 +1,29 @@
 """An HTTP proxy, run as its own process, that breaks answers on purpose.
 
     python -m tests.support.fault_proxy --upstream http://127.0.0.1:PORT --seed N
+                                        [--flip-paths PREFIX]
 
 prints `listening PORT` once ready and then reads commands on stdin, one
 per line: `on` (break answers), `off` (pass everything through),
-`reset PATH` (always reset requests for PATH, on or off) and `stats` (print
-one JSON line of how many answers got each treatment).
+`only TREATMENT` (while on, give every request that treatment; `only` alone
+goes back to random ones), `reset PATH` (always reset requests for PATH, on
+or off) and `stats` (print one JSON line of how many answers got each
+treatment).
 
 While on, each request gets one treatment, at random:
   pass      forwarded unchanged
   error     answered 500, 502, 503 or 504 without reaching the primary
   reset     the connection is reset (RST) before any answer
   truncate  the answer is cut off halfway through its body
-  flip      one byte of a blob body is inverted (blob downloads only: the
-            JSON answers ride inside TLS in production, where a flipped bit
+  flip      one byte of a blob body is inverted (blob downloads only, the
+            paths that hold `--flip-paths`, `/retrieve/` by default: the JSON
+            answers ride inside TLS in production, where a flipped bit
             breaks the connection instead)
   stall     nothing more is sent for `--stall` seconds, then the connection
-            is closed (longer than the client's read timeout)
+            is closed (longer than the client's read timeout): after half
+            the body, or before the answer when it has no body
 Every connection serves one request and is closed (`Connection: close`).
+`FaultProxyProcess` runs it from a test.
 """
 from __future__ import annotations
 
@@ -27,7 +33,9 @@ import collections
 import json
 import random
 import socket
+import os
 import struct
+import subprocess
 import sys
 from urllib.parse import urlsplit
 
@@ -37,7 +45,9 @@ HEADER_END = b"\r\n\r\n"
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, seed: int, stall: float) -> None:
+    def __init__(self, upstream: str, seed: int, stall: float,
+                 flip_paths: str = "/retrieve/") -> None:
+        self.flip_paths = flip_paths
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
         self.rng = random.Random(seed)
@@ -45,14 +55,15 @@ class FaultProxy:
         self.faulty = False
         self.counts: collections.Counter = collections.Counter()
         self.always_reset: set[str] = set()
+        self.only: str | None = None
 
     def choose(self, path: str) -> str:
         if path.partition("?")[0] in self.always_reset:
             return "reset"
         if not self.faulty:
             return "pass"
-        treatment = self.rng.choices(TREATMENTS, WEIGHTS)[0]
-        if treatment == "flip" and "/retrieve/" not in path:
+        treatment = self.only or self.rng.choices(TREATMENTS, WEIGHTS)[0]
+        if treatment == "flip" and self.flip_paths not in path:
             treatment = "error"
         return treatment
 
@@ -81,7 +92,8 @@ class FaultProxy:
                     payload[position + 1:]
                 await _send(writer, header + flipped)
             elif treatment == "stall":
-                await _send(writer, header + payload[: len(payload) // 2])
+                if payload:
+                    await _send(writer, header + payload[: len(payload) // 2])
                 await asyncio.sleep(self.stall)
             else:
                 await _send(writer, header + payload)
@@ -106,6 +118,9 @@ class FaultProxy:
             self.faulty = True
         elif line == "off":
             self.faulty = False
+        elif line == "only" or line.startswith("only "):
+            chosen = line.partition(" ")[2].strip()
+            self.only = chosen if chosen in TREATMENTS else None
         elif line.startswith("reset "):
             self.always_reset.add(line.partition(" ")[2])
         elif line == "stats":
@@ -149,8 +164,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stall", type=float, default=3.0)
+    parser.add_argument("--flip-paths", default="/retrieve/")
     args = parser.parse_args(argv)
-    proxy = FaultProxy(args.upstream, args.seed, args.stall)
+    proxy = FaultProxy(args.upstream, args.seed, args.stall, args.flip_paths)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0, limit=1 << 16)
     print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
     loop = asyncio.get_running_loop()
@@ -159,6 +175,39 @@ async def main(argv: list[str] | None = None) -> None:
     while line := await stdin.readline():
         proxy.command(line.decode())
     server.close()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class FaultProxyProcess:
+    """The proxy as a process of its own, steered from a test."""
+
+    def __init__(self, upstream: str, seed: int, stall: float,
+                 flip_paths: str = "/retrieve/") -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fault_proxy", "--upstream", upstream,
+             "--seed", str(seed), "--stall", str(stall), "--flip-paths", flip_paths],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        first = self.process.stdout.readline().split()
+        assert first and first[0] == "listening", first
+        self.url = f"http://127.0.0.1:{first[1]}"
+
+    def send(self, command: str) -> None:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def stats(self) -> dict:
+        self.send("stats")
+        return json.loads(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 if __name__ == "__main__":

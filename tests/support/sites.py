@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import time
 
-from backend.config import PeerConfig, PrimaryConfig, SecondaryConfig
+from backend.config import (ObjectStoreConfig, ObjectStoreConnection, PeerConfig,
+                            PrimaryConfig, SecondaryConfig)
 from backend.sites.primary import PrimarySite
 from backend.secondary.engine import SecondaryEngine
 
@@ -12,8 +13,24 @@ READ_TOKEN = "test-read-token"
 READ_HEADERS = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
+def object_store(server, bucket: str | None = None, access_key=None,
+                 **options) -> ObjectStoreConfig:
+    """An enabled object store in `bucket` (a fresh one by default) of an
+    S3 server of tests/support/s3_server.py. `access_key`: (id, secret)
+    other than the server's default; `options`: ObjectStoreConfig's."""
+    from tests.support.s3_server import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
+    key_id, secret = access_key or server.admin_credentials or (DUMMY_ACCESS_KEY_ID,
+                                                                DUMMY_SECRET_ACCESS_KEY)
+    connection = ObjectStoreConnection(endpoint=server.endpoint, path_style=True,
+                                       aws_access_key_id=key_id, aws_secret_access_key=secret)
+    return ObjectStoreConfig(enabled=True, bucket=bucket or server.make_bucket(),
+                             connection=connection, **options)
+
+
 def start_primary(database_url, storage, credentials, secondaries=("secondary-1",),
                   replicators=None, flags=None, before_start=None,
+                  object_store: ObjectStoreConfig = ObjectStoreConfig(),
+                  object_storage_verification: str = "sha256",
                   **site_options) -> PrimarySite:
     """A primary on loopback. `before_start(site)` runs on the migrated site
     before its server and checksummer start (records made there are
@@ -22,7 +39,9 @@ def start_primary(database_url, storage, credentials, secondaries=("secondary-1"
     peers = tuple(PeerConfig(name, "", credentials["access_key"] + ("" if i == 0 else str(i)),
                              credentials["secret"]) for i, name in enumerate(secondaries))
     config = PrimaryConfig(database_url=database_url, storage_path=str(storage),
-                           listen="127.0.0.1:0", secondaries=peers, read_token=READ_TOKEN)
+                           listen="127.0.0.1:0", secondaries=peers, read_token=READ_TOKEN,
+                           object_store=object_store,
+                           object_storage_verification=object_storage_verification)
     site = PrimarySite(config, flags, replicators=replicators, **site_options)
     site.upgrade_database()
     if before_start is not None:
