@@ -81,6 +81,9 @@ class ObjectStoreConfig:
     # Serve object-stored blobs through the primary instead of redirecting
     # the secondary to a presigned URL.
     proxy_download: bool = False
+    # Objects larger than this go up in parts (S3: from 5 MiB; at most
+    # 5 GiB in one PUT); smaller ones in one PUT carrying their SHA-256.
+    multipart_threshold_mb: int = 64
     connection: ObjectStoreConnection = ObjectStoreConnection()
 
 
@@ -313,6 +316,8 @@ def _validate_object_store(config: ObjectStoreConfig, where: str) -> None:
     if not config.enabled:
         return
     connection = config.connection
+    if not 5 <= config.multipart_threshold_mb <= 5120:
+        raise ConfigError(f"{where}.multipart_threshold_mb must be between 5 and 5120 (MiB)")
     if not BUCKET_NAME.fullmatch(config.bucket) or ".." in config.bucket:
         raise ConfigError(f"{where}.bucket must name an S3 bucket (3 to 63 lower-case "
                           "letters, digits, dots and hyphens)")

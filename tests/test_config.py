@@ -117,3 +117,80 @@ def test_duplicate_access_keys_are_refused():
     with pytest.raises(ConfigError, match="access keys must be unique"):
         parse_config({"primary": {"database_url": "sqlite:///p", "storage_path": "/p",
                                   "secondaries": [peer, dict(peer, name="b")]}})
+
+
+# --- object storage: GitLab's consolidated form ----------------------------------------------
+
+STORE_TOML = """
+[secondary.object_store]
+enabled = true
+bucket = "geo-replicas"
+[secondary.object_store.connection]
+provider = "AWS"
+region = "eu-central-1"
+endpoint = "http://127.0.0.1:9000"
+path_style = true
+aws_access_key_id = "AKIAEXAMPLE"
+aws_secret_access_key = "a-secret-access-key-never-shown"
+"""
+
+
+def secondary_toml(tmp_path, extra: str):
+    path = tmp_path / "geo.toml"
+    lines = [f"{key} = {value!r}".replace("'", '"') for key, value in SECONDARY.items()]
+    path.write_text("[secondary]\n" + "\n".join(lines) + "\n" + extra)
+    return path
+
+
+def test_object_store_in_gitlabs_consolidated_form(tmp_path):
+    store = load_config(secondary_toml(tmp_path, STORE_TOML), environ={}).secondary.object_store
+    assert (store.enabled, store.bucket, store.proxy_download, store.multipart_threshold_mb) == \
+        (True, "geo-replicas", False, 64)
+    connection = store.connection
+    assert (connection.provider, connection.region, connection.endpoint, connection.path_style,
+            connection.aws_access_key_id) == ("AWS", "eu-central-1", "http://127.0.0.1:9000",
+                                              True, "AKIAEXAMPLE")
+    assert "a-secret-access-key-never-shown" not in repr(load_config(
+        secondary_toml(tmp_path, STORE_TOML), environ={}))
+
+
+def test_object_store_keys_are_overridden_from_the_environment(tmp_path):
+    environ = {"GEO_CONSOLE_SECONDARY_OBJECT_STORE_BUCKET": "other-bucket",
+               "GEO_CONSOLE_SECONDARY_OBJECT_STORE_CONNECTION_PATH_STYLE": "false",
+               "GEO_CONSOLE_SECONDARY_OBJECT_STORE_CONNECTION_AWS_SECRET_ACCESS_KEY": "rotated"}
+    store = load_config(secondary_toml(tmp_path, STORE_TOML), environ=environ) \
+        .secondary.object_store
+    assert store.bucket == "other-bucket" and store.connection.path_style is False
+    assert store.connection.aws_secret_access_key == "rotated"
+
+
+@pytest.mark.parametrize("change, message", [
+    (('bucket = "geo-replicas"', 'bucket = "Geo_Replicas"'),
+     "secondary.object_store.bucket must name an S3 bucket"),
+    (('provider = "AWS"', 'provider = "Google"'),
+     'secondary.object_store.connection.provider must be "AWS"'),
+    (('endpoint = "http://127.0.0.1:9000"', 'endpoint = "minio:9000"'),
+     "secondary.object_store.connection.endpoint must be an http:// or https:// URL"),
+    (('aws_secret_access_key = "a-secret-access-key-never-shown"', ''),
+     "secondary.object_store.connection needs both aws_access_key_id and "
+     "aws_secret_access_key, or neither"),
+    (('enabled = true', 'enabled = "yes"'), "secondary.object_store.enabled must be true or false"),
+    (('enabled = true', 'enabled = true\nmultipart_threshold_mb = 2'),
+     "secondary.object_store.multipart_threshold_mb must be between 5 and 5120"),
+    (('region = "eu-central-1"', 'region = "eu-central-1"\nsignature = "v2"'),
+     "secondary.object_store: unknown key connection.signature"),
+])
+def test_a_bad_object_store_is_one_line_naming_its_key(tmp_path, change, message):
+    old, new = change
+    with pytest.raises(ConfigError) as caught:
+        load_config(secondary_toml(tmp_path, STORE_TOML.replace(old, new)), environ={})
+    text = str(caught.value)
+    assert message in text and "\n" not in text
+    assert "a-secret-access-key-never-shown" not in text
+
+
+def test_a_disabled_object_store_is_not_checked(tmp_path):
+    disabled = STORE_TOML.replace("enabled = true", "enabled = false").replace(
+        'bucket = "geo-replicas"', 'bucket = "not checked while off"')
+    assert not load_config(secondary_toml(tmp_path, disabled), environ={}) \
+        .secondary.object_store.enabled

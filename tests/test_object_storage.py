@@ -30,7 +30,8 @@ from backend.secondary.registry_actions import RegistryActions
 from backend.secondary.registry_selection import RegistrySelection
 from tests.support.delay_proxy import DelayProxy
 from tests.support.fixtures_e2e import all_synced_and_verified, registries
-from tests.support.sites import (object_store, secondary_config, start_engine, start_primary,
+from tests.support.sites import object_store as sites_object_store
+from tests.support.sites import (secondary_config, start_engine, start_primary,
                                  wait_for_checksums, wait_until)
 
 CoolWidgets = replicator_for("cool_widget")
@@ -39,13 +40,18 @@ pytestmark = pytest.mark.slow
 MiB = 1 << 20
 
 
+# Every bucket here takes uploads over 6 MiB in parts (of 6 MiB), so that
+# blobs of a few MiB take the large-object paths.
+PARTS_FROM = {"multipart_threshold_mb": 6}
+
+
+def object_store(server, bucket=None, **options):
+    return sites_object_store(server, bucket, **{**PARTS_FROM, **options})
+
+
 @pytest.fixture
 def small_parts(monkeypatch):
-    """Multipart uploads from 6 MiB on, in parts of 5 MiB (S3's smallest),
-    and object-stored blobs in memory only up to 1 MiB: the large-object
-    paths with blobs of a few MiB."""
-    monkeypatch.setattr(bucket_module, "SINGLE_PUT_LIMIT", 6 * MiB)
-    monkeypatch.setattr(bucket_module, "PART_SIZE", 5 * MiB)
+    """Object-stored blobs stay in memory only up to 1 MiB, then spill."""
     monkeypatch.setattr(downloader_module, "OBJECT_BUFFER_LIMIT", 1 * MiB)
 
 

@@ -70,7 +70,7 @@ def with_endpoint(config, endpoint):
 
 
 def secondary_toml(primary, credentials, tracking_url, base, bucket, endpoint, key_id,
-                   secret) -> str:
+                   secret, parts_from_mb: int = 64) -> str:
     """A secondary's configuration file replicating into `bucket`."""
     return f"""[secondary]
 name = "secondary-1"
@@ -85,6 +85,7 @@ status_interval = 2
 [secondary.object_store]
 enabled = true
 bucket = "{bucket}"
+multipart_threshold_mb = {parts_from_mb}
 [secondary.object_store.connection]
 endpoint = "{endpoint}"
 path_style = true
@@ -147,10 +148,10 @@ def test_engine_survives_a_faulty_object_store(primary, tracking_url, tmp_path, 
 
 def test_sigkill_during_a_multipart_upload_leaves_nothing_behind(
         primary, tracking_url, tmp_path, credentials, s3_server):
-    """A blob over the single-PUT limit goes up in parts; killed mid-way,
-    the engine leaves no visible object, and the next start aborts the
-    upload before it syncs the blob again."""
-    data = os.urandom(70 * MiB)
+    """A blob over the multipart threshold (8 MiB here) goes up in parts;
+    killed mid-way, the engine leaves no visible object, and the next start
+    aborts the upload before it syncs the blob again."""
+    data = os.urandom(30 * MiB)
     [model_id] = add_remote(primary, [data])
     wait_for_checksums(primary, timeout=60)
     target = s3_server.make_bucket()
@@ -162,7 +163,8 @@ def test_sigkill_during_a_multipart_upload_leaves_nothing_behind(
         path = tmp_path / "secondary.toml"
         path.write_text(secondary_toml(primary, credentials, tracking_url, tmp_path, target,
                                        endpoint, store.connection.aws_access_key_id,
-                                       store.connection.aws_secret_access_key))
+                                       store.connection.aws_secret_access_key,
+                                       parts_from_mb=8))
         return [sys.executable, "main.py", "secondary", "run", "--config", str(path)]
 
     def uploads():
@@ -275,6 +277,7 @@ listen = "127.0.0.1:0"
 [primary.object_store]
 enabled = true
 bucket = "{bucket}"
+multipart_threshold_mb = 8
 [primary.object_store.connection]
 endpoint = "{endpoint or s3_server.endpoint}"
 path_style = true
@@ -356,13 +359,13 @@ storage_path = "{tmp_path / 'primary'}"
 
 def test_primary_add_and_delete_with_object_storage(tmp_path, s3_server):
     """`primary add --object-storage` puts the file into the bucket (in
-    parts past the single-PUT limit) and `primary delete` takes it out."""
+    parts past the multipart threshold) and `primary delete` takes it out."""
     bucket = s3_server.make_bucket()
     config = cli_config(tmp_path, s3_server, bucket)
     assert run_cli("db", "upgrade", "--config", config).returncode == 0
     small, large = tmp_path / "small.bin", tmp_path / "large.bin"
     small.write_bytes(b"into the bucket")
-    large.write_bytes(os.urandom(65 * MiB))  # over the 64 MiB of one PUT
+    large.write_bytes(os.urandom(20 * MiB))  # over the 8 MiB of one PUT here
     added = run_cli("primary", "add", "--object-storage", str(small), str(large),
                     "--config", config)
     assert added.returncode == 0, added.stderr
@@ -372,11 +375,11 @@ def test_primary_add_and_delete_with_object_storage(tmp_path, s3_server):
     assert len(stored) == 2
     by_size = {item["Size"]: key for key, item in stored.items()}
     assert s3.get_object(Bucket=bucket, Key=by_size[15])["Body"].read() == b"into the bucket"
-    assert stored[by_size[65 * MiB]]["ETag"].strip('"').endswith("-5")  # five parts
+    assert stored[by_size[20 * MiB]]["ETag"].strip('"').endswith("-3")  # three parts
     listed = run_cli("primary", "list", "--config", config).stdout
     assert listed.count(" remote ") == 2
     deleted = run_cli("primary", "delete", str(ids[0]), "--type", "cool_widget", "--config",
                       config)
     assert deleted.returncode == 0, deleted.stderr
     assert [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]] == \
-        [by_size[65 * MiB]]
+        [by_size[20 * MiB]]

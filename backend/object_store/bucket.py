@@ -36,13 +36,14 @@ from backend.object_store.errors import ObjectStoreError, describe
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
-# Up to this size an object is one PUT carrying its whole SHA-256: the
-# service checks it and keeps it, so verifying the object later is one HEAD.
-# Larger ones go up in parts, each with its own SHA-256 (the service checks
-# each part); their stored checksum is then a checksum of the parts' checksums,
-# so verifying them reads the object through the hash.
-SINGLE_PUT_LIMIT = 64 * 1024 * 1024
-PART_SIZE = 16 * 1024 * 1024
+MiB = 1 << 20
+# Up to `multipart_threshold_mb` (64 MiB by default) an object is one PUT
+# carrying its whole SHA-256: the service checks it and keeps it, so
+# verifying the object later is one HEAD. Larger ones go up in parts of up
+# to PART_SIZE, each with its own SHA-256 (the service checks each part);
+# their stored checksum is then a checksum of the parts' checksums, so
+# verifying them reads the object through the hash.
+PART_SIZE = 16 * MiB
 ATTEMPTS = 3  # botocore's standard retry mode: the first try and two retries
 PRESIGNED_LIFETIME = 300  # seconds, as GitLab's direct downloads
 
@@ -81,6 +82,8 @@ class Bucket:
                  credentials_source: Callable[[], ObjectStoreConnection] | None = None) -> None:
         self.name = config.bucket
         self.connection = config.connection
+        self.single_put_limit = config.multipart_threshold_mb * MiB
+        self.part_size = min(PART_SIZE, self.single_put_limit)
         self.timeout = timeout
         self.max_connections = max_connections
         self.credentials_source = credentials_source
@@ -92,7 +95,12 @@ class Bucket:
     def _make_client(self, connection: ObjectStoreConnection):
         options = BotoConfig(
             region_name=connection.region, signature_version="s3v4",
-            s3={"addressing_style": "path" if connection.path_style else "auto"},
+            # Not SigV4's hash of every body as well: uploads carry their
+            # SHA-256 in a signed header, which the service checks, so a
+            # second pass over each body (botocore does it over http)
+            # adds nothing but a core's time.
+            s3={"addressing_style": "path" if connection.path_style else "auto",
+                "payload_signing_enabled": False},
             retries={"max_attempts": ATTEMPTS, "mode": "standard"},
             connect_timeout=self.timeout, read_timeout=self.timeout,
             max_pool_connections=max(10, self.max_connections),
@@ -165,11 +173,11 @@ class Bucket:
             ChecksumSHA256=hex_to_base64(sha256)), key)
 
     def upload_file(self, key: str, path: str, sha256: str | None, size: int) -> None:
-        """A file under `key`. Up to SINGLE_PUT_LIMIT one PUT carrying its
-        SHA-256 (hex; computed here when None); larger, a multipart upload
-        whose parts each carry theirs, which makes the object appear only
-        once every part has been accepted."""
-        if size <= SINGLE_PUT_LIMIT:
+        """A file under `key`. Up to the multipart threshold one PUT carrying
+        its SHA-256 (hex; computed here when None); larger, a multipart
+        upload whose parts each carry theirs, which makes the object appear
+        only once every part has been accepted."""
+        if size <= self.single_put_limit:
             if sha256 is None:
                 sha256 = file_checksum(path)
 
@@ -180,8 +188,8 @@ class Bucket:
                                       ChecksumSHA256=hex_to_base64(sha256))
             self._call(put, key)
             return
-        transfer = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT,
-                                  multipart_chunksize=PART_SIZE, max_concurrency=4,
+        transfer = TransferConfig(multipart_threshold=self.single_put_limit,
+                                  multipart_chunksize=self.part_size, max_concurrency=4,
                                   use_threads=True)
         self._call(lambda client: client.upload_file(
             path, self.name, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},

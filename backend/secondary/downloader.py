@@ -19,8 +19,9 @@ when `[secondary.object_store]` is enabled. A bucket has no rename, so a
 replica appears under its key only once its bytes are known to be the
 primary's: they are hashed first and compared with the primary's
 checksum, then sent with that SHA-256, which the service checks again (a
-PUT up to 64 MiB carries the whole hash; a larger upload carries each
-part's and becomes visible only when complete). Such blobs stay in memory
+PUT up to the bucket's multipart threshold, 64 MiB by default, carries the
+whole hash; a larger upload carries each part's and becomes visible only
+when complete). Such blobs stay in memory
 up to OBJECT_BUFFER_LIMIT, and spill into a local temporary file beyond.
 """
 from __future__ import annotations
