@@ -133,6 +133,10 @@ def test_engine_survives_a_faulty_object_store(primary, tracking_url, tmp_path, 
                       if r["state"] == SyncState.FAILED]
             assert all(r["retry_at"] is not None and r["retry_count"] >= 1 for r in failed)
             proxy.send("off")
+            # Syncs stalled meanwhile fail only now: past their backoff too.
+            wait_until(lambda: not any(r["state"] == SyncState.STARTED for r in
+                                       registries(engine, CoolWidgets).values()),
+                       timeout=60, message="the stalled syncs ended")
             clock.advance(dt.timedelta(hours=2))  # past every backoff
             engine.wake()
             wait_until(lambda: all_synced_and_verified(engine, CoolWidgets, ids), timeout=90,

@@ -195,11 +195,6 @@ class Bucket:
             path, self.name, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
             Config=transfer), key)
 
-    def copy(self, source_key: str, key: str) -> None:
-        self._call(lambda client: client.copy_object(
-            Bucket=self.name, Key=key, CopySource={"Bucket": self.name, "Key": source_key}),
-            key)
-
     def delete(self, key: str) -> None:
         """Remove `key`; a missing object is no error (S3 says 204 either way)."""
         self._call(lambda client: client.delete_object(Bucket=self.name, Key=key), key)
