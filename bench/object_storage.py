@@ -105,7 +105,8 @@ from backend.sites.primary import PrimarySite  # noqa: E402
 from bench.bare_loops import CAPACITY, SECRET  # noqa: E402
 from bench.loopback import free_port  # noqa: E402
 from bench.sync_and_verify import (CoolWidgets, SECONDARY_NAMES, access_key_of,  # noqa: E402
-                                   start_primary, tracking_database, wait_for_checksums)
+                                   peers_toml, start_primary, tracking_database,
+                                   wait_for_checksums)
 from tests.support.s3_server import (DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY,  # noqa: E402
                                      REGION, S3Server)
 
@@ -242,11 +243,7 @@ def describe_requests(counts: collections.Counter, source: str, destination: str
 def write_primary_config(folder: pathlib.Path, port: int, server: S3Server,
                          bucket: str) -> pathlib.Path:
     path = folder / "primary.toml"
-    peers = "\n".join(f"""[[primary.secondaries]]
-name = "{peer}"
-access_key = "{access_key_of(peer)}"
-secret = "{SECRET}"
-""" for peer in SECONDARY_NAMES)
+    peers = peers_toml()
     path.write_text(f"""[primary]
 database_url = "sqlite:///{folder / 'primary.db'}"
 storage_path = "{folder / 'primary'}"

@@ -95,14 +95,19 @@ def access_key_of(name: str) -> str:
     return ACCESS_KEY if name == SECONDARY_NAMES[0] else f"{ACCESS_KEY}-{name}"
 
 
-def write_config(workdir: pathlib.Path, primary_port: int, tracking_url: str,
-                 secondary_storage: pathlib.Path, name: str = SECONDARY_NAMES[0]) -> pathlib.Path:
-    path = workdir / "geo.toml"
-    peers = "\n".join(f"""[[primary.secondaries]]
+def peers_toml() -> str:
+    """The primary's `[[primary.secondaries]]` tables, one per bench secondary."""
+    return "\n".join(f"""[[primary.secondaries]]
 name = "{peer}"
 access_key = "{access_key_of(peer)}"
 secret = "{SECRET}"
 """ for peer in SECONDARY_NAMES)
+
+
+def write_config(workdir: pathlib.Path, primary_port: int, tracking_url: str,
+                 secondary_storage: pathlib.Path, name: str = SECONDARY_NAMES[0]) -> pathlib.Path:
+    path = workdir / "geo.toml"
+    peers = peers_toml()
     path.write_text(f"""[primary]
 database_url = "sqlite:///{workdir / 'primary.db'}"
 storage_path = "{workdir / 'primary'}"
